@@ -1,0 +1,22 @@
+# The two commands of the README:  `make demo` (main job)  and  `make test` (tests).
+SHELL := /bin/bash
+VENV := .venv
+SERVING := .venv-serving
+PYTEST_ARGS ?=
+
+.PHONY: setup demo test lint unit clean
+
+setup:  ## build both virtual environments (idempotent)
+	bash scripts/setup.sh all
+
+demo: setup  ## the main job on the bundled MovieLens data
+	bash scripts/demo.sh
+
+lint: setup
+	$(VENV)/bin/ruff check .
+
+test: setup lint  ## everything CI runs
+	bash scripts/test.sh $(PYTEST_ARGS)
+
+clean:
+	rm -rf runs build .pytest_cache .ruff_cache

@@ -1,0 +1,5 @@
+import sys
+
+from smartreco.cli import main
+
+sys.exit(main())

@@ -1,0 +1,1 @@
+"""Data: canonical tables, loaders, synthetic generator."""

@@ -1,0 +1,1 @@
+"""Recommenders: CF (Lightning), content-based, hybrid ranker, and the baseline peers."""

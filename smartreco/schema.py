@@ -1,0 +1,198 @@
+"""Pydantic models of the public contracts: canonical records and the recommendation API.
+
+These are the shapes the REST/gRPC executor, the CLI and the feedback log accept; a validation
+error names the field (``num_recommendations: must be <= 1000``) and becomes HTTP 400 /
+INVALID_ARGUMENT at the edge.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from smartreco.data.columns import CHANNELS, INTERACTION_TYPES
+from smartreco.errors import SmartRecoError
+
+InteractionType = Literal["view", "click", "add_to_cart", "purchase", "like", "share", "rating"]
+Channel = Literal["web", "mobile", "email"]
+assert set(InteractionType.__args__) == set(INTERACTION_TYPES)  # one list, two spellings
+assert set(Channel.__args__) == set(CHANNELS)
+
+MAX_RECOMMENDATIONS = 1000
+MAX_EXCLUDED_ITEMS = 10_000
+_ID = Field(min_length=1, max_length=256)
+
+
+class RequestValidationError(SmartRecoError, ValueError):
+    """A request that breaks the contract; ``field`` is the dotted path of the first bad field."""
+
+    def __init__(self, message: str, field: str | None = None) -> None:
+        super().__init__(message)
+        self.field = field
+
+
+def _strict_id(value: Any) -> str:
+    # gRPC Struct turns numbers into floats: accept 42 and 42.0 as "42", reject 42.5, bools, objects
+    if isinstance(value, bool) or value is None:
+        raise ValueError("must be a string or an integer id")
+    if isinstance(value, float):
+        if not value.is_integer():
+            raise ValueError("must be a string or an integer id")
+        value = int(value)
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, str):
+        return value
+    raise ValueError("must be a string or an integer id")
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+
+class User(_Model):
+    user_id: str = _ID
+    registration_date: datetime | None = None
+    age_group: str | None = None
+    gender: str | None = None
+    location: str | None = None
+    subscription_tier: str | None = None
+
+    _id = field_validator("user_id", mode="before")(_strict_id)
+
+
+class Item(_Model):
+    item_id: str = _ID
+    title: str
+    category: str
+    subcategory: str | None = None
+    brand: str | None = None
+    price: float | None = Field(default=None, ge=0)
+    tags: list[str] = Field(default_factory=list)
+    description: str | None = None
+    created_date: datetime | None = None
+
+    _id = field_validator("item_id", mode="before")(_strict_id)
+
+
+class Interaction(_Model):
+    user_id: str = _ID
+    item_id: str = _ID
+    interaction_type: InteractionType
+    timestamp: datetime
+    session_id: str | None = None
+    channel: Channel = "web"
+    device_type: str | None = None
+    rating: float | None = Field(default=None, ge=0.5, le=5.0)
+    duration: float | None = Field(default=None, ge=0)
+
+    _ids = field_validator("user_id", "item_id", mode="before")(_strict_id)
+
+    @field_validator("timestamp")
+    @classmethod
+    def _not_in_future(cls, value: datetime) -> datetime:
+        if value.tzinfo is None:
+            value = value.replace(tzinfo=UTC)
+        if value > datetime.now(UTC):
+            raise ValueError("must not be in the future")
+        return value
+
+
+class RequestContext(_Model):
+    channel: Channel = "web"
+    device_type: str | None = Field(default=None, max_length=64)
+    hour: int | None = Field(default=None, ge=0, le=23)
+    session_id: str | None = Field(default=None, max_length=256)
+
+    @field_validator("hour", mode="before")
+    @classmethod
+    def _int_hour(cls, value: Any) -> Any:
+        if isinstance(value, float) and value.is_integer():
+            return int(value)
+        return value
+
+
+class RecommendationRequest(_Model):
+    user_id: str = _ID
+    num_recommendations: int = Field(default=10, ge=1, le=MAX_RECOMMENDATIONS)
+    context: RequestContext = Field(default_factory=RequestContext)
+    exclude_items: list[str] = Field(default_factory=list, max_length=MAX_EXCLUDED_ITEMS)
+    include_explanation: bool = True
+    request_id: str | None = Field(default=None, max_length=128)
+
+    _id = field_validator("user_id", mode="before")(_strict_id)
+
+    @field_validator("num_recommendations", mode="before")
+    @classmethod
+    def _int_count(cls, value: Any) -> Any:
+        if isinstance(value, bool):
+            raise ValueError("must be an integer")
+        if isinstance(value, float) and value.is_integer():
+            return int(value)  # gRPC Struct numbers arrive as floats
+        return value
+
+    @field_validator("exclude_items", mode="before")
+    @classmethod
+    def _ids(cls, value: Any) -> Any:
+        if not isinstance(value, list):
+            raise ValueError("must be a list of item ids")
+        return [_strict_id(v) for v in value]
+
+
+class RecommendedItem(_Model):
+    item_id: str
+    title: str = ""
+    category: str = ""
+    score: float
+    rank: int = Field(ge=1)
+    explanation: str | None = None
+    confidence: float | None = Field(default=None, ge=0.0, le=1.0)
+    component_scores: dict[str, float] = Field(default_factory=dict)
+
+
+class RecommendationResponse(_Model):
+    user_id: str
+    recommendations: list[RecommendedItem]
+    model_version: str
+    variant: str
+    timestamp: datetime
+    context: RequestContext = Field(default_factory=RequestContext)
+    request_id: str | None = None
+    cold_start: bool = False
+    degraded: list[str] = Field(default_factory=list)
+
+
+class FeedbackTruth(_Model):
+    item_id: str = _ID
+    interaction_type: InteractionType
+
+    _id = field_validator("item_id", mode="before")(_strict_id)
+
+
+class Feedback(_Model):
+    """One reward for one served response; ``feedback_id`` makes retries idempotent."""
+
+    feedback_id: str | None = Field(default=None, max_length=128)
+    request_id: str | None = Field(default=None, max_length=128)
+    user_id: str = _ID
+    variant: str | None = None
+    reward: float = Field(ge=0.0, le=100.0)
+    truth: FeedbackTruth | None = None
+    timestamp: datetime | None = None
+
+    _id = field_validator("user_id", mode="before")(_strict_id)
+
+
+def parse_or_raise(model: type[BaseModel], payload: Any) -> Any:
+    """Validate ``payload``; on failure raise one RequestValidationError naming the first bad field."""
+    if not isinstance(payload, dict):
+        raise RequestValidationError(f"request body must be a JSON object, got {type(payload).__name__}", None)
+    try:
+        return model.model_validate(payload)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        where = ".".join(str(p) for p in err.get("loc", ())) or "request"
+        msg = err.get("msg", "invalid value").removeprefix("Value error, ")
+        raise RequestValidationError(f"{where}: {msg}", where) from None
