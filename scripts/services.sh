@@ -1,9 +1,65 @@
 #!/usr/bin/env bash
-# Start/stop the local services the tests use. Today: none beyond the venvs; later issues add the
-# Docker engine (container tests) and Redis (online-store option) here.
+# Start/stop the local services the tests use.
+#   docker engine: container tests (`-m container`) need one. If none answers and we run as root, install
+#   Debian's docker.io + debootstrap (base images are built from Debian packages where no registry is
+#   reachable) and start dockerd the way STACK_NOTES "Containers" describes; `stop` stops only a dockerd
+#   this script started (and with it the containers it ran). Not root and no engine: container tests skip
+#   (and fail under CI=true).
 set -euo pipefail
+cd "$(dirname "$0")/.."
+STATE=${SMARTRECO_SERVICES_DIR:-/tmp/smartreco-services}
+mkdir -p "$STATE"
+DOCKERD_PID="$STATE/dockerd.pid"
+
+engine_answers() { command -v docker >/dev/null 2>&1 && timeout 10 docker version --format '{{.Server.Version}}' >/dev/null 2>&1; }
+
+apt_install() {  # packages that are missing, in one apt-get call
+  [ "$#" -gt 0 ] || return 0
+  echo "[services] apt-get install $*"
+  apt-get update -qq >"$STATE/apt.log" 2>&1
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@" >>"$STATE/apt.log" 2>&1 \
+    || { tail -5 "$STATE/apt.log" >&2; echo "[services] ERROR: apt-get install $* failed" >&2; return 1; }
+}
+
+start_docker() {
+  if engine_answers; then
+    echo "[services] docker engine answers ($(docker version --format '{{.Server.Version}}'))"; return 0
+  fi
+  if [ "$(id -u)" != 0 ]; then
+    echo "[services] no docker engine answers and not root: container tests will be skipped"; return 0
+  fi
+  local want=()
+  command -v dockerd >/dev/null 2>&1 || want+=(docker.io)
+  command -v debootstrap >/dev/null 2>&1 || want+=(debootstrap)
+  apt_install "${want[@]}"
+  echo "[services] starting dockerd (no iptables, no bridge: containers use --network host)"
+  setsid nohup dockerd --iptables=false --ip6tables=false --bridge=none -H unix:///var/run/docker.sock \
+    >"$STATE/dockerd.log" 2>&1 < /dev/null &
+  echo $! > "$DOCKERD_PID"
+  for _ in $(seq 1 60); do
+    if engine_answers; then echo "[services] docker engine ready (pid $(cat "$DOCKERD_PID"))"; return 0; fi
+    kill -0 "$(cat "$DOCKERD_PID")" 2>/dev/null || break
+    sleep 1
+  done
+  tail -5 "$STATE/dockerd.log" >&2
+  echo "[services] ERROR: dockerd did not answer within 60 s (log: $STATE/dockerd.log)" >&2
+  return 1
+}
+
+stop_docker() {
+  [ -f "$DOCKERD_PID" ] || { echo "[services] no dockerd started by this script"; return 0; }
+  local pid; pid=$(cat "$DOCKERD_PID")
+  if kill -0 "$pid" 2>/dev/null; then
+    echo "[services] stopping dockerd (pid $pid) and its containers"
+    kill -TERM "$pid"
+    for _ in $(seq 1 30); do kill -0 "$pid" 2>/dev/null || break; sleep 1; done
+    kill -0 "$pid" 2>/dev/null && { echo "[services] dockerd still running; SIGKILL" >&2; kill -KILL "$pid"; }
+  fi
+  rm -f "$DOCKERD_PID"
+}
+
 case "${1:-start}" in
-  start) echo "[services] nothing to start yet" ;;
-  stop) echo "[services] nothing to stop" ;;
+  start) start_docker ;;
+  stop) stop_docker ;;
   *) echo "usage: $0 start|stop" >&2; exit 2 ;;
 esac

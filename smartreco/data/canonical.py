@@ -219,8 +219,8 @@ def canonical_items(df: pd.DataFrame) -> pd.DataFrame:
     if C.CREATED_DATE in out:
         out[C.CREATED_DATE] = to_utc(out[C.CREATED_DATE], f"{table}.{C.CREATED_DATE}")
     else:
-        out[C.CREATED_DATE] = pd.NaT
-        out[C.CREATED_DATE] = out[C.CREATED_DATE].astype("datetime64[ns, UTC]")
+        # a bare pd.NaT column is tz-naive and cannot be cast to UTC with astype
+        out[C.CREATED_DATE] = pd.Series(pd.NaT, index=out.index, dtype="datetime64[ns, UTC]")
     ordered = [c for c in (*C.REQUIRED_ITEM_COLUMNS, *C.OPTIONAL_ITEM_COLUMNS) if c in out]
     return out[ordered + [c for c in out.columns if c not in ordered]].reset_index(drop=True)
 
