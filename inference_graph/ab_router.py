@@ -1,0 +1,138 @@
+"""ABRouter (ROUTER): pick the child (arm) for each request and learn from feedback.
+
+Modes: ``fixed`` (consistent per-user sha256 hashing, ``ratio_a`` to arm 0), ``epsilon_greedy`` and
+``thompson`` (bandits over the rewards of past feedback). Arm statistics live in a shared store
+(SQLite WAL file or Redis) because every Seldon worker has its own memory, and so they survive a
+restart. ``route`` must return a plain int (Seldon rejects numpy ints).
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from typing import Any
+
+from inference_graph.base import GraphNode, as_payload, bad_request
+from smartreco.experiments.assignment import assign_ratio
+from smartreco.experiments.bandits import MODES, epsilon_greedy, open_store, thompson
+
+
+class ABRouter(GraphNode):
+    node_type = "ROUTER"
+
+    def __init__(
+        self,
+        mode: str = "fixed",
+        ratio_a: float = 0.5,
+        arms: str = "champion,challenger",
+        epsilon: float = 0.1,
+        experiment: str = "smartreco-ab",
+        store: str = "",
+        stats_refresh_s: float = 1.0,
+        **parameters: Any,
+    ) -> None:
+        super().__init__(
+            mode=mode,
+            ratio_a=ratio_a,
+            arms=arms,
+            epsilon=epsilon,
+            experiment=experiment,
+            store=store,
+            **parameters,
+        )
+        if mode not in MODES:
+            raise ValueError(f"mode: must be one of {', '.join(MODES)}, got {mode!r}")
+        self.mode = mode
+        self.ratio_a = float(ratio_a)
+        self.arms = [a.strip() for a in arms.split(",") if a.strip()]
+        if len(self.arms) < 2:
+            raise ValueError("arms: need at least two comma-separated arm names")
+        self.epsilon = float(epsilon)
+        self.experiment = experiment
+        self.store_url = store
+        self.stats_refresh_s = float(stats_refresh_s)
+        self.store: Any = None
+        self._rng = random.Random()
+        self._stats_at = 0.0
+        self.model_version = f"router-{mode}"
+
+    def load(self) -> None:
+        self.store = open_store(self.store_url or None, self.experiment)
+        self.loaded = True
+
+    def choose(self, user_id: str) -> int:
+        if self.mode == "fixed":
+            return assign_ratio(user_id, self.ratio_a, salt=self.experiment)
+        stats = list(self.store.stats(self.arms).values())
+        if self.mode == "epsilon_greedy":
+            return epsilon_greedy(stats, self.epsilon, self._rng)
+        return thompson(stats, self._rng)
+
+    def route(self, X: Any, features_names: list[str] | None = None, **kwargs: Any) -> int:
+        started = self._begin()
+        self.ensure_loaded()
+        payload = as_payload(X)
+        request = payload.get("request", payload)
+        user_id = request.get("user_id") if isinstance(request, dict) else None
+        if user_id in (None, ""):
+            raise bad_request("jsonData.request.user_id: field required")
+        arm = int(self.choose(str(user_id)))
+        self.store.record_served(self.arms[arm])
+        self.add_tag("arm", self.arms[arm])
+        self.add_tag("router_mode", self.mode)
+        self.add_metric("COUNTER", "smartreco_arm_served_total", 1, arm=self.arms[arm])
+        self._finish(started, "route")
+        self._arm_gauges()
+        return arm
+
+    def send_feedback(
+        self, features: Any, feature_names: Any, reward: float, truth: Any, routing: int | None = None
+    ) -> list:
+        started = self._begin()
+        self.ensure_loaded()
+        if routing is None or not 0 <= int(routing) < len(self.arms):
+            # Seldon sends feedback with no recorded route to every child: nothing to attribute
+            self.add_metric("COUNTER", "smartreco_feedback_unattributed_total", 1)
+            self._finish(started, "send_feedback")
+            return []
+        arm = self.arms[int(routing)]
+        self.store.record_reward(arm, float(reward))
+        self.add_metric("COUNTER", "smartreco_arm_feedback_total", 1, arm=arm)
+        self.add_metric("COUNTER", "smartreco_arm_reward_total", float(reward), arm=arm)
+        self._finish(started, "send_feedback")
+        self._arm_gauges(force=True)
+        return []
+
+    def arm_stats(self) -> dict[str, dict]:
+        self.ensure_loaded()
+        return {
+            arm: {
+                "served": s.served,
+                "pulls": s.pulls,
+                "reward_sum": s.reward_sum,
+                "mean_reward": s.mean_reward,
+                "successes": s.successes,
+                "failures": s.failures,
+            }
+            for arm, s in self.store.stats(self.arms).items()
+        }
+
+    def _arm_gauges(self, force: bool = False) -> None:
+        now = time.monotonic()
+        if not force and now - self._stats_at < self.stats_refresh_s:
+            return
+        self._stats_at = now
+        for arm, s in self.arm_stats().items():
+            self.add_metric("GAUGE", "smartreco_arm_pulls", s["pulls"], arm=arm)
+            self.add_metric("GAUGE", "smartreco_arm_mean_reward", s["mean_reward"], arm=arm)
+            self.add_metric("GAUGE", "smartreco_arm_served", s["served"], arm=arm)
+
+    def health_status(self) -> dict:
+        status = super().health_status()
+        status["arms"] = self.arm_stats()
+        return status
+
+    def init_metadata(self) -> dict:
+        meta = super().init_metadata()
+        meta["custom"]["arms"] = ",".join(self.arms)
+        return meta

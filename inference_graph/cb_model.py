@@ -1,0 +1,42 @@
+"""CBModel (MODEL): content-based candidates from the embeddings of the user's recent items.
+
+Users with no history get popular items (optionally of the context's preferred category), tagged
+cold start.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from inference_graph.bundle_node import BundleNode, candidate_k, exclusions, graph_input, scores_json
+
+
+class CBModel(BundleNode):
+    node_type = "MODEL"
+    source = "cb"
+
+    def predict(self, X: Any, features_names: list[str] | None = None, **kwargs: Any) -> dict:
+        started = self._begin()
+        self.ensure_loaded()
+        payload, request, history = graph_input(X)
+        k = candidate_k(request, self.num_candidates)
+        exclude = exclusions(request, history)
+        scores = self.bundle.cb_candidates(history, k, exclude) if history else {}
+        cold = None
+        if not scores:
+            cold = "popularity"
+            category = (payload.get("user") or {}).get("top_category")
+            scores = self.bundle.popular(k, exclude, category=category) if category else {}
+            scores = scores or self.bundle.popular(k, exclude)
+        self.add_tag(f"{self.source}_cold_start", cold or "no")
+        self.add_metric(
+            "COUNTER", "smartreco_cold_start_total" if cold else "smartreco_warm_total", 1, source=self.source
+        )
+        self._finish(started, "predict")
+        return {
+            **payload,
+            "source": self.source,
+            "candidates": scores_json(scores),
+            "cold_start": cold,
+            "model_version": self.model_version,
+        }

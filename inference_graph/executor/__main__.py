@@ -1,0 +1,57 @@
+"""``python -m inference_graph.executor``: run the local graph (what ``smartreco serve`` starts)."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import sys
+
+from inference_graph.executor.server import ServeConfig, serve_forever
+from smartreco.errors import SmartRecoError
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m inference_graph.executor", description=__doc__)
+    ap.add_argument("--manifest", help="SeldonDeployment YAML (default: manifests/base/seldon/...)")
+    ap.add_argument("--predictor")
+    ap.add_argument("--port", type=int, default=8000)
+    ap.add_argument("--grpc-port", type=int, default=5000)
+    ap.add_argument("--in-process", action="store_true", help="run the node classes in this process")
+    ap.add_argument("--set", default="{}", help='parameter overrides, JSON {"node"|"*": {"param": value}}')
+    ap.add_argument("--cache", default="local", help="local | redis://HOST:PORT/DB | off")
+    ap.add_argument("--cache-ttl", type=float, default=30.0)
+    ap.add_argument("--timeout-ms", type=float, default=2000.0, help="default per-node timeout")
+    ap.add_argument("--node-threads", type=int, default=4)
+    ap.add_argument("--log-dir")
+    ap.add_argument("--ready-file", help="write the endpoints as JSON here once serving")
+    args = ap.parse_args(argv)
+    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        overrides = json.loads(args.set)
+        cfg = ServeConfig(
+            manifest=args.manifest,
+            predictor=args.predictor,
+            port=args.port,
+            grpc_port=args.grpc_port,
+            in_process=args.in_process,
+            overrides=overrides,
+            cache=args.cache,
+            cache_ttl_s=args.cache_ttl,
+            timeout_ms=args.timeout_ms,
+            node_threads=args.node_threads,
+            log_dir=args.log_dir,
+            ready_file=args.ready_file,
+        )
+        asyncio.run(serve_forever(cfg))
+    except (SmartRecoError, json.JSONDecodeError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,143 @@
+"""Assemble and run the local graph: parse the manifest, start nodes (processes or in-process),
+serve REST + gRPC until stopped, and stop every node process on the way out."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import json
+import logging
+import signal
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from aiohttp import web
+
+from inference_graph.executor.engine import GraphEngine
+from inference_graph.executor.graph import GraphSpec, load_graph, override_parameters
+from inference_graph.executor.grpc_server import start_grpc
+from inference_graph.executor.processes import LOOPBACK, ProcessGroup, free_port
+from inference_graph.executor.rest import make_app
+from inference_graph.executor.transport import InProcessTransport, RestTransport
+from smartreco.paths import runs_dir
+from smartreco.serving.cache import open_cache
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class ServeConfig:
+    manifest: str | None = None
+    predictor: str | None = None
+    port: int = 0
+    grpc_port: int = 0
+    in_process: bool = False
+    overrides: dict[str, dict[str, Any]] = field(default_factory=dict)
+    cache: str = "local"  # local | redis://... | off
+    cache_ttl_s: float = 30.0
+    timeout_ms: float = 2000.0
+    node_threads: int = 4
+    grpc_workers: int = 1
+    log_dir: str | None = None
+    ready_file: str | None = None
+    node_env: dict[str, str] = field(default_factory=dict)  # extra environment for node processes
+    push_feedback: bool = True  # push feedback interactions to the online store (Feast push source)
+
+
+def graph_version(graph: GraphSpec) -> str:
+    desc = [(n.name, n.class_name, n.parameters) for n in graph.nodes()]
+    return hashlib.sha256(json.dumps(desc, sort_keys=True).encode()).hexdigest()[:12]
+
+
+def _online_pusher() -> Any:
+    try:
+        from smartreco.features.online_client import OnlineFeatureClient
+    except ImportError:
+        return None
+    client = OnlineFeatureClient()
+    return lambda user_id, item_id: client.push_interaction(user_id, item_id)
+
+
+class LocalGraph:
+    """The running graph: engine, node processes (unless in-process) and the two servers."""
+
+    def __init__(self, cfg: ServeConfig) -> None:
+        self.cfg = cfg
+        self.graph = load_graph(cfg.manifest, cfg.predictor)
+        override_parameters(self.graph, cfg.overrides)
+        self.processes: ProcessGroup | None = None
+        self.engine: GraphEngine | None = None
+        self._runner: web.AppRunner | None = None
+        self._grpc: Any = None
+        self.port = cfg.port
+        self.grpc_port = cfg.grpc_port
+
+    async def start(self) -> None:
+        cfg = self.cfg
+        if cfg.in_process:
+            transport: Any = InProcessTransport(self.graph.nodes())
+        else:
+            log_dir = Path(cfg.log_dir) if cfg.log_dir else runs_dir() / "graph-logs"
+            self.processes = ProcessGroup(
+                self.graph.nodes(),
+                log_dir,
+                extra_env=cfg.node_env,
+                threads=cfg.node_threads,
+                grpc_workers=cfg.grpc_workers,
+            )
+            self.processes.spawn()
+            await asyncio.to_thread(self.processes.wait)
+            transport = RestTransport(self.processes.urls())
+        cache = None if cfg.cache == "off" else open_cache(cfg.cache, cfg.cache_ttl_s)
+        self.engine = GraphEngine(
+            self.graph,
+            transport,
+            cache=cache,
+            default_timeout_ms=cfg.timeout_ms,
+            graph_version=graph_version(self.graph),
+        )
+        if cfg.push_feedback:
+            self.engine.push_interaction = _online_pusher()
+        self.port = self.port or free_port()
+        self.grpc_port = self.grpc_port or free_port()
+        self._runner = web.AppRunner(make_app(self.engine), access_log=None)
+        await self._runner.setup()
+        await web.TCPSite(self._runner, LOOPBACK, self.port).start()
+        self._grpc = await start_grpc(self.engine, self.grpc_port, LOOPBACK)
+        info = {
+            "rest": f"http://{LOOPBACK}:{self.port}",
+            "grpc": f"{LOOPBACK}:{self.grpc_port}",
+            "in_process": cfg.in_process,
+            "nodes": self.processes.describe() if self.processes else {},
+        }
+        if cfg.ready_file:
+            Path(cfg.ready_file).write_text(json.dumps(info))
+        log.warning("graph ready: %s", json.dumps(info))
+
+    async def stop(self) -> None:
+        try:
+            if self._grpc is not None:
+                await self._grpc.stop(grace=1)
+            if self._runner is not None:
+                await self._runner.cleanup()
+            if self.engine is not None:
+                await self.engine.transport.close()
+        finally:
+            if self.processes is not None:
+                await asyncio.to_thread(self.processes.stop)
+
+
+async def serve_forever(cfg: ServeConfig) -> None:
+    graph = LocalGraph(cfg)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError):
+            loop.add_signal_handler(sig, stop.set)
+    try:
+        await graph.start()
+        await stop.wait()
+    finally:
+        await graph.stop()

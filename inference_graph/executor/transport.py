@@ -1,0 +1,162 @@
+"""How the engine reaches a node: in-process (the same classes, no HTTP) or a microservice over REST.
+
+Both speak Seldon JSON messages (``{"jsonData": ..., "meta": {...}}``) so the engine is the same.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+from typing import Any, Protocol
+
+from inference_graph.executor.graph import GraphNodeSpec
+
+REST_PATHS = {
+    "transform_input": "/transform-input",
+    "transform_output": "/transform-output",
+    "route": "/route",  # no /api/v1.0/route in the wrapper
+    "predict": "/predict",
+    "aggregate": "/aggregate",
+    "send_feedback": "/api/v1.0/feedback",
+}
+
+
+class NodeCallError(Exception):
+    """A node answered with an error (or not at all); ``status`` is its HTTP status when known."""
+
+    def __init__(self, node: str, message: str, status: int | None = None) -> None:
+        super().__init__(f"{node}: {message}")
+        self.node = node
+        self.status = status
+
+
+class Transport(Protocol):
+    async def call(self, node: GraphNodeSpec, method: str, message: dict) -> dict: ...
+    async def healthy(self, node: GraphNodeSpec) -> bool: ...
+    async def close(self) -> None: ...
+
+
+def import_class(path: str) -> type:
+    module, _, cls = path.rpartition(".")
+    return getattr(importlib.import_module(module), cls)
+
+
+class InProcessTransport:
+    """Instantiates every node class once and calls its methods directly (tests, latency floor)."""
+
+    def __init__(self, nodes: list[GraphNodeSpec]) -> None:
+        self.objects: dict[str, Any] = {}
+        for node in nodes:
+            obj = import_class(node.import_path)(**node.kwargs())
+            obj.name = node.name
+            if hasattr(obj, "load"):
+                obj.load()
+            self.objects[node.name] = obj
+        self.failing: set[str] = set()  # nodes made to fail on purpose (degradation tests)
+
+    def _meta(self, obj: Any) -> dict:
+        tags = obj.tags() if hasattr(obj, "tags") else {}
+        if hasattr(obj, "metrics"):
+            obj.metrics()  # drained per call, as the wrapper does; Prometheus export is per process
+        return {"tags": tags}
+
+    async def call(self, node: GraphNodeSpec, method: str, message: dict) -> dict:
+        if node.name in self.failing:
+            raise NodeCallError(node.name, "connection refused (stopped)")
+        obj = self.objects[node.name]
+        try:
+            if method == "aggregate":
+                msgs = message["seldonMessages"]
+                out = obj.aggregate([m.get("jsonData") for m in msgs], [[] for _ in msgs])
+            elif method == "route":
+                return {
+                    "data": {"ndarray": [[int(obj.route(message.get("jsonData"), []))]]},
+                    "meta": self._meta(obj),
+                }
+            elif method == "send_feedback":
+                routing = ((message.get("response") or {}).get("meta") or {}).get("routing") or {}
+                out = obj.send_feedback(
+                    [], [], float(message.get("reward", 0.0)), message.get("truth"), routing.get(node.name)
+                )
+                return {"meta": self._meta(obj)}
+            else:
+                out = getattr(obj, method)(message.get("jsonData"), [])
+        except Exception as exc:
+            status = getattr(exc, "status_code", None)
+            raise NodeCallError(
+                node.name, str(exc) if status else f"{type(exc).__name__}: {exc}", status
+            ) from exc
+        return {"jsonData": out, "meta": self._meta(obj)}
+
+    async def healthy(self, node: GraphNodeSpec) -> bool:
+        if node.name in self.failing:
+            return False
+        try:
+            self.objects[node.name].health_status()
+        except Exception:
+            return False
+        return True
+
+    async def close(self) -> None:
+        return None
+
+
+class RestTransport:
+    """Calls ``seldon-core-microservice`` nodes over REST with a keep-alive aiohttp session."""
+
+    def __init__(self, urls: dict[str, str], pool: int = 64) -> None:
+        self.urls = urls
+        self.pool = pool
+        self._session: Any = None
+
+    def _sess(self) -> Any:
+        if self._session is None:
+            import aiohttp
+
+            self._session = aiohttp.ClientSession(
+                connector=aiohttp.TCPConnector(
+                    limit=self.pool, limit_per_host=self.pool // 4 or 1, keepalive_timeout=30
+                ),
+                json_serialize=json.dumps,
+            )
+        return self._session
+
+    async def call(self, node: GraphNodeSpec, method: str, message: dict) -> dict:
+        import aiohttp
+
+        url = self.urls[node.name] + REST_PATHS[method]
+        try:
+            async with self._sess().post(
+                url, data=json.dumps(message), headers={"Content-Type": "application/json"}
+            ) as resp:
+                body = await resp.read()
+                if resp.status != 200:
+                    raise NodeCallError(node.name, _error_info(body), resp.status)
+                return json.loads(body) if body else {}
+        except aiohttp.ClientError as exc:
+            raise NodeCallError(node.name, f"{type(exc).__name__}: {exc}") from exc
+
+    async def healthy(self, node: GraphNodeSpec) -> bool:
+        import aiohttp
+
+        try:
+            async with self._sess().get(
+                self.urls[node.name] + "/health/status", timeout=aiohttp.ClientTimeout(total=2)
+            ) as resp:
+                await resp.read()
+                return resp.status == 200
+        except Exception:
+            return False
+
+    async def close(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+
+
+def _error_info(body: bytes) -> str:
+    try:
+        doc = json.loads(body)
+        return str((doc.get("status") or {}).get("info") or doc)
+    except (ValueError, AttributeError):
+        return body[:200].decode(errors="replace")

@@ -1,0 +1,127 @@
+"""HybridCombiner (COMBINER): merge the children's candidates, rank with the hybrid model, apply
+exclusions and category diversity, and explain each item from its component contributions.
+
+A missing child (the executor dropped a failed or slow one) leaves its candidates empty: the answer
+is ranked from what remains (popularity when nothing remains) and ``degraded`` says so.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from inference_graph.base import bad_request
+from inference_graph.bundle_node import BundleNode, exclusions
+from smartreco.explain.reasons import explain
+
+COMPONENT_KEYS = ("cf", "cb", "cooccurrence", "popularity", "context")
+
+
+def _field(item: Any, name: str, default: Any = None) -> Any:
+    if isinstance(item, dict):
+        return item.get(name, default)
+    return getattr(item, name, default)
+
+
+def _evidence(message: dict) -> dict[str, float]:
+    """A child's candidates; popularity fallbacks count as candidates with no cf/cb evidence."""
+    cands = message.get("candidates") or {}
+    if message.get("cold_start") == "popularity":
+        return dict.fromkeys(cands, 0.0)
+    return cands
+
+
+class HybridCombiner(BundleNode):
+    node_type = "COMBINER"
+
+    def __init__(self, variant: str = "champion", max_category_share: float = 0.5, **parameters: Any) -> None:
+        super().__init__(variant=variant, max_category_share=max_category_share, **parameters)
+        self.variant = variant
+        self.max_category_share = float(max_category_share)
+
+    def _title(self, item_id: str | None) -> str | None:
+        if not item_id:
+            return None
+        for attr in ("title", "item_title", "title_of"):
+            fn = getattr(self.bundle, attr, None)
+            if callable(fn):
+                try:
+                    return fn(item_id)
+                except Exception:  # unknown id: fall back to the id
+                    return str(item_id)
+        titles = getattr(self.bundle, "titles", None)
+        if isinstance(titles, dict):
+            return titles.get(str(item_id), str(item_id))
+        return str(item_id)
+
+    def aggregate(self, features_list: list[Any], feature_names_list: list[Any] | None = None) -> dict:
+        started = self._begin()
+        self.ensure_loaded()
+        messages = [m for m in features_list if isinstance(m, dict)]
+        base = next((m for m in messages if isinstance(m.get("request"), dict)), None)
+        if base is None:
+            raise bad_request("seldonMessages: no child message carries jsonData.request")
+        request, history = base["request"], [str(i) for i in base.get("history") or []]
+        by_source = {m.get("source"): _evidence(m) for m in messages if m.get("source")}
+        cf, cb = by_source.get("cf", {}), by_source.get("cb", {})
+        degraded = [s for s in ("cf", "cb") if s not in by_source]
+        exclude = exclusions(request, history)
+        n = int(request.get("num_recommendations", 10))
+        context = base.get("context") or request.get("context") or {}
+        if not cf and not cb:
+            cf = {str(k): float(v) for k, v in self.bundle.popular(max(3 * n, 50), exclude).items()}
+        ranked = self.bundle.rank(
+            request["user_id"],
+            history,
+            cf,
+            cb,
+            context,
+            n,
+            exclude,
+            max_category_share=self.max_category_share,
+        )
+        ranked = [r for r in ranked if str(_field(r, "item_id")) not in exclude][:n]
+        explain_on = bool(request.get("include_explanation", True))
+        channel = (request.get("context") or {}).get("channel")
+        recs = []
+        for pos, item in enumerate(ranked, start=1):
+            comps = {k: float(v) for k, v in (_field(item, "component_scores") or {}).items()}
+            category = _field(item, "category", "") or ""
+            because = _field(item, "because_item")
+            conf = _field(item, "confidence")
+            recs.append(
+                {
+                    "item_id": str(_field(item, "item_id")),
+                    "title": _field(item, "title", "") or "",
+                    "category": category,
+                    "score": float(_field(item, "score", 0.0)),
+                    "rank": pos,
+                    "explanation": explain(
+                        comps, because_title=self._title(because), category=category, channel=channel
+                    )
+                    if explain_on
+                    else None,
+                    "confidence": None if conf is None else min(max(float(conf), 0.0), 1.0),
+                    "component_scores": comps,
+                }
+            )
+        cold = not history and not base.get("known_user")
+        self.add_tag("variant", self.variant)
+        self.add_tag("model_version", self.model_version)
+        if degraded:
+            self.add_tag("combiner_missing", ",".join(degraded))
+        self.add_metric("COUNTER", "smartreco_recommendations_total", len(recs), variant=self.variant)
+        if len(recs) < n:
+            self.add_metric("COUNTER", "smartreco_short_answers_total", 1, variant=self.variant)
+        self._finish(started, "aggregate")
+        return {
+            "user_id": request["user_id"],
+            "recommendations": recs,
+            "model_version": self.model_version,
+            "variant": self.variant,
+            "timestamp": datetime.now(UTC).isoformat(),
+            "context": request.get("context") or {},
+            "request_id": request.get("request_id"),
+            "cold_start": cold,
+            "degraded": degraded,
+        }
