@@ -1,0 +1,66 @@
+"""Accuracy benchmark: every registered model and the peers in ONE run on the ARCHITECTURE §5 protocol.
+
+    .venv/bin/python benchmarks/accuracy.py --source movielens [--models ease,als,...]
+
+Writes benchmarks/results/accuracy_<source>.json (the `smartreco evaluate` JSON plus machine/timing
+info) and .md (metrics table, fit time, ms/user, paired bootstrap CI of each model vs the best peer).
+A model whose module cannot be imported is skipped with a printed warning and listed under "skipped".
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from smartreco.data.sources import load_source  # noqa: E402
+from smartreco.errors import SmartRecoError  # noqa: E402
+from smartreco.evaluation.report import markdown_summary  # noqa: E402
+from smartreco.evaluation.run import run_evaluation, write_json  # noqa: E402
+
+RESULTS = ROOT / "benchmarks" / "results"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--source", default="movielens", help="movielens, synthetic or a folder PATH")
+    parser.add_argument("--models", default=None, help="comma-separated names (default: all registered)")
+    parser.add_argument("--out-dir", default=str(RESULTS))
+    args = parser.parse_args(argv)
+    names = [n.strip() for n in args.models.split(",") if n.strip()] if args.models else None
+    label = args.source if args.source in ("movielens", "synthetic") else Path(args.source).name
+    t0 = time.perf_counter()
+    try:
+        data = load_source(args.source)
+        result = run_evaluation(data, names)
+    except SmartRecoError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    wall = time.perf_counter() - t0
+    payload = result.to_json()
+    payload["benchmark"] = {
+        "wall_seconds": round(wall, 1),
+        "cpu_count": os.cpu_count(),
+        "python": platform.python_version(),
+        "machine": platform.machine(),
+        "command": "benchmarks/accuracy.py " + " ".join(argv if argv is not None else sys.argv[1:]),
+    }
+    out_dir = Path(args.out_dir)
+    json_path = write_json(payload, out_dir / f"accuracy_{label}.json")
+    md = markdown_summary(payload, title=f"Accuracy benchmark: {label}")
+    md += (f"\nWall time {wall:.0f} s for the whole run (load, split, fit incl. validation tuning, scoring, "
+           f"bootstrap) on {os.cpu_count()} CPU cores.\n")
+    (out_dir / f"accuracy_{label}.md").write_text(md, encoding="utf-8")
+    print(md)
+    print(f"wrote {json_path} and {json_path.with_suffix('.md')}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
