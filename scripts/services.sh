@@ -59,7 +59,7 @@ stop_docker() {
 }
 
 case "${1:-start}" in
-  start) start_docker ;;
+  start) bash scripts/tools.sh; start_docker ;;
   stop) stop_docker ;;
   *) echo "usage: $0 start|stop" >&2; exit 2 ;;
 esac
