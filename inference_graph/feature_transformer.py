@@ -1,7 +1,12 @@
 """FeatureTransformer (TRANSFORMER): validate the request, add user features, recent history and context.
 
-Input jsonData: the RecommendationRequest. Output jsonData: ``{"request": ..., "user": {...},
-"history": [...], "known_user": bool}`` for the router and the models below.
+Input jsonData: the RecommendationRequest, plus ``online`` added by the executor (never by a
+client: the executor validates the client's request first): ``{"history": [...], "popularity_boost":
+{...}}`` from the feedback received since the online store was last written. Its history is merged
+in front of the store's, so a click changes CF fold-in and the CB profile on the very next request
+even without a store. Output jsonData: ``{"request": ..., "user": {...}, "history": [...],
+"known_user": bool, "context": {...}, "online": {...}}`` for the router and the models below
+(``online.popularity_boost``: decayed live item counts for the ranking's popularity component).
 """
 
 from __future__ import annotations
@@ -12,9 +17,25 @@ from typing import Any
 
 from inference_graph.base import GraphNode, as_payload, bad_request
 from smartreco.schema import RecommendationRequest, RequestValidationError, parse_or_raise
+from smartreco.serving.online_learning import ONLINE_KEY, merge_history
 from smartreco.serving.user_features import load_reader, split_history
 
 log = logging.getLogger(__name__)
+
+
+def split_online(payload: dict) -> tuple[dict, dict]:
+    """(the request without the executor's ``online`` block, that block with its types checked)."""
+    if ONLINE_KEY not in payload:
+        return payload, {}
+    payload = dict(payload)
+    online = payload.pop(ONLINE_KEY)
+    if not isinstance(online, dict):
+        raise bad_request("jsonData.online: must be an object")
+    history = online.get("history") or []
+    boost = online.get("popularity_boost") or {}
+    if not isinstance(history, list) or not isinstance(boost, dict):
+        raise bad_request("jsonData.online: history must be a list and popularity_boost an object")
+    return payload, {"history": [str(i) for i in history], "popularity_boost": boost}
 
 
 def validate_request(payload: Any) -> dict:
@@ -50,7 +71,8 @@ class FeatureTransformer(GraphNode):
     def transform_input(self, X: Any, features_names: list[str] | None = None, **kwargs: Any) -> dict:
         started = self._begin()
         self.ensure_loaded()
-        request = validate_request(as_payload(X))
+        payload, online = split_online(as_payload(X))
+        request = validate_request(payload)
         user, history, source = {}, [], "online"
         if self._reader is None:
             source = "unavailable"
@@ -61,7 +83,7 @@ class FeatureTransformer(GraphNode):
                 log.warning("online store read failed for %s: %s", request["user_id"], exc)
                 source = "unavailable"
                 self.add_metric("COUNTER", "smartreco_feature_errors_total", 1)
-        history = history[: self.max_history]
+        history = merge_history(online.get("history") or [], history, self.max_history)
         context = dict(request.get("context") or {})
         now = datetime.now(UTC)
         if context.get("hour") is None:
@@ -69,10 +91,14 @@ class FeatureTransformer(GraphNode):
         context["day_of_week"] = now.weekday()
         request["context"] = {k: v for k, v in context.items() if k != "day_of_week"}
         known = bool(user.pop("known")) if "known" in user else bool(history)
+        known = known or bool(online.get("history"))
         self.add_tag("feature_source", source)
         self.add_tag("known_user", known)
-        self.add_metric(
-            "COUNTER", "smartreco_known_users_total" if known else "smartreco_unknown_users_total", 1
-        )
+        if online.get("history"):
+            self.add_tag("online_history", len(online["history"]))
+        self.add_metric("COUNTER", "smartreco_known_users_total" if known else "smartreco_unknown_users_total", 1)
         self._finish(started, "transform_input")
-        return {"request": request, "user": user, "history": history, "known_user": known, "context": context}
+        out = {"request": request, "user": user, "history": history, "known_user": known, "context": context}
+        if online:
+            out[ONLINE_KEY] = online
+        return out

@@ -8,7 +8,7 @@ import json
 import logging
 import sys
 
-from inference_graph.executor.server import ServeConfig, serve_forever
+from inference_graph.executor.server import ServeConfig, default_feedback_log, serve_forever
 from smartreco.errors import SmartRecoError
 
 
@@ -26,6 +26,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--node-threads", type=int, default=4)
     ap.add_argument("--log-dir")
     ap.add_argument("--ready-file", help="write the endpoints as JSON here once serving")
+    ap.add_argument(
+        "--feedback-log",
+        default=None,
+        help="durable feedback/impression log directory, or 'off' (default: <runs>/feedback)",
+    )
+    ap.add_argument("--feature-server", help="online store feature server URL for feedback pushes")
+    ap.add_argument("--no-push", action="store_true", help="do not push feedback to the online store")
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
@@ -43,6 +50,9 @@ def main(argv: list[str] | None = None) -> int:
             node_threads=args.node_threads,
             log_dir=args.log_dir,
             ready_file=args.ready_file,
+            feedback_log=args.feedback_log or default_feedback_log(),
+            feature_server=args.feature_server,
+            push_feedback=not args.no_push,
         )
         asyncio.run(serve_forever(cfg))
     except (SmartRecoError, json.JSONDecodeError) as exc:

@@ -10,6 +10,13 @@
   calls every MODEL/ROUTER (or SEND_FEEDBACK) node with the same message.
 A failed or slow child of a combiner is dropped and named in ``meta.tags.degraded`` instead of
 failing the request; a failed feature-transformer means no user features, also tagged.
+
+Online learning (the executor is the one process that owns the feedback log): every answer is
+appended to the log as an impression and every feedback is appended (fsync'd, idempotent on its
+feedback id) before the 200; a new feedback then updates the in-memory recent history and
+popularity counters (sent to the FeatureTransformer in ``jsonData.online`` of the next request),
+invalidates the user's cached answers, goes back along the route to the bandit, and is pushed to the
+online store. A retried feedback id is acknowledged again without repeating any of that.
 """
 
 from __future__ import annotations
@@ -22,11 +29,22 @@ from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Any
 
+from inference_graph.executor.feedback_writer import FeedbackWriter
 from inference_graph.executor.graph import GraphNodeSpec, GraphSpec
 from inference_graph.executor.metrics import ExecutorMetrics
 from inference_graph.executor.transport import NodeCallError, Transport
+from smartreco.errors import DataError
+from smartreco.feedback import FEEDBACK, IMPRESSION, make_record
 from smartreco.schema import RecommendationRequest, RequestValidationError, parse_or_raise
 from smartreco.serving.cache import ResponseCache, cache_key
+from smartreco.serving.online_learning import (
+    NON_INTERACTIONS,
+    ONLINE_KEY,
+    OnlineLearner,
+    feedback_id_of,
+    interaction_of,
+    truth_of,
+)
 
 DEFAULT_TIMEOUT_MS = 2000.0
 
@@ -73,6 +91,8 @@ class GraphEngine:
         default_timeout_ms: float = DEFAULT_TIMEOUT_MS,
         graph_version: str = "dev",
         recent_routes: int = 100_000,
+        writer: FeedbackWriter | None = None,
+        learner: OnlineLearner | None = None,
     ) -> None:
         self.graph = graph
         self.transport = transport
@@ -84,6 +104,12 @@ class GraphEngine:
         self._routes_max = recent_routes
         self._rng = random.Random()
         self.push_interaction: Any = None  # (user_id, item_id) -> None: the online store's push source
+        self.writer = writer  # the durable feedback log (None: not logged, ids deduplicated in memory)
+        self.learner = learner if learner is not None else OnlineLearner()
+        self._seen_feedback: OrderedDict[str, None] = OrderedDict()  # ids, when there is no log
+        # user -> (puid, variant, model_version) of the last answer: attributes feedback sent without
+        # the response (CLI) to the impression it is about, as the A/B analysis joins on request_id
+        self._last_answer: OrderedDict[str, tuple[str, Any, Any]] = OrderedDict()
 
     # ------------------------------------------------------------------ predict
     async def predict(self, message: Any) -> dict:
@@ -91,20 +117,22 @@ class GraphEngine:
         request = validate_message(message)
         in_meta = message.get("meta") or {}
         walk = _Walk(puid=str(in_meta.get("puid") or uuid.uuid4().hex))
+        user_id = request["user_id"]
         key = None
         if self.cache is not None:
-            key = cache_key(request["user_id"], request, self.graph_version)
-            hit = self.cache.get(request["user_id"], key)
+            key = cache_key(user_id, request, self.graph_version)
+            hit = self.cache.get(user_id, key)
             if hit is not None:
                 self.metrics.cache.labels("hit").inc()
                 out = {"jsonData": hit["jsonData"], "meta": {**hit["meta"], "puid": walk.puid}}
                 out["meta"]["tags"] = {**hit["meta"].get("tags", {}), "cache": "hit"}
-                self._remember(walk.puid, request["user_id"], out["meta"].get("routing", {}))
-                return out
+                self._remember(walk.puid, user_id, out["meta"].get("routing", {}))
+                return await self._log_impression(walk.puid, request, out)
             self.metrics.cache.labels("miss").inc()
-        data = await self._node(
-            self.graph.root, {"jsonData": request, "meta": {"puid": walk.puid}}, walk, request
-        )
+        generation = self.learner.history.generation(user_id)
+        online = self.learner.online_block(user_id)
+        root_data = {**request, ONLINE_KEY: online} if online and self.graph.root.type == "TRANSFORMER" else request
+        data = await self._node(self.graph.root, {"jsonData": root_data, "meta": {"puid": walk.puid}}, walk, request)
         if walk.degraded:
             walk.tags["degraded"] = ",".join(sorted(set(walk.degraded)))
             for name in set(walk.degraded):
@@ -116,9 +144,48 @@ class GraphEngine:
             "requestPath": walk.request_path,
         }
         out = {"jsonData": data, "meta": meta}
-        self._remember(walk.puid, request["user_id"], walk.routing)
-        if key is not None and not walk.degraded:
-            self.cache.put(request["user_id"], key, out)
+        self._remember(walk.puid, user_id, walk.routing)
+        # a feedback that arrived while this answer was computed makes it stale: do not cache it
+        if key is not None and not walk.degraded and generation == self.learner.history.generation(user_id):
+            self.cache.put(user_id, key, out)
+        return await self._log_impression(walk.puid, request, out)
+
+    async def _log_impression(self, puid: str, request: dict, out: dict) -> dict:
+        """The served list, durable before the answer leaves (the drift pipeline's prediction log).
+
+        A broken log does not fail the recommendation: the answer is tagged and the metric counts it.
+        """
+        data = out.get("jsonData") if isinstance(out.get("jsonData"), dict) else {}
+        user = str(request["user_id"])
+        self._last_answer[user] = (puid, data.get("variant"), data.get("model_version"))
+        self._last_answer.move_to_end(user)
+        while len(self._last_answer) > self._routes_max:
+            self._last_answer.popitem(last=False)
+        if self.writer is None:
+            return out
+        recs = [r for r in data.get("recommendations") or [] if isinstance(r, dict) and r.get("item_id")]
+        if not recs:
+            return out
+        ctx = request.get("context") or {}
+        payload = {
+            "request_id": puid,
+            "user_id": request["user_id"],
+            "variant": data.get("variant"),
+            "model_version": data.get("model_version"),
+            "channel": ctx.get("channel"),
+            "device_type": ctx.get("device_type"),
+            "session_id": ctx.get("session_id"),
+            "items": [str(r["item_id"]) for r in recs],
+            "scores": [float(r.get("score") or 0.0) for r in recs],
+        }
+        try:
+            make_record(IMPRESSION, payload)  # a bad one must not fail the batch it would be written with
+            res = await self.writer.append(IMPRESSION, payload)
+        except Exception as exc:
+            self.metrics.log_appends.labels(IMPRESSION, "failed").inc()
+            tags = {**(out["meta"].get("tags") or {}), "impression_log": f"failed: {type(exc).__name__}"}
+            return {**out, "meta": {**out["meta"], "tags": tags}}  # a copy: the cached answer stays clean
+        self.metrics.log_appends.labels(IMPRESSION, "duplicate" if res.duplicate else "written").inc()
         return out
 
     def _timeout(self, node: GraphNodeSpec) -> float:
@@ -153,11 +220,11 @@ class GraphEngine:
                     raise RequestValidationError(str(exc).split(": ", 1)[-1]) from None
                 if node.type != "TRANSFORMER":
                     raise
-                walk.degraded.append(node.name)  # go on without user features
+                walk.degraded.append(node.name)  # go on without user features (but with the overlay)
                 data = {
                     "request": request,
                     "user": {},
-                    "history": [],
+                    "history": _overlay_history(data),
                     "known_user": False,
                     "context": request.get("context") or {},
                 }
@@ -196,9 +263,7 @@ class GraphEngine:
             raise GraphUnavailable(f"{node.name}: route {route} but only {len(node.children)} children")
         children = node.children if route == -1 else [node.children[route]]
         msg = {"jsonData": data, "meta": {"puid": walk.puid}}
-        results = await asyncio.gather(
-            *(self._node(c, msg, walk, request) for c in children), return_exceptions=True
-        )
+        results = await asyncio.gather(*(self._node(c, msg, walk, request) for c in children), return_exceptions=True)
         ok = []
         for child, res in zip(children, results, strict=True):
             if isinstance(res, RequestValidationError):
@@ -225,7 +290,11 @@ class GraphEngine:
             self._routes.popitem(last=False)
 
     async def feedback(self, message: Any) -> dict:
-        """Route feedback back along the recorded path; invalidate the user's cached answers."""
+        """Log the feedback durably (idempotent on its id), then learn from it; answer with its id.
+
+        Order matters: nothing is acknowledged before it is on disk, and the side effects (online
+        history, popularity, cache, router arm, online-store push) run only for a first delivery.
+        """
         if not isinstance(message, dict):
             raise RequestValidationError("request body: must be a JSON object")
         reward = message.get("reward", 0.0)
@@ -235,48 +304,124 @@ class GraphEngine:
         if not isinstance(response, dict):
             raise RequestValidationError("response: must be an object", "response")
         meta = dict(response.get("meta") or {})
-        req_data = (message.get("request") or {}).get("jsonData") or {}
-        user_id = req_data.get("user_id") or (response.get("jsonData") or {}).get("user_id")
+        request_doc = message.get("request") or {}
+        req_data = (request_doc.get("jsonData") if isinstance(request_doc, dict) else None) or {}
+        resp_data = response.get("jsonData") if isinstance(response.get("jsonData"), dict) else {}
+        user_id = (req_data.get("user_id") if isinstance(req_data, dict) else None) or resp_data.get("user_id")
         if isinstance(user_id, float) and user_id.is_integer():
             user_id = int(user_id)
+        user_id = None if user_id is None else str(user_id)
+        truth = truth_of(message)
+        interaction = interaction_of(user_id, truth)
+        puid = meta.get("puid")
+        if not puid and not resp_data and user_id is not None and user_id in self._last_answer:
+            puid, variant, version = self._last_answer[user_id]  # "feedback on the user's last answer"
+            resp_data = {"variant": variant, "model_version": version}
         if not meta.get("routing"):  # e.g. CLI feedback: use the route this executor recorded
-            recorded = self._routes.get(f"puid:{meta.get('puid')}") or self._routes.get(f"user:{user_id}")
+            recorded = self._routes.get(f"puid:{puid}") or self._routes.get(f"user:{user_id}")
             if recorded:
                 meta["routing"] = recorded
         routing = {k: int(v) for k, v in (meta.get("routing") or {}).items()}
+        feedback_id = feedback_id_of(message, truth, puid, interaction)
+        record = self._feedback_record(feedback_id, user_id, float(reward), puid, resp_data, interaction)
+        duplicate = await self._append_feedback(record)
+        tags: dict[str, Any] = {"feedback_id": feedback_id, "duplicate": duplicate, "routing_known": bool(routing)}
+        if duplicate:  # a retry: already acknowledged once, learn nothing twice
+            self.metrics.feedback_duplicates.inc()
+            return {"meta": {"tags": tags, "routing": routing}, "data": {"names": [], "ndarray": []}}
+
+        if interaction is not None:
+            self.learner.observe(interaction)
+        elif user_id is not None:
+            self.learner.history.bump(user_id)
+        if user_id is not None and self.cache is not None:
+            self.cache.invalidate_user(user_id)
         fb = {
-            **message,
+            **{k: v for k, v in message.items() if k != "feedback_id"},
             "reward": float(reward),
             "response": {**response, "meta": {**meta, "routing": routing}},
         }
-        truth = message.get("truth")
-        if isinstance(truth, dict) and not {"data", "jsonData", "strData", "binData"} & truth.keys():
-            fb["truth"] = {"jsonData": truth}  # Seldon's Feedback.truth is a SeldonMessage
+        raw_truth = message.get("truth")
+        if isinstance(raw_truth, dict) and not {"data", "jsonData", "strData", "binData"} & raw_truth.keys():
+            fb["truth"] = {"jsonData": raw_truth}  # Seldon's Feedback.truth is a SeldonMessage
         errors: list[str] = []
-        await self._feedback_node(self.graph.root, fb, routing, errors)
-        if user_id is not None and self.cache is not None:
-            self.cache.invalidate_user(str(user_id))
-        truth_doc = message.get("truth") or {}
-        truth_doc = truth_doc.get("jsonData", truth_doc) if isinstance(truth_doc, dict) else {}
-        pushed = None
-        if self.push_interaction is not None and user_id is not None and truth_doc.get("item_id") is not None:
-            try:  # the next recommendation for this user sees the interaction at once
-                await asyncio.to_thread(self.push_interaction, str(user_id), str(truth_doc["item_id"]))
-                pushed = True
-            except Exception:
-                pushed = False
+        pushed = await asyncio.gather(
+            self._feedback_node(self.graph.root, fb, routing, errors), self._push(interaction)
+        )
         self.metrics.feedback.inc()
         self.metrics.reward.inc(float(reward))
-        tags: dict[str, Any] = {"routing_known": bool(routing)}
         if errors:
             tags["feedback_errors"] = ",".join(errors)
-        if pushed is not None:
-            tags["online_store_push"] = "ok" if pushed else "failed"
+        if pushed[1] is not None:
+            tags["online_store_push"] = "ok" if pushed[1] else "failed"
         return {"meta": {"tags": tags, "routing": routing}, "data": {"names": [], "ndarray": []}}
 
-    async def _feedback_node(
-        self, node: GraphNodeSpec, fb: dict, routing: dict[str, int], errors: list[str]
-    ) -> None:
+    @staticmethod
+    def _feedback_record(
+        feedback_id: str,
+        user_id: str | None,
+        reward: float,
+        puid: str | None,
+        resp_data: dict,
+        interaction: Any,
+    ) -> dict:
+        """The log payload, validated now so a bad one is a 400 and never poisons a write batch."""
+        if user_id is None:
+            raise RequestValidationError(
+                "request.jsonData.user_id: required (or response.jsonData.user_id)", "request.jsonData.user_id"
+            )
+        payload: dict[str, Any] = {
+            "feedback_id": feedback_id,
+            "user_id": user_id,
+            "reward": reward,
+            "request_id": puid,
+            "variant": resp_data.get("variant"),
+            "model_version": resp_data.get("model_version"),
+        }
+        if interaction is not None and interaction.interaction_type not in NON_INTERACTIONS:
+            payload["item_id"] = interaction.item_id
+            payload["interaction_type"] = interaction.interaction_type
+            for rec in resp_data.get("recommendations") or []:
+                if isinstance(rec, dict) and str(rec.get("item_id")) == interaction.item_id:
+                    payload["rank"], payload["score"] = rec.get("rank"), rec.get("score")
+                    break
+        payload = {k: v for k, v in payload.items() if v is not None}
+        try:
+            make_record(FEEDBACK, payload)
+        except DataError as exc:
+            raise RequestValidationError(str(exc), "feedback") from None
+        return payload
+
+    async def _append_feedback(self, payload: dict) -> bool:
+        """True when this id was already acknowledged. Durable before it returns (when logging)."""
+        fid = payload["feedback_id"]
+        if self.writer is None:
+            if fid in self._seen_feedback:
+                return True
+            self._seen_feedback[fid] = None
+            while len(self._seen_feedback) > self._routes_max:
+                self._seen_feedback.popitem(last=False)
+            return False
+        try:
+            res = await self.writer.append(FEEDBACK, payload)
+        except Exception as exc:  # not durable: no acknowledgement (the client retries the same id)
+            self.metrics.log_appends.labels(FEEDBACK, "failed").inc()
+            raise GraphUnavailable(f"feedback log: {type(exc).__name__}: {exc}") from exc
+        self.metrics.log_appends.labels(FEEDBACK, "duplicate" if res.duplicate else "written").inc()
+        return res.duplicate
+
+    async def _push(self, interaction: Any) -> bool | None:
+        """Push to the online store's push source (so other executors see it too); None: not pushed."""
+        if self.push_interaction is None or interaction is None or interaction.interaction_type in NON_INTERACTIONS:
+            return None
+        try:
+            await asyncio.to_thread(self.push_interaction, interaction.user_id, interaction.item_id)
+        except Exception:
+            self.metrics.node_errors.labels("online-store", "push").inc()
+            return False
+        return True
+
+    async def _feedback_node(self, node: GraphNodeSpec, fb: dict, routing: dict[str, int], errors: list[str]) -> None:
         route = routing.get(node.name)
         if route is None or route == -1:
             children = node.children
@@ -296,6 +441,11 @@ class GraphEngine:
         nodes = self.graph.nodes()
         states = await asyncio.gather(*(self.transport.healthy(n) for n in nodes))
         return {n.name: ok for n, ok in zip(nodes, states, strict=True)}
+
+
+def _overlay_history(data: Any) -> list[str]:
+    online = data.get(ONLINE_KEY) if isinstance(data, dict) else None
+    return [str(i) for i in (online or {}).get("history") or []]
 
 
 def _first_number(resp: dict) -> int:

@@ -1,5 +1,6 @@
 """Assemble and run the local graph: parse the manifest, start nodes (processes or in-process),
-serve REST + gRPC until stopped, and stop every node process on the way out."""
+open the durable feedback log (this process is its one writer), serve REST + gRPC until stopped,
+and stop every node process on the way out."""
 
 from __future__ import annotations
 
@@ -16,13 +17,16 @@ from typing import Any
 from aiohttp import web
 
 from inference_graph.executor.engine import GraphEngine
+from inference_graph.executor.feedback_writer import FeedbackWriter
 from inference_graph.executor.graph import GraphSpec, load_graph, override_parameters
 from inference_graph.executor.grpc_server import start_grpc
 from inference_graph.executor.processes import LOOPBACK, ProcessGroup, free_port
 from inference_graph.executor.rest import make_app
 from inference_graph.executor.transport import InProcessTransport, RestTransport
+from smartreco.feedback import FeedbackLog
 from smartreco.paths import runs_dir
 from smartreco.serving.cache import open_cache
+from smartreco.serving.online_learning import OnlineLearner
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +48,17 @@ class ServeConfig:
     ready_file: str | None = None
     node_env: dict[str, str] = field(default_factory=dict)  # extra environment for node processes
     push_feedback: bool = True  # push feedback interactions to the online store (Feast push source)
+    feature_server: str | None = None  # the online store's feature server (None: the client's default)
+    # durable feedback + impression log directory; None/"off": not logged (library use, tests).
+    # ``python -m inference_graph.executor`` defaults it to runs_dir()/feedback.
+    feedback_log: str | None = None
+    feedback_segment_bytes: int = 64 * 1024 * 1024
+    online_users: int = 100_000  # users kept in the recent-history overlay (LRU)
+    online_half_life_s: float = 3600.0  # popularity counters' decay
+
+
+def default_feedback_log() -> str:
+    return str(runs_dir() / "feedback")
 
 
 def graph_version(graph: GraphSpec) -> str:
@@ -51,12 +66,13 @@ def graph_version(graph: GraphSpec) -> str:
     return hashlib.sha256(json.dumps(desc, sort_keys=True).encode()).hexdigest()[:12]
 
 
-def _online_pusher() -> Any:
+def _online_pusher(url: str | None = None) -> Any:
+    """``(user_id, item_id) -> None`` through the online client's push source; None without a client."""
     try:
         from smartreco.features.online_client import OnlineFeatureClient
     except ImportError:
         return None
-    client = OnlineFeatureClient()
+    client = OnlineFeatureClient(url) if url else OnlineFeatureClient()
     return lambda user_id, item_id: client.push_interaction(user_id, item_id)
 
 
@@ -69,6 +85,7 @@ class LocalGraph:
         override_parameters(self.graph, cfg.overrides)
         self.processes: ProcessGroup | None = None
         self.engine: GraphEngine | None = None
+        self.writer: FeedbackWriter | None = None
         self._runner: web.AppRunner | None = None
         self._grpc: Any = None
         self.port = cfg.port
@@ -91,15 +108,24 @@ class LocalGraph:
             await asyncio.to_thread(self.processes.wait)
             transport = RestTransport(self.processes.urls())
         cache = None if cfg.cache == "off" else open_cache(cfg.cache, cfg.cache_ttl_s)
+        if cfg.feedback_log and cfg.feedback_log != "off":
+            # opening recovers a torn tail left by a crash; a second writer fails fast (flock)
+            log_ = FeedbackLog(cfg.feedback_log, max_segment_bytes=cfg.feedback_segment_bytes)
+            if log_.recovery.truncated_bytes or log_.recovery.corrupt:
+                log.warning("feedback log %s recovered: %s", cfg.feedback_log, log_.recovery)
+            self.writer = FeedbackWriter(log_)
+            self.writer.start()
         self.engine = GraphEngine(
             self.graph,
             transport,
             cache=cache,
             default_timeout_ms=cfg.timeout_ms,
             graph_version=graph_version(self.graph),
+            writer=self.writer,
+            learner=OnlineLearner(max_users=cfg.online_users, popularity_half_life_s=cfg.online_half_life_s),
         )
         if cfg.push_feedback:
-            self.engine.push_interaction = _online_pusher()
+            self.engine.push_interaction = _online_pusher(cfg.feature_server)
         self.port = self.port or free_port()
         self.grpc_port = self.grpc_port or free_port()
         self._runner = web.AppRunner(make_app(self.engine), access_log=None)
@@ -110,6 +136,7 @@ class LocalGraph:
             "rest": f"http://{LOOPBACK}:{self.port}",
             "grpc": f"{LOOPBACK}:{self.grpc_port}",
             "in_process": cfg.in_process,
+            "feedback_log": str(self.writer.log.directory) if self.writer else None,
             "nodes": self.processes.describe() if self.processes else {},
         }
         if cfg.ready_file:
@@ -124,6 +151,8 @@ class LocalGraph:
                 await self._runner.cleanup()
             if self.engine is not None:
                 await self.engine.transport.close()
+            if self.writer is not None:
+                await self.writer.close()
         finally:
             if self.processes is not None:
                 await asyncio.to_thread(self.processes.stop)

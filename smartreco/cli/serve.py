@@ -65,6 +65,9 @@ def _resolve_model_uris(manifest: str | None) -> dict[str, str]:
     "--set", "overrides", default="{}", help='parameter overrides as JSON {"node"|"*": {"param": value}}'
 )
 @click.option("--cache", default="local", show_default=True, help="local | redis://HOST:PORT/DB | off")
+@click.option(
+    "--feedback-log", default=None, help="durable feedback/impression log directory or 'off' (default: runs/feedback)"
+)
 def serve(
     port: int,
     grpc_port: int,
@@ -73,6 +76,7 @@ def serve(
     model_path: str | None,
     overrides: str,
     cache: str,
+    feedback_log: str | None,
 ) -> None:
     """Run the inference graph from the SeldonDeployment locally (REST + gRPC on loopback)."""
     try:
@@ -102,6 +106,8 @@ def serve(
     ]
     if in_process:
         argv.append("--in-process")
+    if feedback_log:
+        argv += ["--feedback-log", feedback_log]
     if manifest:
         argv += ["--manifest", manifest]
     click.echo(f"serving on http://127.0.0.1:{port} (REST) and 127.0.0.1:{grpc_port} (gRPC); Ctrl-C stops")
@@ -144,6 +150,14 @@ def recommend_cmd(
 @click.option("--reward", type=float, default=None, help="override the type's default reward")
 @click.option("--url", default=DEFAULT_URL, show_default=True)
 def feedback_cmd(user_id: str, item_id: str, interaction_type: str, reward: float | None, url: str) -> None:
-    """Send feedback for the user's last answer (routed back along its recorded path)."""
+    """Send feedback for the user's last answer (routed back along its recorded path).
+
+    Prints the feedback id the executor logged it under (durable before the answer), then the meta.
+    """
     out = feedback(user_id, item_id, interaction_type, reward, url=url)
-    click.echo(json.dumps(out.get("meta", {})))
+    meta = out.get("meta", {})
+    tags = meta.get("tags") or {}
+    if tags.get("feedback_id"):
+        note = " (duplicate: already acknowledged)" if tags.get("duplicate") else ""
+        click.echo(f"feedback_id {tags['feedback_id']}{note}")
+    click.echo(json.dumps(meta))

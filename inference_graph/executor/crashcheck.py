@@ -1,0 +1,260 @@
+"""Crash check of the REAL executor process: SIGKILL it during a feedback load, then audit the log.
+
+``python -m inference_graph.executor --in-process`` (the node classes in the executor process, to
+keep it light) serves on loopback; ``concurrency`` client threads send feedback with unique ids
+(plus a prediction every ``predict_every`` requests, so impressions are in the log too) over
+keep-alive HTTP. A feedback counts as acknowledged when its 200 carries its id back. After
+``kill_after`` acks the executor gets SIGKILL mid-stream. Then the log is reopened (torn-tail
+recovery) and read as a dataset: every acknowledged id must be there, and the log must read
+cleanly. Optionally the executor is restarted on the same log and every sent id is retried: the
+acknowledged ones must come back as duplicates (idempotency across the crash) and nothing may be
+stored twice. Bounded (``n_feedback``) and loopback only. Used by the test and by
+``benchmarks/feedback_executor_crash.py``.
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+from smartreco.feedback import FEEDBACK, IMPRESSION, FeedbackLog, iter_records, read_dataset
+from smartreco.paths import project_root
+
+
+class Executor:
+    """One ``python -m inference_graph.executor`` process on free loopback ports."""
+
+    def __init__(self, workdir: Path, log_dir: Path, overrides: dict, env: dict[str, str], python: str) -> None:
+        self.ready = workdir / f"ready-{time.monotonic_ns()}.json"
+        cmd = [
+            python, "-m", "inference_graph.executor", "--in-process", "--port", "0", "--grpc-port", "0",
+            "--cache", "off", "--no-push", "--feedback-log", str(log_dir), "--ready-file", str(self.ready),
+            "--set", json.dumps(overrides), "--log-dir", str(workdir / "logs"),
+        ]  # fmt: skip
+        root = str(project_root())
+        full_env = {**os.environ, **env, "PYTHONUNBUFFERED": "1"}
+        full_env["PYTHONPATH"] = os.pathsep.join(p for p in (root, full_env.get("PYTHONPATH", "")) if p)
+        self.stderr = open(workdir / "executor.stderr", "ab")  # noqa: SIM115 - closed in wait()
+        self.proc = subprocess.Popen(cmd, cwd=root, env=full_env, stdout=subprocess.DEVNULL, stderr=self.stderr)
+
+    def wait_ready(self, timeout: float) -> tuple[str, int]:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"executor exited with {self.proc.returncode} before it was ready")
+            if self.ready.exists():
+                try:
+                    rest = json.loads(self.ready.read_text())["rest"]
+                except (ValueError, KeyError):
+                    time.sleep(0.05)
+                    continue
+                host, port = rest.removeprefix("http://").split(":")
+                return host, int(port)
+            time.sleep(0.05)
+        self.kill()
+        raise TimeoutError(f"executor not ready after {timeout:.0f} s")
+
+    def kill(self, sig: int = signal.SIGKILL) -> None:
+        if self.proc.poll() is None:
+            os.kill(self.proc.pid, sig)
+        self.wait()
+
+    def wait(self) -> int:
+        rc = self.proc.wait(timeout=60)
+        self.stderr.close()
+        return rc
+
+
+def _feedback_body(i: int) -> dict:
+    return {
+        "feedback_id": f"crash-{i}",
+        "request": {"jsonData": {"user_id": str(i % 53)}},
+        "reward": 1.0,
+        "truth": {"item_id": str(1 + i % 200), "interaction_type": "click"},
+    }
+
+
+class _Load:
+    """Client threads sharing a counter; records sent / acked ids and ack latencies."""
+
+    def __init__(self, host: str, port: int, n: int, predict_every: int) -> None:
+        self.host, self.port, self.n, self.predict_every = host, port, n, predict_every
+        self.lock = threading.Lock()
+        self.next = 0
+        self.sent: list[str] = []
+        self.acked: list[str] = []
+        self.duplicates: list[str] = []
+        self.latencies_ms: list[float] = []
+        self.predictions = 0
+        self.errors = 0
+
+    def _take(self) -> int | None:
+        with self.lock:
+            if self.next >= self.n:
+                return None
+            self.next += 1
+            return self.next - 1
+
+    def worker(self, ids: list[int] | None = None) -> None:
+        conn = http.client.HTTPConnection(self.host, self.port, timeout=30)
+        queue = iter(ids) if ids is not None else None
+        try:
+            while True:
+                i = next(queue, None) if queue is not None else self._take()
+                if i is None:
+                    return
+                if self.predict_every and i % self.predict_every == 0:
+                    body = {"jsonData": {"user_id": str(i % 53), "num_recommendations": 5}}
+                    status, _ = _post(conn, "/api/v1.0/predictions", body)
+                    with self.lock:
+                        self.predictions += status == 200
+                fid = f"crash-{i}"
+                with self.lock:
+                    self.sent.append(fid)
+                started = time.perf_counter()
+                status, out = _post(conn, "/api/v1.0/feedback", _feedback_body(i))
+                tags = (out.get("meta") or {}).get("tags") or {}
+                with self.lock:
+                    if status == 200 and tags.get("feedback_id") == fid:
+                        self.acked.append(fid)
+                        self.latencies_ms.append((time.perf_counter() - started) * 1000)
+                        if tags.get("duplicate"):
+                            self.duplicates.append(fid)
+                    else:
+                        self.errors += 1
+        except (OSError, http.client.HTTPException):
+            return  # the executor is gone: stop sending
+        finally:
+            conn.close()
+
+
+def _post(conn: http.client.HTTPConnection, path: str, body: dict) -> tuple[int, dict]:
+    conn.request("POST", path, body=json.dumps(body), headers={"Content-Type": "application/json"})
+    resp = conn.getresponse()
+    raw = resp.read()
+    return resp.status, (json.loads(raw) if raw else {})
+
+
+def _pct(values: list[float], q: float) -> float | None:
+    if not values:
+        return None
+    s = sorted(values)
+    return round(s[min(len(s) - 1, int(q * len(s)))], 3)
+
+
+def run_executor_crash(
+    workdir: Path,
+    *,
+    n_feedback: int,
+    kill_after: int,
+    overrides: dict,
+    env: dict[str, str],
+    concurrency: int = 8,
+    predict_every: int = 5,
+    resend: bool = True,
+    python: str | None = None,
+    startup_timeout: float = 120.0,
+) -> dict[str, Any]:
+    """One SIGKILL trial; returns the counts and what (if anything) was lost."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    log_dir = workdir / "feedback"
+    python = python or sys.executable
+    ex = Executor(workdir, log_dir, overrides, env, python)
+    host, port = ex.wait_ready(startup_timeout)
+    load = _Load(host, port, n_feedback, predict_every)
+    threads = [threading.Thread(target=load.worker, daemon=True) for _ in range(concurrency)]
+    started = time.perf_counter()
+    for t in threads:
+        t.start()
+    killed = False
+    while any(t.is_alive() for t in threads):
+        if len(load.acked) >= kill_after:
+            os.kill(ex.proc.pid, signal.SIGKILL)  # mid-stream: other requests are being written now
+            killed = True
+            break
+        time.sleep(0.001)
+    acked_at_kill = len(load.acked)
+    load_s = time.perf_counter() - started
+    for t in threads:
+        t.join(timeout=60)
+    rc = ex.wait()
+
+    reopened = FeedbackLog(log_dir)  # recovery: truncates a torn tail
+    recovery = reopened.recovery
+    reopened.close()
+    records = list(iter_records(log_dir))
+    raw_records = list(iter_records(log_dir, dedupe=False))
+    present = {r["id"] for r in records if r["kind"] == FEEDBACK}
+    frame = read_dataset(log_dir)
+    acked = set(load.acked)
+    result: dict[str, Any] = {
+        "n_feedback": n_feedback,
+        "concurrency": concurrency,
+        "kill_after": kill_after,
+        "killed": killed,
+        "returncode": rc,
+        "sent": len(load.sent),
+        "acked": len(acked),
+        "acked_at_kill": acked_at_kill,
+        "recovered": len(present & set(load.sent)),
+        "missing_acked": sorted(acked - present),
+        "impressions": sum(r["kind"] == IMPRESSION for r in records),
+        "predictions_answered": load.predictions,
+        "dataset_rows": len(frame),
+        "dataset_feedback_rows": int((frame["event"] == FEEDBACK).sum()),
+        "truncated_bytes": recovery.truncated_bytes,
+        "corrupt": recovery.corrupt,
+        "stored_twice": len(raw_records) - len(records),
+        "acks_per_s": round(len(acked) / load_s, 1) if load_s else None,
+        "ack_ms_p50": _pct(load.latencies_ms, 0.5),
+        "ack_ms_p99": _pct(load.latencies_ms, 0.99),
+    }
+    if resend:
+        result.update(_resend(workdir, log_dir, overrides, env, python, startup_timeout, load, concurrency))
+    return result
+
+
+def _resend(
+    workdir: Path,
+    log_dir: Path,
+    overrides: dict,
+    env: dict[str, str],
+    python: str,
+    startup_timeout: float,
+    before: _Load,
+    concurrency: int,
+) -> dict[str, Any]:
+    """Restart on the same log and retry every id that was sent: acked ones must be duplicates."""
+    ex = Executor(workdir, log_dir, overrides, env, python)
+    try:
+        host, port = ex.wait_ready(startup_timeout)
+        retry = _Load(host, port, 0, 0)
+        ids = sorted(int(f.split("-")[1]) for f in set(before.sent))
+        chunks = [ids[k::concurrency] for k in range(concurrency)]
+        threads = [threading.Thread(target=retry.worker, args=(c,), daemon=True) for c in chunks]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(timeout=120)
+    finally:
+        ex.kill(signal.SIGTERM)
+    records = list(iter_records(log_dir))
+    raw = list(iter_records(log_dir, dedupe=False))
+    dup = set(retry.duplicates)
+    acked = set(before.acked)
+    present = {r["id"] for r in records if r["kind"] == FEEDBACK}
+    return {
+        "resent": len(retry.sent),
+        "resent_acked": len(retry.acked),
+        "resent_acked_before_not_duplicate": sorted(acked - dup),
+        "after_resend_all_sent_present": set(before.sent) <= present,
+        "after_resend_stored_twice": len(raw) - len(records),
+    }
