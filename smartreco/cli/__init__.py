@@ -19,9 +19,28 @@ def cli() -> None:
 
 def _register() -> None:
     # each group registers only once it works end to end ("only commands that work are listed")
-    from smartreco.cli import data
+    from smartreco.cli import train
+
+    cli.add_command(train.train)
+    from smartreco.cli import data, images
 
     cli.add_command(data.data)
+    cli.add_command(images.images)
+    from smartreco.cli import ab
+
+    cli.add_command(ab.ab)
+    from smartreco.cli import serve
+
+    cli.add_command(serve.serve)
+    cli.add_command(serve.recommend_cmd)
+    cli.add_command(serve.feedback_cmd)
+    from smartreco.cli import evaluate
+
+    cli.add_command(evaluate.evaluate)
+    from smartreco.cli import drift, pipeline
+
+    cli.add_command(pipeline.pipeline)
+    cli.add_command(drift.drift)
 
 
 def main(argv: list[str] | None = None) -> int:

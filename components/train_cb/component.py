@@ -1,0 +1,21 @@
+"""KFP component: content item vectors (hashed tags/categories, or MiniLM sentence embeddings)."""
+
+from kfp.dsl import Dataset, Input, Metrics, Model, Output
+
+from components.common import component
+
+
+@component()
+def train_cb(dataset: Input[Dataset], vectors: Output[Model], metrics: Output[Metrics], encoder: str = "hashed") -> int:
+    """Writes ``item_vectors.npy`` + ``item_ids.parquet`` to ``vectors``; returns the vector size."""
+    from pathlib import Path
+
+    from smartreco.data.io import load_folder
+    from smartreco.training import train_cb as fit
+
+    info = fit(load_folder(Path(dataset.path)), vectors.path, encoder=encoder)
+    metrics.log_metric("cb_dims", float(info["dims"]))
+    metrics.log_metric("cb_items", float(info["items"]))
+    metrics.log_metric("cb_fit_seconds", float(info["fit_seconds"]))
+    vectors.metadata.update({"kind": "cb", "encoder": encoder, "dims": int(info["dims"])})
+    return int(info["dims"])

@@ -1,0 +1,302 @@
+"""Ranker features for the hybrid, shared by training (pipeline venv) and serving (serving venv).
+
+numpy/pandas only, so the Seldon combiner computes exactly the features the LightGBM ranker learned
+on: the training loop and :mod:`smartreco.serving.runtime` both call :func:`candidate_features`.
+Everything item-side is an array aligned to the catalogue order and everything that grows with the
+catalogue is O(n_items * k) (factors, vectors, a top-k neighbour table), never n x n, so the same
+code serves 10M items (the dense CF/CB dot products become ANN look-ups at that size).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from smartreco.models.serving_math import cb_profile_from_history
+
+#: (feature, component) in column order; the component groups SHAP contributions into explanations.
+FEATURES: tuple[tuple[str, str], ...] = (
+    ("cf_score", "cf"),
+    ("cf_rank", "cf"),
+    ("cooc_score", "cooccurrence"),
+    ("cooc_max", "cooccurrence"),
+    ("cooc_rank", "cooccurrence"),
+    ("cooc_recent", "cooccurrence"),
+    ("cooc_all_score", "cooccurrence"),
+    ("cb_score", "cb"),
+    ("cb_rank", "cb"),
+    ("category_affinity", "cb"),
+    ("pop_short", "popularity"),
+    ("pop_long", "popularity"),
+    ("pop_rank", "popularity"),
+    ("item_count", "popularity"),
+    ("item_mean_rating", "popularity"),
+    ("item_age_days", "popularity"),
+    ("user_activity", "context"),
+    ("ctx_channel_share", "context"),
+    ("ctx_device_share", "context"),
+    ("ctx_hour_share", "context"),
+)
+FEATURE_NAMES: tuple[str, ...] = tuple(name for name, _ in FEATURES)
+COMPONENTS: tuple[str, ...] = ("cf", "cb", "cooccurrence", "popularity", "context")
+#: popularity windows before the cutoff (the user's last event offline, "now" when serving)
+POP_SHORT_DAYS = 90
+POP_LONG_DAYS = 365
+HOUR_BUCKETS = 4  # 6-hour buckets
+#: how many history items count as "recent" for the cooc_recent feature
+RECENT_ITEMS = 5
+SECONDS_PER_DAY = 86_400.0
+
+
+@dataclass
+class CandidateConfig:
+    """How many candidates each retriever contributes (the same numbers offline and online)."""
+
+    k_cf: int = 100
+    k_cooc: int = 100
+    k_cb: int = 30
+    k_pop: int = 30
+
+
+@dataclass
+class ItemSide:
+    """Catalogue-aligned arrays the features read; a bundle stores exactly these (memory-mapped)."""
+
+    item_factors: np.ndarray | None  # (n, d) CF item factors
+    item_bias: np.ndarray | None  # (n,) CF item bias (None = no bias)
+    item_vectors: np.ndarray | None  # (n, e) L2-normalised content vectors
+    nbr_ids: np.ndarray  # (n, k) int32 neighbour item indices, -1 = none
+    nbr_scores: np.ndarray  # (n, k) float32
+    nbr_all_ids: np.ndarray | None  # (n, k) neighbours over ALL interactions (not only positives), or None
+    nbr_all_scores: np.ndarray | None
+    category_code: np.ndarray  # (n,) int32
+    item_count: np.ndarray  # (n,) float32 interactions
+    item_mean_rating: np.ndarray  # (n,) float32, nan = no rating
+    created_s: np.ndarray  # (n,) float64 epoch seconds, nan = unknown
+    ctx_channel: np.ndarray  # (n, len(channel_vocab)) share of an item's events per channel
+    ctx_device: np.ndarray  # (n, len(device_vocab))
+    ctx_hour: np.ndarray  # (n, HOUR_BUCKETS)
+    channel_vocab: list[str] = field(default_factory=list)
+    device_vocab: list[str] = field(default_factory=list)
+
+    @property
+    def n_items(self) -> int:
+        return len(self.category_code)
+
+
+# ----------------------------------------------------------------------------- retrievers (sparse)
+def top_k(
+    scores: np.ndarray, k: int, exclude: np.ndarray | None = None, ids: np.ndarray | None = None
+) -> tuple:
+    """Indices and scores of the k best entries (descending), skipping ``exclude`` positions."""
+    s = np.asarray(scores, dtype=np.float64)
+    if ids is None:
+        ids = np.arange(len(s))
+    if exclude is not None and len(exclude):
+        keep = ~np.isin(ids, exclude)
+        ids, s = ids[keep], s[keep]
+    finite = np.isfinite(s)
+    ids, s = ids[finite], s[finite]
+    if len(s) == 0 or k <= 0:
+        return np.empty(0, dtype=np.int64), np.empty(0)
+    k = min(k, len(s))
+    part = np.argpartition(-s, k - 1)[:k]
+    order = part[np.lexsort((ids[part], -s[part]))]  # ties broken by index: deterministic
+    return ids[order].astype(np.int64), s[order]
+
+
+def neighbour_scores(history: np.ndarray, nbr_ids: np.ndarray, nbr_scores: np.ndarray) -> tuple:
+    """Sum of neighbour similarities over the history, sparse: (item ids, sum, max, argmax history pos)."""
+    if len(history) == 0:
+        e = np.empty(0, dtype=np.int64)
+        return e, np.empty(0), np.empty(0), e
+    ids = nbr_ids[history]  # (h, k)
+    sc = nbr_scores[history].astype(np.float64)
+    src = np.broadcast_to(np.arange(len(history))[:, None], ids.shape)
+    ok = ids >= 0
+    ids, sc, src = ids[ok].astype(np.int64), sc[ok], src[ok]
+    if len(ids) == 0:
+        e = np.empty(0, dtype=np.int64)
+        return e, np.empty(0), np.empty(0), e
+    uniq, inv = np.unique(ids, return_inverse=True)
+    total = np.bincount(inv, weights=sc, minlength=len(uniq))
+    order = np.lexsort((-sc, inv))  # per item, best contribution first
+    first = np.r_[0, np.flatnonzero(np.diff(inv[order])) + 1]
+    best = sc[order][first]
+    best_src = src[order][first]
+    return uniq, total, best, best_src
+
+
+def user_profile(history: np.ndarray, item_vectors: np.ndarray | None) -> np.ndarray | None:
+    """Recency-weighted content profile of the history (None when there is nothing to average)."""
+    if item_vectors is None or len(history) == 0:
+        return None
+    prof = cb_profile_from_history(item_vectors, history)
+    return prof if float(np.linalg.norm(prof)) > 0 else None
+
+
+def usable_vector(vec: np.ndarray | None) -> np.ndarray | None:
+    """A user vector worth scoring with: None for a missing or all-zero one (no evidence)."""
+    if vec is None:
+        return None
+    vec = np.asarray(vec, dtype=np.float32)
+    return vec if bool(np.any(vec != 0)) else None
+
+
+def cf_scores(side: ItemSide, user_vec: np.ndarray) -> np.ndarray:
+    """Dense CF scores ``V u (+ b)`` over the catalogue (an ANN index replaces this at 10M items)."""
+    s = np.asarray(side.item_factors @ np.asarray(user_vec, dtype=np.float32), dtype=np.float64)
+    return s + side.item_bias if side.item_bias is not None else s
+
+
+def window_counts(
+    event_keys: np.ndarray, span: int, items: np.ndarray, cutoff_s: float, days: float
+) -> np.ndarray:
+    """Events per item in ``[cutoff - days, cutoff)``; ``event_keys`` = sorted item * span + seconds."""
+    base = np.asarray(items, dtype=np.int64) * span
+    hi = np.searchsorted(event_keys, base + int(cutoff_s), side="left")
+    lo = np.searchsorted(event_keys, base + int(cutoff_s - days * SECONDS_PER_DAY), side="left")
+    return (hi - lo).astype(np.float32)
+
+
+def hour_bucket(hour: float | int | None) -> int | None:
+    if hour is None:
+        return None
+    try:
+        return int(float(hour)) % 24 * HOUR_BUCKETS // 24
+    except (TypeError, ValueError):
+        return None
+
+
+def _ranks(ids: np.ndarray, cand: np.ndarray, missing: int) -> np.ndarray:
+    """1-based position of each candidate in a retriever's list, ``missing`` if absent."""
+    pos = np.full(len(cand), float(missing), dtype=np.float32)
+    if len(ids):
+        lookup = dict(zip(ids.tolist(), range(1, len(ids) + 1), strict=True))
+        pos = np.fromiter((lookup.get(c, missing) for c in cand.tolist()), dtype=np.float32, count=len(cand))
+    return pos
+
+
+@dataclass
+class UserCandidates:
+    """One user's candidate pool, its feature matrix and, per candidate, the history item behind it."""
+
+    items: np.ndarray  # (c,) item indices
+    features: np.ndarray  # (c, len(FEATURE_NAMES)) float32
+    because: np.ndarray  # (c,) history item index most responsible, -1 = none
+    sources: dict[str, np.ndarray]  # retriever -> its top list (indices)
+
+
+def candidate_features(
+    side: ItemSide,
+    history: np.ndarray,
+    user_vec: np.ndarray | None,
+    pop_short: np.ndarray,
+    pop_long: np.ndarray,
+    cutoff_s: float,
+    context: dict | None,
+    exclude: np.ndarray,
+    cfg: CandidateConfig,
+    extra_candidates: np.ndarray | None = None,
+) -> UserCandidates:
+    """Retrieve candidates from CF, co-occurrence, content and popularity, then compute the features.
+
+    ``history`` holds item indices in time order (oldest first); ``pop_*`` are catalogue-wide counts in
+    the windows before ``cutoff_s``; ``exclude`` (indices) are never candidates.
+    """
+    history = np.asarray(history, dtype=np.int64)
+    exclude = np.unique(np.concatenate([np.asarray(exclude, dtype=np.int64), history]))
+    n = side.n_items
+    # --- retrievers
+    cf_all = None
+    user_vec = usable_vector(user_vec)
+    if user_vec is not None and side.item_factors is not None:
+        cf_all = cf_scores(side, user_vec)
+        cf_ids, _ = top_k(cf_all, cfg.k_cf, exclude)
+    else:
+        cf_ids = np.empty(0, dtype=np.int64)
+    nb_ids, nb_sum, nb_max, nb_src = neighbour_scores(history, side.nbr_ids, side.nbr_scores)
+    cooc_ids, _ = top_k(nb_sum, cfg.k_cooc, exclude, ids=nb_ids)
+    profile = user_profile(history, side.item_vectors)
+    cb_all = None
+    if profile is not None:
+        cb_all = np.asarray(side.item_vectors @ profile, dtype=np.float64)
+        cb_ids, _ = top_k(cb_all, cfg.k_cb, exclude)
+    else:
+        cb_ids = np.empty(0, dtype=np.int64)
+    pop_score = pop_long + 3.0 * pop_short
+    pop_ids, _ = top_k(pop_score, cfg.k_pop, exclude)
+    parts = [cf_ids, cooc_ids, cb_ids, pop_ids]
+    if extra_candidates is not None and len(extra_candidates):
+        extra = np.asarray(extra_candidates, dtype=np.int64)
+        parts.append(extra[(extra >= 0) & (extra < n) & ~np.isin(extra, exclude)])
+    cand = np.unique(np.concatenate(parts))
+    c = len(cand)
+    # --- features
+    x = np.zeros((c, len(FEATURE_NAMES)), dtype=np.float32)
+    col = {name: i for i, name in enumerate(FEATURE_NAMES)}
+    if cf_all is not None:
+        x[:, col["cf_score"]] = cf_all[cand]
+    x[:, col["cf_rank"]] = _ranks(cf_ids, cand, cfg.k_cf + 1)
+    pos = np.searchsorted(nb_ids, cand)
+    pos = np.clip(pos, 0, max(len(nb_ids) - 1, 0))
+    hit = (len(nb_ids) > 0) & (nb_ids[pos] == cand) if len(nb_ids) else np.zeros(c, dtype=bool)
+    x[:, col["cooc_score"]] = np.where(hit, nb_sum[pos] if len(nb_ids) else 0.0, 0.0)
+    x[:, col["cooc_max"]] = np.where(hit, nb_max[pos] if len(nb_ids) else 0.0, 0.0)
+    x[:, col["cooc_rank"]] = _ranks(cooc_ids, cand, cfg.k_cooc + 1)
+    because = np.where(hit, history[nb_src[pos]] if len(nb_ids) else -1, -1).astype(np.int64)
+    recent = history[-RECENT_ITEMS:]
+    r_ids, r_sum, _, _ = neighbour_scores(recent, side.nbr_ids, side.nbr_scores)
+    if len(r_ids):
+        rpos = np.clip(np.searchsorted(r_ids, cand), 0, len(r_ids) - 1)
+        x[:, col["cooc_recent"]] = np.where(r_ids[rpos] == cand, r_sum[rpos], 0.0)
+    if side.nbr_all_ids is not None and len(exclude):  # everything the user touched (+ exclusions)
+        a_ids, a_sum, _, _ = neighbour_scores(exclude, side.nbr_all_ids, side.nbr_all_scores)
+        if len(a_ids):
+            apos = np.clip(np.searchsorted(a_ids, cand), 0, len(a_ids) - 1)
+            x[:, col["cooc_all_score"]] = np.where(a_ids[apos] == cand, a_sum[apos], 0.0)
+    if cb_all is not None:
+        x[:, col["cb_score"]] = cb_all[cand]
+        # no co-occurrence evidence: the most similar history item by content explains the pick
+        missing = because < 0
+        if missing.any() and len(history):
+            sims = np.asarray(side.item_vectors[cand[missing]] @ side.item_vectors[history].T)
+            because[missing] = history[np.argmax(sims, axis=1)]
+    x[:, col["cb_rank"]] = _ranks(cb_ids, cand, cfg.k_cb + 1)
+    if len(history):
+        cats = side.category_code[history]
+        share = np.bincount(cats, minlength=int(side.category_code.max()) + 1) / len(history)
+        x[:, col["category_affinity"]] = share[side.category_code[cand]]
+    x[:, col["pop_short"]] = np.log1p(pop_short[cand])
+    x[:, col["pop_long"]] = np.log1p(pop_long[cand])
+    x[:, col["pop_rank"]] = _ranks(pop_ids, cand, cfg.k_pop + 1)
+    x[:, col["item_count"]] = np.log1p(side.item_count[cand])
+    x[:, col["item_mean_rating"]] = side.item_mean_rating[cand]
+    x[:, col["item_age_days"]] = (cutoff_s - side.created_s[cand]) / SECONDS_PER_DAY
+    x[:, col["user_activity"]] = np.log1p(len(history))
+    ctx = context or {}
+    x[:, col["ctx_channel_share"]] = vocab_share(
+        side.ctx_channel, side.channel_vocab, ctx.get("channel"), cand
+    )
+    x[:, col["ctx_device_share"]] = vocab_share(
+        side.ctx_device, side.device_vocab, ctx.get("device_type"), cand
+    )
+    hb = hour_bucket(ctx.get("hour"))
+    x[:, col["ctx_hour_share"]] = side.ctx_hour[cand, hb] if hb is not None else np.nan
+    sources = {"cf": cf_ids, "cooccurrence": cooc_ids, "cb": cb_ids, "popularity": pop_ids}
+    return UserCandidates(items=cand, features=x, because=because, sources=sources)
+
+
+def vocab_share(table: np.ndarray, vocab: list[str], value: object, cand: np.ndarray) -> np.ndarray:
+    if value is None or str(value) not in vocab:
+        return np.full(len(cand), np.nan, dtype=np.float32)
+    return np.asarray(table[cand, vocab.index(str(value))], dtype=np.float32)
+
+
+def group_contributions(contrib: np.ndarray) -> dict[str, np.ndarray]:
+    """LightGBM ``pred_contrib`` (c, F+1) -> per-component sums (the bias is spread over none)."""
+    out = {comp: np.zeros(len(contrib), dtype=np.float64) for comp in COMPONENTS}
+    for i, (_, comp) in enumerate(FEATURES):
+        out[comp] += contrib[:, i]
+    return out

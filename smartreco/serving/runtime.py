@@ -1,0 +1,327 @@
+"""What the Seldon graph nodes call at request time: candidates, ranking, explanations, diversity.
+
+numpy/pandas/lightgbm only (imports in ``.venv-serving``). :class:`BundleRuntime` holds the arrays of a
+bundle (see :mod:`smartreco.serving.bundle`) and exposes:
+
+* ``cf_candidates(user_id, history, k, exclude)``: known user -> learned factors; unknown user with a
+  history -> fold-in; neither -> ``{}``;
+* ``cb_candidates(history, k, exclude)``: items closest to the history's content profile;
+* ``popular(k, exclude, category=None)``: recent popularity (the same score the ranker's popularity
+  retriever uses);
+* ``rank(user_id, history, cf, cb, context, n, exclude, max_category_share)``: the LightGBM ranker over
+  the union of the given candidates and the bundle's own retrievers, with per-component SHAP
+  contributions, the history item behind each pick ("because you liked X"), a category cap and,
+  for users with no history and no factors, a popularity + content cold start.
+
+Every list respects ``exclude`` and never returns an item from the history.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Mapping
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from smartreco.data import columns as C
+from smartreco.models import hybrid_features as F
+from smartreco.models.serving_math import fold_in_user, history_rows, recency_weights, topk_blocked
+
+
+@dataclass
+class RankedItem:
+    """One recommendation as the hybrid node returns it."""
+
+    item_id: str
+    title: str
+    category: str
+    score: float
+    rank: int
+    confidence: float
+    component_scores: dict[str, float] = field(default_factory=dict)
+    because_item: str | None = None
+    because_title: str | None = None
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def diversify(order: np.ndarray, categories: np.ndarray, n: int, max_share: float) -> np.ndarray:
+    """Greedy top-n (positions into ``order``) with at most ``floor(max_share * n)`` per category.
+
+    When the pool runs out before ``n`` items the cap is relaxed for the rest, so a list is only
+    short when there are fewer than ``n`` admissible items at all.
+    """
+    if n <= 0 or len(order) == 0:
+        return np.empty(0, dtype=np.int64)
+    cap = max(1, int(math.floor(max_share * n + 1e-9))) if max_share < 1 else n
+    counts: dict[object, int] = {}
+    picked, skipped = [], []
+    for pos in order:
+        cat = categories[pos]
+        if counts.get(cat, 0) < cap:
+            picked.append(pos)
+            counts[cat] = counts.get(cat, 0) + 1
+            if len(picked) == n:
+                break
+        else:
+            skipped.append(pos)
+    if len(picked) < n:
+        picked.extend(skipped[: n - len(picked)])
+    return np.asarray(picked, dtype=np.int64)
+
+
+def _sigmoid(x: np.ndarray) -> np.ndarray:
+    return 1.0 / (1.0 + np.exp(-np.clip(x, -30, 30)))
+
+
+class BundleRuntime:
+    """Serving API over bundle arrays; :class:`smartreco.serving.bundle.ModelBundle` loads one from disk."""
+
+    manifest: dict
+
+    @classmethod
+    def from_parts(
+        cls,
+        manifest: dict,
+        catalogue: pd.DataFrame,
+        user_ids: np.ndarray,
+        arrays: Mapping[str, np.ndarray],
+        ranker_text: str,
+    ) -> BundleRuntime:
+        import lightgbm as lgb
+
+        self = cls.__new__(cls)
+        self.manifest = manifest
+        self.catalogue = catalogue.reset_index(drop=True)
+        self.item_ids = self.catalogue[C.ITEM_ID].astype(str).to_numpy(dtype=object)
+        self.item_index = pd.Index(self.item_ids)
+        self.titles = self.catalogue[C.TITLE].astype(str).to_numpy(dtype=object)
+        self.categories = self.catalogue[C.CATEGORY].astype(str).to_numpy(dtype=object)
+        self.user_index = pd.Index(np.asarray(user_ids, dtype=object))
+        a = dict(arrays)
+        self.user_factors = a["cf_user_factors"]
+        self.side = F.ItemSide(
+            item_factors=a["cf_item_factors"],
+            item_bias=a.get("cf_item_bias"),
+            item_vectors=a["cb_item_vectors"],
+            nbr_ids=a["nbr_ids"],
+            nbr_scores=a["nbr_scores"],
+            nbr_all_ids=a.get("nbr_all_ids"),
+            nbr_all_scores=a.get("nbr_all_scores"),
+            category_code=a["category_code"],
+            item_count=a["item_count"],
+            item_mean_rating=a["item_mean_rating"],
+            created_s=a["created_s"],
+            ctx_channel=a["ctx_channel"],
+            ctx_device=a["ctx_device"],
+            ctx_hour=a["ctx_hour"],
+            channel_vocab=list(manifest.get("channel_vocab", [])),
+            device_vocab=list(manifest.get("device_vocab", [])),
+        )
+        self.pop_short = np.asarray(a["pop_short"], dtype=np.float32)
+        self.pop_long = np.asarray(a["pop_long"], dtype=np.float32)
+        self.pop_score = self.pop_long + 3.0 * self.pop_short  # same as the ranker's popularity retriever
+        self.cand_cfg = F.CandidateConfig(**manifest.get("candidates", {}))
+        self.cutoff_s = float(manifest["data_end_s"])
+        self.fold_in_method = str(manifest.get("fold_in", "sum"))
+        self.booster = lgb.Booster(model_str=ranker_text)
+        self._gram = None
+        return self
+
+    # ------------------------------------------------------------------------------- helpers
+    @property
+    def version(self) -> str:
+        return str(self.manifest.get("model_version") or self.manifest.get("created", "unknown"))
+
+    def has_user(self, user_id: str | None) -> bool:
+        """Whether CF has learned factors for this user (else fold-in / cold start)."""
+        return user_id is not None and bool(self.user_index.get_indexer([str(user_id)])[0] >= 0)
+
+    def title(self, item_id: str) -> str:
+        """Title of a catalogue item (the id itself when unknown)."""
+        r = self.item_index.get_indexer([str(item_id)])[0]
+        return str(self.titles[r]) if r >= 0 else str(item_id)
+
+    def rows(self, ids: Iterable[str] | None) -> np.ndarray:
+        """Catalogue rows of item ids (order kept, unknown ids dropped)."""
+        return history_rows(list(ids or ()), self.item_index)
+
+    def user_vector(self, user_id: str | None, history_rows_: np.ndarray) -> np.ndarray | None:
+        """Known user -> learned factors; otherwise a fold-in from the history; None when neither."""
+        if user_id is not None:
+            r = self.user_index.get_indexer([str(user_id)])[0]
+            vec = F.usable_vector(self.user_factors[r]) if r >= 0 else None
+            if vec is not None:
+                return vec
+        if len(history_rows_) == 0:
+            return None
+        v = self.side.item_factors
+        if self.fold_in_method == "sum":  # PureSVD: a user is the sum of their items' factors, exactly
+            return np.asarray(v[np.unique(history_rows_)], dtype=np.float32).sum(axis=0)
+        if self._gram is None:
+            self._gram = np.asarray(v, dtype=np.float64).T @ np.asarray(v, dtype=np.float64)
+        return fold_in_user(v, history_rows_, recency_weights(len(history_rows_)), gram=self._gram)
+
+    def _as_dict(self, idx: np.ndarray, scores: np.ndarray) -> dict[str, float]:
+        keep = idx >= 0
+        return {str(self.item_ids[i]): float(s) for i, s in zip(idx[keep], scores[keep], strict=True)}
+
+    def _exclusions(self, history: np.ndarray, exclude: Iterable[str] | None) -> np.ndarray:
+        return np.unique(np.concatenate([history, self.rows(exclude)])).astype(np.int64)
+
+    # ------------------------------------------------------------------------------- retrievers
+    def cf_candidates(
+        self, user_id: str | None, history: list[str], k: int, exclude: set[str] | None = None
+    ) -> dict[str, float]:
+        hist = self.rows(history)
+        u = self.user_vector(user_id, hist)
+        if u is None or k <= 0:
+            return {}
+        ex = self._exclusions(hist, exclude)
+        bias = None if self.side.item_bias is None else np.asarray(self.side.item_bias, dtype=np.float32)
+        idx, sc = topk_blocked(u[None, :], self.side.item_factors, int(k), bias=bias, exclude=[ex])
+        return self._as_dict(idx[0], sc[0])
+
+    def cb_candidates(self, history: list[str], k: int, exclude: set[str] | None = None) -> dict[str, float]:
+        hist = self.rows(history)
+        prof = F.user_profile(hist, self.side.item_vectors)
+        if prof is None or k <= 0:
+            return {}
+        idx, sc = topk_blocked(
+            prof[None, :], self.side.item_vectors, int(k), exclude=[self._exclusions(hist, exclude)]
+        )
+        return self._as_dict(idx[0], sc[0])
+
+    def popular(
+        self, k: int, exclude: set[str] | None = None, category: str | None = None
+    ) -> dict[str, float]:
+        score = self.pop_score.astype(np.float64)
+        ids = None
+        if category is not None:
+            ids = np.flatnonzero(self.categories == str(category))
+            score = score[ids]
+        idx, sc = F.top_k(score, int(k), self.rows(exclude), ids=ids)
+        return self._as_dict(idx, sc)
+
+    # ------------------------------------------------------------------------------- ranking
+    def features(
+        self,
+        user_id: str | None,
+        history: list[str],
+        context: dict | None,
+        exclude: set[str] | None = None,
+        extra: Iterable[str] | None = None,
+    ) -> F.UserCandidates:
+        """The ranker's candidate pool and features for one request (what :meth:`rank` scores)."""
+        hist = self.rows(history)
+        u = self.user_vector(user_id, hist)
+        return F.candidate_features(
+            self.side,
+            hist,
+            u,
+            self.pop_short,
+            self.pop_long,
+            self.cutoff_s,
+            context or {},
+            self.rows(exclude),
+            self.cand_cfg,
+            extra_candidates=self.rows(extra),
+        )
+
+    def rank(
+        self,
+        user_id: str | None,
+        history: list[str],
+        cf: Mapping[str, float] | None,
+        cb: Mapping[str, float] | None,
+        context: dict | None,
+        n: int,
+        exclude: set[str] | None = None,
+        max_category_share: float = 0.5,
+    ) -> list[RankedItem]:
+        """Top-``n`` with scores, confidence, component contributions and a "because you liked" item."""
+        hist = self.rows(history)
+        if len(hist) == 0 and not self.has_user(user_id):
+            return self._cold_start(cb or {}, context or {}, n, exclude, max_category_share)
+        extra = list((cf or {}).keys()) + list((cb or {}).keys())
+        uc = self.features(user_id, history, context, exclude, extra)
+        if len(uc.items) == 0:
+            return self._cold_start(cb or {}, context or {}, n, exclude, max_category_share)
+        pred = self.booster.predict(uc.features, num_threads=1)
+        contrib = F.group_contributions(self.booster.predict(uc.features, pred_contrib=True, num_threads=1))
+        order = np.lexsort((uc.items, -pred))
+        chosen = order[diversify(order, self.categories[uc.items[order]], n, max_category_share)]
+        out = []
+        for rank, pos in enumerate(chosen, start=1):
+            item = int(uc.items[pos])
+            because = int(uc.because[pos])
+            out.append(
+                RankedItem(
+                    item_id=str(self.item_ids[item]),
+                    title=str(self.titles[item]),
+                    category=str(self.categories[item]),
+                    score=float(pred[pos]),
+                    rank=rank,
+                    confidence=float(_sigmoid(pred[pos])),
+                    component_scores={k: float(v[pos]) for k, v in contrib.items()},
+                    because_item=str(self.item_ids[because]) if because >= 0 else None,
+                    because_title=str(self.titles[because]) if because >= 0 else None,
+                )
+            )
+        return out
+
+    def _cold_start(
+        self, cb: Mapping[str, float], context: dict, n: int, exclude: set[str] | None, max_share: float
+    ) -> list[RankedItem]:
+        """No history, no factors: recent popularity (+ channel/device/hour fit) blended with content."""
+        ex = self.rows(exclude)
+        pop = self.popular(max(4 * n, 50), exclude)
+        pool = self.rows(list(pop) + [i for i in cb if i not in pop])
+        pool = pool[~np.isin(pool, ex)]
+        if len(pool) == 0:
+            return []
+        pmax = float(self.pop_score.max()) or 1.0
+        pop_part = self.pop_score[pool] / pmax
+        shares = [
+            F.vocab_share(self.side.ctx_channel, self.side.channel_vocab, context.get("channel"), pool),
+            F.vocab_share(self.side.ctx_device, self.side.device_vocab, context.get("device_type"), pool),
+        ]
+        hb = F.hour_bucket(context.get("hour"))
+        if hb is not None:
+            shares.append(np.asarray(self.side.ctx_hour[pool, hb], dtype=np.float32))
+        stack = np.vstack(shares)  # nan = context value not given / unknown to the bundle
+        known = (~np.isnan(stack)).sum(axis=0)
+        ctx_part = np.where(known > 0, np.nansum(stack, axis=0) / np.maximum(known, 1), 0.0)
+        cb_part = np.asarray([float(cb.get(str(self.item_ids[i]), 0.0)) for i in pool])
+        score = 0.6 * pop_part + 0.2 * ctx_part + 0.2 * cb_part
+        order = np.lexsort((pool, -score))
+        chosen = order[diversify(order, self.categories[pool[order]], n, max_share)]
+        return [
+            RankedItem(
+                item_id=str(self.item_ids[pool[p]]),
+                title=str(self.titles[pool[p]]),
+                category=str(self.categories[pool[p]]),
+                score=float(score[p]),
+                rank=r,
+                confidence=float(np.clip(score[p], 0.0, 1.0)),
+                component_scores={
+                    "cf": 0.0,
+                    "cb": 0.2 * float(cb_part[p]),
+                    "cooccurrence": 0.0,
+                    "popularity": 0.6 * float(pop_part[p]),
+                    "context": 0.2 * float(ctx_part[p]),
+                },
+                because_item=None,
+            )
+            for r, p in enumerate(chosen, start=1)
+        ]
+
+
+def load_runtime(path: str) -> BundleRuntime:
+    """Verify and load a bundle directory (the graph nodes' entry point)."""
+    from smartreco.serving.bundle import ModelBundle
+
+    return ModelBundle.load(path)

@@ -1,0 +1,218 @@
+"""Train-all orchestration: CF, CB, hybrid, evaluation, MLflow, serving bundle.
+
+`smartreco train` and the KFP components (train_cf, train_cb, train_hybrid, evaluate, register) are
+thin shells over the step functions here, so a pipeline run and a CLI run do the same work:
+
+1. :func:`train_cf` / :func:`train_cb`: the standalone retrievers on all data (CF factors in the
+   :mod:`smartreco.models.serving_math` artifact layout; content item vectors);
+2. :func:`evaluate`: the ARCHITECTURE §5 protocol with the shared evaluator (hybrid + peers, paired
+   bootstrap vs the best peer; the hybrid refits its retrievers on the split's own windows);
+3. :func:`train_hybrid`: the hybrid on ALL data (retrievers on the earlier window, ranker on the later
+   one, retrievers refitted) written as the serving bundle;
+4. :func:`register`: MLflow run (params, metrics, reports, three pyfunc models) + registry aliases.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from smartreco.data import columns as C
+from smartreco.data.canonical import CanonicalData
+from smartreco.models.base import TrainData
+
+#: what `smartreco train` evaluates by default: the hybrid, its two retrievers and the promotion floor
+DEFAULT_EVAL_MODELS: tuple[str, ...] = ("hybrid", "mostpop")
+ENCODERS = ("hashed", "minilm")
+
+
+def load(source: str) -> CanonicalData:
+    from smartreco.data.sources import load_source
+
+    return load_source(source)
+
+
+def content_vectors(items: pd.DataFrame, encoder: str = "hashed", dims: int = 256) -> np.ndarray:
+    """Item content vectors: ``hashed`` (numpy, instant) or ``minilm`` (sentence-transformers, cached)."""
+    from smartreco.errors import DataError
+
+    if encoder == "hashed":
+        from smartreco.models.hybrid import hashed_content_vectors
+
+        return hashed_content_vectors(items, dims)
+    if encoder == "minilm":
+        from smartreco.features.embeddings import encode_items
+        from smartreco.paths import runs_dir
+
+        return np.asarray(encode_items(items, cache_dir=runs_dir() / "embeddings"), dtype=np.float32)
+    raise DataError(f"--encoder: expected one of {', '.join(ENCODERS)}, got {encoder!r}")
+
+
+def _encoder_from(vectors_dir: Path | None, encoder: str) -> Callable[[pd.DataFrame], np.ndarray]:
+    """Content encoder for the hybrid: precomputed vectors (train_cb output) aligned by item id, or fresh."""
+    if vectors_dir is None:
+        return lambda items: content_vectors(items, encoder)
+    from smartreco.models.serving_math import load_item_vectors
+
+    ids, vecs, _ = load_item_vectors(vectors_dir)
+
+    def aligned(items: pd.DataFrame) -> np.ndarray:
+        rows = ids.get_indexer(items[C.ITEM_ID].astype(str))
+        out = np.zeros((len(items), vecs.shape[1]), dtype=np.float32)
+        out[rows >= 0] = vecs[rows[rows >= 0]]
+        return out
+
+    aligned.__name__ = f"precomputed:{Path(vectors_dir).name}"
+    return aligned
+
+
+# ------------------------------------------------------------------------------------------- steps
+def train_cf(data: CanonicalData, out_dir: Path | str, n_factors: int = 64) -> dict:
+    """Standalone CF (PureSVD, the hybrid's default backend) on all data, in the serving_math layout."""
+    from smartreco.models import serving_math as SM
+    from smartreco.models.hybrid import svd_factors
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    t0 = time.perf_counter()
+    train = TrainData.from_interactions(data.interactions, data.items)
+    users, items = svd_factors(train.matrix.matrix, n_factors)
+    np.save(out / SM.USER_FACTORS, users)
+    np.save(out / SM.ITEM_FACTORS, items)
+    np.save(out / SM.ITEM_BIAS, np.zeros(len(items), dtype=np.float32))
+    SM.write_ids(out / SM.USER_IDS, train.matrix.user_ids)
+    SM.write_ids(out / SM.ITEM_IDS, train.matrix.item_ids)
+    info = {"model": "puresvd", "factors": int(items.shape[1]), "fold_in": "sum", "users": len(users),
+            "items": len(items), "fit_seconds": round(time.perf_counter() - t0, 2)}
+    (out / SM.CF_META).write_text(json.dumps(info, indent=2))
+    return info
+
+
+def train_cb(data: CanonicalData, out_dir: Path | str, encoder: str = "hashed") -> dict:
+    """Content item vectors (L2-normalised) in the serving_math layout (item_vectors.npy + ids)."""
+    from smartreco.models import serving_math as SM
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    t0 = time.perf_counter()
+    vecs = content_vectors(data.items, encoder)
+    np.save(out / SM.ITEM_VECTORS, vecs)
+    SM.write_ids(out / SM.ITEM_IDS, data.items[C.ITEM_ID].astype(str))
+    info = {"encoder": encoder, "dims": int(vecs.shape[1]), "items": int(len(vecs)),
+            "fit_seconds": round(time.perf_counter() - t0, 2)}
+    (out / SM.CB_META).write_text(json.dumps(info, indent=2))
+    return info
+
+
+def evaluate(data: CanonicalData, out_dir: Path | str, models: tuple[str, ...] | list[str] = DEFAULT_EVAL_MODELS,
+             progress: bool = True) -> dict:
+    """The §5 protocol over ``models`` (shared evaluator); writes evaluation.json / .md / .html."""
+    from smartreco.evaluation.report import markdown_summary, write_html
+    from smartreco.evaluation.run import run_evaluation, write_json
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    result = run_evaluation(data, list(models), progress=progress)
+    payload = result.to_json()
+    write_json(payload, out / "evaluation.json")
+    (out / "evaluation.md").write_text(markdown_summary(payload, title=f"Evaluation: {data.source}"))
+    try:
+        write_html(result, out / "evaluation.html")
+    except Exception as exc:  # noqa: BLE001 - the HTML report is a nicety; JSON/Markdown are the contract
+        (out / "evaluation.html").write_text(f"<p>HTML report unavailable: {type(exc).__name__}: {exc}</p>")
+    return payload
+
+
+def train_hybrid(data: CanonicalData, out_dir: Path | str, *, cb_dir: Path | str | None = None,
+                 encoder: str = "hashed", config=None, meta: dict | None = None, progress: bool = True) -> Path:
+    """The served hybrid: fitted on ALL data, written as a verified bundle directory."""
+    from smartreco.models.hybrid import HybridRanker
+
+    train = TrainData.from_interactions(data.interactions, data.items)
+    model = HybridRanker(config, content_encoder=_encoder_from(Path(cb_dir) if cb_dir else None, encoder),
+                         progress=progress)
+    model.fit(train)
+    return model.save_bundle(Path(out_dir), meta={"source": data.source, **(meta or {})})
+
+
+def register(bundle_dir: Path | str, evaluation: dict, *, params: dict | None = None,
+             report_dir: Path | str | None = None, run_name: str = "train",
+             kinds: tuple[str, ...] = ("cf", "cb", "hybrid")) -> dict:
+    """One MLflow run: params, metrics of every evaluated model, reports, the three pyfunc models;
+    then register each as ``challenger`` and let the gate decide ``champion``."""
+    import mlflow
+
+    from smartreco.tracking import mlflow_tracking as T
+
+    T.configure()
+    models = evaluation.get("models", {})
+    hybrid = models.get("hybrid", {})
+    mostpop = models.get("mostpop")
+    with mlflow.start_run(run_name=run_name) as run:
+        T.log_params(params or {})
+        manifest = json.loads((Path(bundle_dir) / "manifest.json").read_text())
+        T.log_params({"hybrid": manifest.get("params", {})}, prefix="bundle.")
+        for name, metrics in models.items():
+            T.log_metrics({k: v for k, v in metrics.items() if k != "params"}, prefix=f"{name}.")
+        if report_dir is not None:
+            for path in sorted(Path(report_dir).glob("evaluation.*")):
+                mlflow.log_artifact(str(path), artifact_path="evaluation")
+        mlflow.log_dict(evaluation, "evaluation/evaluation_full.json")
+        uris = T.log_bundle_models(bundle_dir, kinds)
+        registered = {}
+        for kind, uri in uris.items():
+            # each registered model is gated on the hybrid's numbers: all three serve from this bundle
+            version, decision = T.register(uri, T.MODEL_NAMES[kind], _numeric(hybrid), _numeric(mostpop))
+            registered[T.MODEL_NAMES[kind]] = {"version": version, **decision.to_dict()}
+    return {"run_id": run.info.run_id, "tracking_uri": T.tracking_uri(), "models": uris, "registered": registered}
+
+
+def _numeric(metrics: dict | None) -> dict[str, float] | None:
+    if metrics is None:
+        return None
+    return {k: float(v) for k, v in metrics.items() if isinstance(v, (int, float))}
+
+
+# ------------------------------------------------------------------------------------------- all
+def train_all(source: str, out_dir: Path | str | None = None, *, models: tuple[str, ...] = DEFAULT_EVAL_MODELS,
+              encoder: str = "hashed", track: bool = True, progress: bool = True,
+              echo: Callable[[str], None] = print) -> dict:
+    """CF, CB, evaluation, hybrid bundle, MLflow: what `smartreco train` runs. Returns a summary."""
+    from tqdm.auto import tqdm
+
+    from smartreco.paths import runs_dir
+
+    out = Path(out_dir) if out_dir else runs_dir() / "train" / time.strftime("%Y%m%d-%H%M%S")
+    out.mkdir(parents=True, exist_ok=True)
+    steps = ["load", "train_cf", "train_cb", "evaluate", "train_hybrid"] + (["register"] if track else [])
+    summary: dict = {"source": source, "out_dir": str(out)}
+    bar = tqdm(steps, desc="smartreco train", disable=not progress)
+    for step in bar:
+        bar.set_postfix_str(step)
+        t0 = time.perf_counter()
+        if step == "load":
+            data = load(source)
+        elif step == "train_cf":
+            summary["cf"] = train_cf(data, out / "cf")
+        elif step == "train_cb":
+            summary["cb"] = train_cb(data, out / "cb", encoder)
+        elif step == "evaluate":
+            evaluation = evaluate(data, out / "evaluation", models, progress=progress)
+            summary["metrics"] = {name: {k: m.get(k) for k in ("ndcg@10", "recall@10")}
+                                  for name, m in evaluation["models"].items()}
+            summary["comparisons"] = evaluation.get("comparisons", {})
+        elif step == "train_hybrid":
+            bundle = train_hybrid(data, out / "bundle", cb_dir=out / "cb", progress=progress,
+                                  meta={"metrics": evaluation["models"].get("hybrid", {})})
+            summary["bundle"] = str(bundle)
+        elif step == "register":
+            summary["mlflow"] = register(bundle, evaluation, params={"source": source, "encoder": encoder},
+                                         report_dir=out / "evaluation")
+        summary.setdefault("seconds", {})[step] = round(time.perf_counter() - t0, 1)
+    (out / "summary.json").write_text(json.dumps(summary, indent=2, default=str))
+    return summary

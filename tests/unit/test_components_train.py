@@ -1,0 +1,60 @@
+"""Training components called through `comp.python_func` on a tiny canonical folder."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from hybrid_tiny import tiny_data
+from kfp.dsl import HTML, Dataset, Markdown, Metrics, Model
+
+pytestmark = [pytest.mark.unit]
+
+
+@pytest.fixture(scope="module")
+def folder(tmp_path_factory):
+    root = tmp_path_factory.mktemp("tiny")
+    data = tiny_data()
+    data.interactions.to_parquet(root / "interactions.parquet", index=False)
+    data.items.to_parquet(root / "items.parquet", index=False)
+    return root
+
+
+def test_training_components_chain(folder, tmp_path, monkeypatch):
+    from components.evaluate.component import evaluate
+    from components.register.component import register
+    from components.train_cb.component import train_cb
+    from components.train_cf.component import train_cf
+    from components.train_hybrid.component import train_hybrid
+    from smartreco.serving.bundle import ModelBundle
+
+    ds = Dataset(uri=str(folder))
+    cf, cf_m = Model(uri=str(tmp_path / "cf")), Metrics(uri=str(tmp_path / "cf_m"))
+    assert train_cf.python_func(dataset=ds, model=cf, metrics=cf_m, n_factors=8) == 8
+    assert (tmp_path / "cf" / "item_factors.npy").exists() and cf_m.metadata["cf_factors"] == 8.0
+
+    cb, cb_m = Model(uri=str(tmp_path / "cb")), Metrics(uri=str(tmp_path / "cb_m"))
+    assert train_cb.python_func(dataset=ds, vectors=cb, metrics=cb_m, encoder="hashed") == 256
+
+    bundle, h_m = Model(uri=str(tmp_path / "bundle")), Metrics(uri=str(tmp_path / "h_m"))
+    h_sum = Markdown(uri=str(tmp_path / "h.md"))
+    train_hybrid.python_func(dataset=ds, cb_vectors=cb, bundle=bundle, metrics=h_m, summary=h_sum)
+    loaded = ModelBundle.load(bundle.path)
+    assert loaded.manifest["kind"] == "hybrid" and h_m.metadata["hybrid_label_users"] > 0
+    assert "Hybrid bundle" in (tmp_path / "h.md").read_text()
+
+    report = Dataset(uri=str(tmp_path / "report"))
+    e_m, html, e_sum = Metrics(uri=str(tmp_path / "e_m")), HTML(uri=str(tmp_path / "e.html")), Markdown(
+        uri=str(tmp_path / "e.md"))
+    ndcg = evaluate.python_func(dataset=ds, report=report, metrics=e_m, html=html, summary=e_sum,
+                                models="hybrid,mostpop")
+    payload = json.loads((tmp_path / "report" / "evaluation.json").read_text())
+    assert set(payload["models"]) == {"hybrid", "mostpop"} and ndcg == payload["models"]["hybrid"]["ndcg@10"]
+    assert "mostpop_ndcg_at_10" in e_m.metadata and (tmp_path / "e.html").stat().st_size > 0
+
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    monkeypatch.setenv("SMARTRECO_RUNS", str(tmp_path / "runs"))
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)  # restored after the test (the component sets it)
+    r_sum = Markdown(uri=str(tmp_path / "r.md"))
+    version = register.python_func(bundle=bundle, report=report, summary=r_sum, tracking_uri=uri)
+    assert version == "1" and "smartreco-hybrid" in (tmp_path / "r.md").read_text()
