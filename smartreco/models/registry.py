@@ -44,6 +44,8 @@ MODEL_FACTORIES: dict[str, Callable[..., Recommender]] = {
     "ease": lazy("smartreco.models.baselines:EASE"),
     "als": lazy("smartreco.models.baselines:ALS"),
     "hybrid": lazy("smartreco.models.hybrid:HybridRanker"),
+    "cf": lazy("smartreco.models.cf:make_cf"),
+    "cb": lazy("smartreco.models.content:make_cb"),
 }
 
 #: the peers every evaluation reports (ARCHITECTURE §5)
