@@ -25,6 +25,7 @@ import pandas as pd
 from smartreco.data import columns as C
 from smartreco.data.canonical import CanonicalData
 from smartreco.models.base import TrainData
+from smartreco.errors import DataError
 
 #: what `smartreco train` evaluates by default: the hybrid, its two retrievers and the promotion floor
 DEFAULT_EVAL_MODELS: tuple[str, ...] = ("hybrid", "mostpop")
@@ -72,24 +73,48 @@ def _encoder_from(vectors_dir: Path | None, encoder: str) -> Callable[[pd.DataFr
 
 
 # ------------------------------------------------------------------------------------------- steps
-def train_cf(data: CanonicalData, out_dir: Path | str, n_factors: int = 64) -> dict:
-    """Standalone CF (PureSVD, the hybrid's default backend) on all data, in the serving_math layout."""
+def train_cf(data: CanonicalData, out_dir: Path | str, n_factors: int = 64, *, backend: str = "lightning",
+             epochs: int | None = None, seed: int = 42) -> dict:
+    """Standalone CF retriever on all data, in the serving_math layout (factors + ids, and for the
+    Lightning backend an ONNX scorer a torch-free node can run).
+
+    ``lightning``: the PyTorch Lightning MF of :mod:`smartreco.models.cf` (sampled softmax, early
+    stopping on a temporal validation split), exported with :func:`smartreco.models.onnx_export.export_cf`.
+    ``svd``: PureSVD, the hybrid's internal CF backend (exact fold-in, seconds to fit).
+    """
     from smartreco.models import serving_math as SM
-    from smartreco.models.hybrid import svd_factors
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
     train = TrainData.from_interactions(data.interactions, data.items)
-    users, items = svd_factors(train.matrix.matrix, n_factors)
-    np.save(out / SM.USER_FACTORS, users)
-    np.save(out / SM.ITEM_FACTORS, items)
-    np.save(out / SM.ITEM_BIAS, np.zeros(len(items), dtype=np.float32))
-    SM.write_ids(out / SM.USER_IDS, train.matrix.user_ids)
-    SM.write_ids(out / SM.ITEM_IDS, train.matrix.item_ids)
-    info = {"model": "puresvd", "factors": int(items.shape[1]), "fold_in": "sum", "users": len(users),
-            "items": len(items), "fit_seconds": round(time.perf_counter() - t0, 2)}
-    (out / SM.CF_META).write_text(json.dumps(info, indent=2))
+    if backend == "lightning":
+        from smartreco.models.cf import CFConfig, CFRecommender
+        from smartreco.models.onnx_export import export_cf
+
+        config = CFConfig(dim=n_factors, seed=seed, progress=False)
+        if epochs:
+            config.max_epochs = int(epochs)
+        model = CFRecommender(config).fit(train)
+        export_cf(model, out)
+        info = {"model": "lightning-mf", "factors": int(n_factors), "fold_in": "ls"}
+    elif backend == "svd":
+        from smartreco.models.hybrid import svd_factors
+
+        users, items = svd_factors(train.matrix.matrix, n_factors)
+        np.save(out / SM.USER_FACTORS, users)
+        np.save(out / SM.ITEM_FACTORS, items)
+        np.save(out / SM.ITEM_BIAS, np.zeros(len(items), dtype=np.float32))
+        SM.write_ids(out / SM.USER_IDS, train.matrix.user_ids)
+        SM.write_ids(out / SM.ITEM_IDS, train.matrix.item_ids)
+        info = {"model": "puresvd", "factors": int(items.shape[1]), "fold_in": "sum"}
+    else:
+        raise DataError(f"train_cf.backend: expected 'lightning' or 'svd', got {backend!r}")
+    info.update({"users": int(train.matrix.n_users), "items": int(train.matrix.n_items),
+                 "fit_seconds": round(time.perf_counter() - t0, 2)})
+    meta_path = out / SM.CF_META
+    meta = json.loads(meta_path.read_text()) if meta_path.exists() else {}
+    meta_path.write_text(json.dumps({**meta, **info}, indent=2))
     return info
 
 

@@ -98,12 +98,21 @@ def _die_with_parent() -> None:
         pass
 
 
+SELDON_ENV = "SMARTRECO_SELDON"  # "apache": the Apache-2.0 seldon-core 1.17.1 venv; unset: this venv's 1.19
+SELDON_VENV_ENV = "SMARTRECO_SELDON_VENV"  # any venv holding seldon-core-microservice (wins over SELDON_ENV)
+APACHE_VENV = ".venv-seldon-apache"
+
+
 def microservice_bin() -> str:
-    candidate = Path(sys.executable).parent / "seldon-core-microservice"
+    """The wrapper that runs the nodes; the node classes only use Seldon's method contract, so either works."""
+    choice = os.environ.get(SELDON_ENV, "").lower() or "default"
+    if choice not in ("default", "apache"):
+        raise NodeStartError(f"{SELDON_ENV}: must be 'default' or 'apache', got {choice!r}")
+    venv = os.environ.get(SELDON_VENV_ENV) or (str(project_root() / APACHE_VENV) if choice == "apache" else "")
+    candidate = (Path(venv) / "bin" if venv else Path(sys.executable).parent) / "seldon-core-microservice"
     if not candidate.exists():
-        raise NodeStartError(
-            f"seldon-core-microservice not found next to {sys.executable}; use .venv-serving"
-        )
+        hint = "run `bash scripts/setup.sh seldon-apache`" if venv else "use .venv-serving"
+        raise NodeStartError(f"seldon-core-microservice not found at {candidate}; {hint}")
     return str(candidate)
 
 

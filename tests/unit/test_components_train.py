@@ -30,8 +30,10 @@ def test_training_components_chain(folder, tmp_path, monkeypatch):
 
     ds = Dataset(uri=str(folder))
     cf, cf_m = Model(uri=str(tmp_path / "cf")), Metrics(uri=str(tmp_path / "cf_m"))
-    assert train_cf.python_func(dataset=ds, model=cf, metrics=cf_m, n_factors=8) == 8
+    assert train_cf.python_func(dataset=ds, model=cf, metrics=cf_m, n_factors=8, epochs=2) == 8
     assert (tmp_path / "cf" / "item_factors.npy").exists() and cf_m.metadata["cf_factors"] == 8.0
+    assert (tmp_path / "cf" / "cf_scorer.onnx").exists(), "the Lightning CF must ship its ONNX scorer"
+    assert cf.metadata["model"] == "lightning-mf"
 
     cb, cb_m = Model(uri=str(tmp_path / "cb")), Metrics(uri=str(tmp_path / "cb_m"))
     assert train_cb.python_func(dataset=ds, vectors=cb, metrics=cb_m, encoder="hashed") == 256
