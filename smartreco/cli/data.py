@@ -77,10 +77,12 @@ def generate(
 
 @data.command()
 @click.option("--source", required=True, help="folder PATH of canonical tables (or movielens / synthetic)")
-@click.option("--report", "report", type=click.Path(dir_okay=False), default=None, help="write the Evidently HTML report here")
+@click.option("--report", "report", type=click.Path(dir_okay=False), default=None,
+              help="write the Evidently HTML report here")
 @click.option("--reference", default=None, help="reference dataset for the drift checks (warnings)")
 @click.option("--max-age-days", type=float, default=None, help="freshness limit in days (warning; off by default)")
-@click.option("--json", "json_out", type=click.Path(dir_okay=False), default=None, help="write the machine-readable result")
+@click.option("--json", "json_out", type=click.Path(dir_okay=False), default=None,
+              help="write the machine-readable result")
 def validate(source: str, report: str | None, reference: str | None, max_age_days: float | None,
              json_out: str | None) -> None:
     """Check schema, nulls, ranges, duplicates, referential integrity, freshness; exit 1 on a blocking failure."""

@@ -1,0 +1,21 @@
+"""KFP component: load a source (movielens | synthetic | folder) into a folder of parquet tables."""
+
+from kfp.dsl import Dataset, Metrics, Output
+
+from components.common import component
+
+
+@component()
+def ingest(
+    source: str, dataset: Output[Dataset], metrics: Output[Metrics], sample_users: int = 0, seed: int = 7
+) -> None:
+    """Tables land in ``dataset.path``; ``sample_users`` > 0 keeps that many random users (fast runs).
+
+    A user folder is copied as read (not canonicalised), so the validate step sees its problems."""
+    from pathlib import Path
+
+    from smartreco.validation.ingest import ingest_tables
+
+    counts = ingest_tables(source, Path(dataset.path), sample_users=sample_users, seed=seed)
+    for name, n in counts.items():
+        metrics.log_metric(f"rows_{name}", n)
