@@ -3,10 +3,18 @@ exclusions and category diversity, and explain each item from its component cont
 
 A missing child (the executor dropped a failed or slow one) leaves its candidates empty: the answer
 is ranked from what remains (popularity when nothing remains) and ``degraded`` says so.
+
+Live popularity (``online.popularity_boost``: the executor's decayed counts of recent feedback) is
+blended in as extra candidates: the model runtime has no popularity hook, so the boosted items (scaled
+to (0, 1] by the hottest one) join the content (cb) candidate slot, the only one the runtime's cold
+start scores (weight 0.2 of its 0..1 score; a warm user's ranker re-scores them from its own features).
+For a cold start that share is reported as popularity, not content, in the explanation. The lift is
+bounded on purpose: feedback is client-supplied, so a burst cannot push a tail item over the head.
 """
 
 from __future__ import annotations
 
+import math
 from datetime import UTC, datetime
 from typing import Any
 
@@ -29,6 +37,25 @@ def _evidence(message: dict) -> dict[str, float]:
     if message.get("cold_start") == "popularity":
         return dict.fromkeys(cands, 0.0)
     return cands
+
+
+MAX_BOOST_ITEMS = 200
+
+
+def popularity_boost(message: dict) -> dict[str, float]:
+    """``online.popularity_boost`` scaled to (0, 1] by its largest count; malformed entries are dropped
+    (the block is the executor's, but a node must not crash on it)."""
+    online = message.get("online")
+    raw = online.get("popularity_boost") if isinstance(online, dict) else None
+    if not isinstance(raw, dict):
+        return {}
+    counts = {
+        str(k): float(v)
+        for k, v in list(raw.items())[:MAX_BOOST_ITEMS]
+        if isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) and v > 0
+    }
+    top = max(counts.values(), default=0.0)
+    return {k: v / top for k, v in counts.items()} if top > 0 else {}
 
 
 class HybridCombiner(BundleNode):
@@ -70,6 +97,12 @@ class HybridCombiner(BundleNode):
         context = base.get("context") or request.get("context") or {}
         if not cf and not cb:
             cf = {str(k): float(v) for k, v in self.bundle.popular(max(3 * n, 50), exclude).items()}
+        boost = {k: v for k, v in popularity_boost(base).items() if k not in exclude}
+        boosted_only = {k for k in boost if not cb.get(k)}  # no content evidence of their own
+        if boost:
+            cb = {**cb, **{k: max(float(cb.get(k, 0.0)), v) for k, v in boost.items()}}
+            self.add_tag("online_boost", len(boost))
+        cold = not history and not base.get("known_user")
         ranked = self.bundle.rank(
             request["user_id"],
             history,
@@ -86,6 +119,9 @@ class HybridCombiner(BundleNode):
         recs = []
         for pos, item in enumerate(ranked, start=1):
             comps = {k: float(v) for k, v in (_field(item, "component_scores") or {}).items()}
+            if cold and str(_field(item, "item_id")) in boosted_only and comps.get("cb"):
+                comps["popularity"] = comps.get("popularity", 0.0) + comps.pop("cb")  # live popularity
+                comps["cb"] = 0.0
             category = _field(item, "category", "") or ""
             because = _field(item, "because_item")
             conf = _field(item, "confidence")
@@ -105,7 +141,6 @@ class HybridCombiner(BundleNode):
                     "component_scores": comps,
                 }
             )
-        cold = not history and not base.get("known_user")
         self.add_tag("variant", self.variant)
         self.add_tag("model_version", self.model_version)
         if degraded:

@@ -24,8 +24,8 @@ import pandas as pd
 
 from smartreco.data import columns as C
 from smartreco.data.canonical import CanonicalData
-from smartreco.models.base import TrainData
 from smartreco.errors import DataError
+from smartreco.models.base import TrainData
 
 #: what `smartreco train` evaluates by default: the hybrid, its two retrievers and the promotion floor
 DEFAULT_EVAL_MODELS: tuple[str, ...] = ("hybrid", "mostpop")

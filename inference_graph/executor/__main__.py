@@ -23,7 +23,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--cache", default="local", help="local | redis://HOST:PORT/DB | off")
     ap.add_argument("--cache-ttl", type=float, default=30.0)
     ap.add_argument("--timeout-ms", type=float, default=2000.0, help="default per-node timeout")
-    ap.add_argument("--node-threads", type=int, default=4)
+    ap.add_argument("--node-threads", type=int, default=4, help="GUNICORN_THREADS of each node process")
+    ap.add_argument("--node-workers", type=int, default=1, help="GUNICORN_WORKERS of each node process")
+    ap.add_argument("--grpc-workers", type=int, default=1, help="GRPC_WORKERS of each node (0: none)")
     ap.add_argument("--log-dir")
     ap.add_argument("--ready-file", help="write the endpoints as JSON here once serving")
     ap.add_argument(
@@ -31,8 +33,20 @@ def main(argv: list[str] | None = None) -> int:
         default=None,
         help="durable feedback/impression log directory, or 'off' (default: <runs>/feedback)",
     )
+    ap.add_argument(
+        "--impressions",
+        choices=("async", "sync"),
+        default="async",
+        help="async: answer once the impression is queued (durable before any feedback about it is "
+        "acknowledged); sync: answer after its fsync",
+    )
     ap.add_argument("--feature-server", help="online store feature server URL for feedback pushes")
     ap.add_argument("--no-push", action="store_true", help="do not push feedback to the online store")
+    ap.add_argument(
+        "--token-file",
+        help="file holding the API bearer token (default: $SMARTRECO_API_TOKEN_FILE, then $SMARTRECO_API_TOKEN; "
+        "none: auth off)",
+    )
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
@@ -48,11 +62,15 @@ def main(argv: list[str] | None = None) -> int:
             cache_ttl_s=args.cache_ttl,
             timeout_ms=args.timeout_ms,
             node_threads=args.node_threads,
+            node_workers=args.node_workers,
+            grpc_workers=args.grpc_workers,
             log_dir=args.log_dir,
             ready_file=args.ready_file,
             feedback_log=args.feedback_log or default_feedback_log(),
             feature_server=args.feature_server,
             push_feedback=not args.no_push,
+            token_file=args.token_file,
+            sync_impressions=args.impressions == "sync",
         )
         asyncio.run(serve_forever(cfg))
     except (SmartRecoError, json.JSONDecodeError) as exc:

@@ -12,7 +12,8 @@ A failed or slow child of a combiner is dropped and named in ``meta.tags.degrade
 failing the request; a failed feature-transformer means no user features, also tagged.
 
 Online learning (the executor is the one process that owns the feedback log): every answer is
-appended to the log as an impression and every feedback is appended (fsync'd, idempotent on its
+queued to the log as an impression before it leaves (write-behind: durable before any later feedback
+is acknowledged, see ``_log_impression``) and every feedback is appended (fsync'd, idempotent on its
 feedback id) before the 200; a new feedback then updates the in-memory recent history and
 popularity counters (sent to the FeatureTransformer in ``jsonData.online`` of the next request),
 invalidates the user's cached answers, goes back along the route to the bandit, and is pushed to the
@@ -22,6 +23,7 @@ online store. A retried feedback id is acknowledged again without repeating any 
 from __future__ import annotations
 
 import asyncio
+import logging
 import random
 import time
 import uuid
@@ -47,6 +49,7 @@ from smartreco.serving.online_learning import (
 )
 
 DEFAULT_TIMEOUT_MS = 2000.0
+log = logging.getLogger(__name__)
 
 
 class GraphUnavailable(Exception):
@@ -93,6 +96,7 @@ class GraphEngine:
         recent_routes: int = 100_000,
         writer: FeedbackWriter | None = None,
         learner: OnlineLearner | None = None,
+        sync_impressions: bool = False,
     ) -> None:
         self.graph = graph
         self.transport = transport
@@ -100,11 +104,17 @@ class GraphEngine:
         self.metrics = metrics or ExecutorMetrics()
         self.default_timeout_ms = default_timeout_ms
         self.graph_version = graph_version
-        self._routes: OrderedDict[str, dict[str, int]] = OrderedDict()  # puid/user -> routing
+        # "puid:<id>" / "user:<id>" -> (user id, routing) of answers this executor served: feedback follows
+        # these, never the client's meta.routing (SECURITY.md O2)
+        self._routes: OrderedDict[str, tuple[str, dict[str, int]]] = OrderedDict()
         self._routes_max = recent_routes
         self._rng = random.Random()
         self.push_interaction: Any = None  # (user_id, item_id) -> None: the online store's push source
         self.writer = writer  # the durable feedback log (None: not logged, ids deduplicated in memory)
+        # False: an answer leaves once its impression is queued (write-behind), not after its fsync; the
+        # log's queue order still makes it durable before any feedback about it is acknowledged
+        self.sync_impressions = sync_impressions
+        self._impression_futures: set[asyncio.Future] = set()
         self.learner = learner if learner is not None else OnlineLearner()
         self._seen_feedback: OrderedDict[str, None] = OrderedDict()  # ids, when there is no log
         # user -> (puid, variant, model_version) of the last answer: attributes feedback sent without
@@ -151,9 +161,14 @@ class GraphEngine:
         return await self._log_impression(walk.puid, request, out)
 
     async def _log_impression(self, puid: str, request: dict, out: dict) -> dict:
-        """The served list, durable before the answer leaves (the drift pipeline's prediction log).
+        """The served list (the drift pipeline's prediction log and the A/B analysis' join key).
 
-        A broken log does not fail the recommendation: the answer is tagged and the metric counts it.
+        Write-behind by default: queued before the answer leaves and durable before any later feedback
+        is acknowledged (queue order), but the answer does not wait for its fsync (the single largest
+        cost of a request on a busy disk, benchmarks/results/latency.md); a crash can lose the last
+        few milliseconds of impressions, never an acknowledged feedback. ``sync_impressions`` waits.
+        A broken log does not fail the recommendation: the metric counts it (and a synchronous answer
+        is tagged ``impression_log``).
         """
         data = out.get("jsonData") if isinstance(out.get("jsonData"), dict) else {}
         user = str(request["user_id"])
@@ -180,13 +195,28 @@ class GraphEngine:
         }
         try:
             make_record(IMPRESSION, payload)  # a bad one must not fail the batch it would be written with
-            res = await self.writer.append(IMPRESSION, payload)
+            fut = self.writer.submit(IMPRESSION, payload)
+            if not self.sync_impressions:
+                self._impression_futures.add(fut)
+                fut.add_done_callback(self._impression_written)
+                return out
+            res = await fut
         except Exception as exc:
             self.metrics.log_appends.labels(IMPRESSION, "failed").inc()
             tags = {**(out["meta"].get("tags") or {}), "impression_log": f"failed: {type(exc).__name__}"}
             return {**out, "meta": {**out["meta"], "tags": tags}}  # a copy: the cached answer stays clean
         self.metrics.log_appends.labels(IMPRESSION, "duplicate" if res.duplicate else "written").inc()
         return out
+
+    def _impression_written(self, fut: asyncio.Future) -> None:
+        """Write-behind result: counted (and a failure logged), since the answer has already left."""
+        self._impression_futures.discard(fut)
+        exc = None if fut.cancelled() else fut.exception()
+        if fut.cancelled() or exc is not None:
+            self.metrics.log_appends.labels(IMPRESSION, "failed").inc()
+            log.warning("impression log append failed: %s", type(exc).__name__ if exc else "cancelled")
+            return
+        self.metrics.log_appends.labels(IMPRESSION, "duplicate" if fut.result().duplicate else "written").inc()
 
     def _timeout(self, node: GraphNodeSpec) -> float:
         return float(node.param("timeout_ms", self.default_timeout_ms)) / 1000.0
@@ -284,7 +314,7 @@ class GraphEngine:
     # ------------------------------------------------------------------ feedback
     def _remember(self, puid: str, user_id: str, routing: dict[str, int]) -> None:
         for key in (f"puid:{puid}", f"user:{user_id}"):
-            self._routes[key] = dict(routing)
+            self._routes[key] = (str(user_id), dict(routing))
             self._routes.move_to_end(key)
         while len(self._routes) > self._routes_max:
             self._routes.popitem(last=False)
@@ -303,7 +333,12 @@ class GraphEngine:
         response = message.get("response") or {}
         if not isinstance(response, dict):
             raise RequestValidationError("response: must be an object", "response")
-        meta = dict(response.get("meta") or {})
+        meta = response.get("meta") or {}
+        if not isinstance(meta, dict):
+            raise RequestValidationError("response.meta: must be an object", "response.meta")
+        meta = dict(meta)
+        if meta.get("puid") is not None and not isinstance(meta["puid"], str):
+            raise RequestValidationError("response.meta.puid: must be a string", "response.meta.puid")
         request_doc = message.get("request") or {}
         req_data = (request_doc.get("jsonData") if isinstance(request_doc, dict) else None) or {}
         resp_data = response.get("jsonData") if isinstance(response.get("jsonData"), dict) else {}
@@ -317,15 +352,16 @@ class GraphEngine:
         if not puid and not resp_data and user_id is not None and user_id in self._last_answer:
             puid, variant, version = self._last_answer[user_id]  # "feedback on the user's last answer"
             resp_data = {"variant": variant, "model_version": version}
-        if not meta.get("routing"):  # e.g. CLI feedback: use the route this executor recorded
-            recorded = self._routes.get(f"puid:{puid}") or self._routes.get(f"user:{user_id}")
-            if recorded:
-                meta["routing"] = recorded
-        routing = {k: int(v) for k, v in (meta.get("routing") or {}).items()}
+        claimed = _client_routing(meta.get("routing"))
+        routing, known = self._recorded_route(puid, user_id, bool(meta.get("puid")))
+        routing_ignored = claimed is not None and claimed != routing
         feedback_id = feedback_id_of(message, truth, puid, interaction)
         record = self._feedback_record(feedback_id, user_id, float(reward), puid, resp_data, interaction)
         duplicate = await self._append_feedback(record)
-        tags: dict[str, Any] = {"feedback_id": feedback_id, "duplicate": duplicate, "routing_known": bool(routing)}
+        tags: dict[str, Any] = {"feedback_id": feedback_id, "duplicate": duplicate, "routing_known": known}
+        if routing_ignored:
+            tags["routing_ignored"] = "client meta.routing disagrees with the route this executor served"
+            self.metrics.routing_mismatch.inc()
         if duplicate:  # a retry: already acknowledged once, learn nothing twice
             self.metrics.feedback_duplicates.inc()
             return {"meta": {"tags": tags, "routing": routing}, "data": {"names": [], "ndarray": []}}
@@ -355,6 +391,17 @@ class GraphEngine:
         if pushed[1] is not None:
             tags["online_store_push"] = "ok" if pushed[1] else "failed"
         return {"meta": {"tags": tags, "routing": routing}, "data": {"names": [], "ndarray": []}}
+
+    def _recorded_route(self, puid: str | None, user_id: str | None, puid_given: bool) -> tuple[dict[str, int], bool]:
+        """(routing, known): the route this executor served for ``puid`` (for the same user), else, when
+        the client sent no puid at all (CLI feedback), the user's last route; else none ({}: Seldon's
+        "all children", and a router counts no arm without its route)."""
+        hit = self._routes.get(f"puid:{puid}") if puid else None
+        if hit is None and not puid_given and user_id is not None:
+            hit = self._routes.get(f"user:{user_id}")
+        if hit is None or (user_id is not None and hit[0] != user_id):
+            return {}, False
+        return dict(hit[1]), True
 
     @staticmethod
     def _feedback_record(
@@ -406,7 +453,8 @@ class GraphEngine:
             res = await self.writer.append(FEEDBACK, payload)
         except Exception as exc:  # not durable: no acknowledgement (the client retries the same id)
             self.metrics.log_appends.labels(FEEDBACK, "failed").inc()
-            raise GraphUnavailable(f"feedback log: {type(exc).__name__}: {exc}") from exc
+            log.error("feedback log append failed: %s: %s", type(exc).__name__, exc)
+            raise GraphUnavailable("feedback log: write failed, retry with the same feedback_id") from exc
         self.metrics.log_appends.labels(FEEDBACK, "duplicate" if res.duplicate else "written").inc()
         return res.duplicate
 
@@ -441,6 +489,22 @@ class GraphEngine:
         nodes = self.graph.nodes()
         states = await asyncio.gather(*(self.transport.healthy(n) for n in nodes))
         return {n.name: ok for n, ok in zip(nodes, states, strict=True)}
+
+
+def _client_routing(value: Any) -> dict[str, int] | None:
+    """The client's ``response.meta.routing`` checked for shape (a 400 naming it otherwise); it is only
+    compared with the recorded route, never used to route feedback."""
+    if value is None or value == {}:
+        return None
+    where = "response.meta.routing"
+    if not isinstance(value, dict):
+        raise RequestValidationError(f"{where}: must be an object {{node: child index}}", where)
+    out = {}
+    for node, route in value.items():
+        if isinstance(route, bool) or not isinstance(route, (int, float)) or route != int(route):
+            raise RequestValidationError(f"{where}.{str(node)[:64]}: must be an integer child index", where)
+        out[str(node)] = int(route)
+    return out
 
 
 def _overlay_history(data: Any) -> list[str]:

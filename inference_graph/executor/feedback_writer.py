@@ -1,6 +1,7 @@
 """Group commit in front of the durable feedback log: the executor is its one writer process.
 
-Every served answer (impression) and every feedback is awaited here before the client gets its 200.
+Every feedback is awaited here before the client gets its 200; a served answer's impression is queued
+before the answer leaves and awaited only in ``--impressions sync`` mode (see GraphEngine._log_impression).
 Requests that arrive while a write+fsync is in progress queue up and are written together by the
 next ``append_many`` (one fsync per kind per batch), so under load the fsync cost is shared instead
 of serialising the event loop behind one disk flush per request. The fsync runs in a worker thread.
@@ -33,15 +34,21 @@ class FeedbackWriter:
             self._wake = asyncio.Event()
             self._task = asyncio.get_running_loop().create_task(self._run(), name="feedback-writer")
 
-    async def append(self, kind: str, payload: Any) -> AppendResult:
-        """Durable (fsync'd) before this returns; ``duplicate`` when the id was already in the log."""
+    def submit(self, kind: str, payload: Any) -> asyncio.Future:
+        """Queue a record now (synchronously: its place in the write order is fixed at this call); the
+        future resolves once it is durable. Batches are written in queue order, so anything queued
+        later (a feedback about this answer) is acknowledged only after this record is on disk."""
         if self._closing:
             raise FeedbackLogError(f"{self.log.directory}: feedback log is closing")
         self.start()
         fut = asyncio.get_running_loop().create_future()
         self._pending.append((kind, payload, fut))
         self._wake.set()
-        return await fut
+        return fut
+
+    async def append(self, kind: str, payload: Any) -> AppendResult:
+        """Durable (fsync'd) before this returns; ``duplicate`` when the id was already in the log."""
+        return await self.submit(kind, payload)
 
     def _write(self, batch: list[tuple[str, Any, asyncio.Future]]) -> list[AppendResult]:
         results: list[AppendResult | None] = [None] * len(batch)

@@ -51,3 +51,9 @@ class ExecutorMetrics:
             ["kind", "result"],
             registry=r,
         )
+        self.routing_mismatch = Counter(
+            "smartreco_executor_feedback_routing_ignored_total",
+            "Feedback whose client-supplied meta.routing disagreed with the route this executor recorded "
+            "(ignored: feedback follows the recorded route)",
+            registry=r,
+        )

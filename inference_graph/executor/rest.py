@@ -1,7 +1,10 @@
 """The executor's REST front (aiohttp): Seldon's predictions/feedback endpoints, health and metrics.
 
-Bad input is a 400 in Seldon's error shape naming the field: malformed JSON, a body over the limit,
-a missing/ill-typed field. A graph that cannot answer at all is a 503; a degraded answer is a 200.
+Bad input is a 400 in Seldon's error shape naming the field: malformed or too deeply nested JSON, a
+body over the limit, a missing/ill-typed field. A graph that cannot answer at all is a 503; a degraded
+answer is a 200. An unexpected error is a 500 with a fixed message and an error id; the detail goes to
+the log only (SECURITY.md O3). With a token configured every endpoint but health/metrics needs
+``Authorization: Bearer <token>`` (401 otherwise, O1).
 """
 
 from __future__ import annotations
@@ -9,17 +12,27 @@ from __future__ import annotations
 import json
 import logging
 import time
+import uuid
 from typing import Any
 
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from inference_graph.executor.auth import OPEN_PATHS, bearer_ok
 from inference_graph.executor.engine import GraphEngine, GraphUnavailable
+from inference_graph.executor.limits import loads_limited
 from inference_graph.executor.transport import NodeCallError
 from smartreco.schema import RequestValidationError
 
 log = logging.getLogger(__name__)
 MAX_BODY_BYTES = 1 << 20
+
+
+def public_reason(exc: Exception) -> str:
+    """What a client may see of a 503: which node, not its address or the library's error text."""
+    if isinstance(exc, NodeCallError):
+        return f"graph unavailable: node {exc.node} did not answer"
+    return f"graph unavailable: {exc}"  # GraphUnavailable messages are written for clients
 
 
 def _status(code: int, info: str, reason: str) -> web.Response:
@@ -39,14 +52,22 @@ async def _read_json(request: web.Request, limit: int) -> Any:
     raw = b"".join(chunks)
     if not raw.strip():
         raise RequestValidationError("request body: empty; send a SeldonMessage with jsonData", "body")
-    try:
-        return json.loads(raw)
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise RequestValidationError(f"request body: malformed JSON ({exc})", "body") from None
+    return loads_limited(raw)
 
 
-def make_app(engine: GraphEngine, max_body: int = MAX_BODY_BYTES) -> web.Application:
-    app = web.Application(client_max_size=max_body * 4)
+def make_app(engine: GraphEngine, max_body: int = MAX_BODY_BYTES, token: str | None = None) -> web.Application:
+    """The REST app; ``token`` (None: auth off) is required as a bearer token outside health/metrics."""
+
+    @web.middleware
+    async def auth(request: web.Request, handler: Any) -> web.StreamResponse:
+        if request.path in OPEN_PATHS or bearer_ok(request.headers.get("Authorization"), token):
+            return await handler(request)
+        engine.metrics.requests.labels("rest", "auth", "401").inc()
+        resp = _status(401, "Authorization: missing or invalid bearer token", "UNAUTHENTICATED")
+        resp.headers["WWW-Authenticate"] = "Bearer"
+        return resp
+
+    app = web.Application(client_max_size=max_body * 4, middlewares=[auth] if token else [])
     m = engine.metrics
 
     async def handle(request: web.Request, endpoint: str, fn: Any) -> web.Response:
@@ -62,11 +83,12 @@ def make_app(engine: GraphEngine, max_body: int = MAX_BODY_BYTES) -> web.Applica
         except (GraphUnavailable, NodeCallError) as exc:
             code = 503
             log.warning("%s failed: %s", endpoint, exc)
-            return _status(503, str(exc), "GRAPH_UNAVAILABLE")
-        except Exception as exc:  # never a traceback to the client
+            return _status(503, public_reason(exc), "GRAPH_UNAVAILABLE")
+        except Exception:  # never a traceback or exception text to the client: an id to find the log line
             code = 500
-            log.exception("%s crashed", endpoint)
-            return _status(500, f"{type(exc).__name__}: {exc}", "INTERNAL_ERROR")
+            error_id = uuid.uuid4().hex[:12]
+            log.exception("%s crashed (error id %s)", endpoint, error_id)
+            return _status(500, f"internal error (error id {error_id})", "INTERNAL_ERROR")
         finally:
             m.requests.labels("rest", endpoint, str(code)).inc()
             m.request_seconds.labels("rest", endpoint).observe(time.perf_counter() - started)

@@ -16,6 +16,7 @@ from typing import Any
 
 from aiohttp import web
 
+from inference_graph.executor.auth import load_token
 from inference_graph.executor.engine import GraphEngine
 from inference_graph.executor.feedback_writer import FeedbackWriter
 from inference_graph.executor.graph import GraphSpec, load_graph, override_parameters
@@ -42,8 +43,9 @@ class ServeConfig:
     cache: str = "local"  # local | redis://... | off
     cache_ttl_s: float = 30.0
     timeout_ms: float = 2000.0
-    node_threads: int = 4
-    grpc_workers: int = 1
+    node_threads: int = 4  # GUNICORN_THREADS per node (>1 also keeps connections alive)
+    node_workers: int = 1  # GUNICORN_WORKERS per node
+    grpc_workers: int = 1  # GRPC_WORKERS per node (0: no node gRPC server; the executor calls nodes over REST)
     log_dir: str | None = None
     ready_file: str | None = None
     node_env: dict[str, str] = field(default_factory=dict)  # extra environment for node processes
@@ -53,8 +55,19 @@ class ServeConfig:
     # ``python -m inference_graph.executor`` defaults it to runs_dir()/feedback.
     feedback_log: str | None = None
     feedback_segment_bytes: int = 64 * 1024 * 1024
+    sync_impressions: bool = False  # True: an answer waits for its impression's fsync
     online_users: int = 100_000  # users kept in the recent-history overlay (LRU)
     online_half_life_s: float = 3600.0  # popularity counters' decay
+    # bearer token for REST/gRPC (SECURITY.md O1): from a secret file, else $SMARTRECO_API_TOKEN[_FILE];
+    # ``api_token`` is for library use/tests only (never a CLI flag: argv is visible in ps)
+    token_file: str | None = None
+    api_token: str | None = field(default=None, repr=False)
+
+
+#: node wrapper settings (overridable through ``node_env``): gunicorn's default keep-alive is 2 s, so an
+#: idle pooled connection of the executor's client could be closed under it; keep it open longer than
+#: the client's own keep-alive (RestTransport.KEEPALIVE_S)
+NODE_ENV_DEFAULTS = {"GUNICORN_KEEPALIVE": "60"}
 
 
 def default_feedback_log() -> str:
@@ -93,6 +106,7 @@ class LocalGraph:
 
     async def start(self) -> None:
         cfg = self.cfg
+        token = cfg.api_token if cfg.api_token is not None else load_token(cfg.token_file)
         if cfg.in_process:
             transport: Any = InProcessTransport(self.graph.nodes())
         else:
@@ -100,7 +114,7 @@ class LocalGraph:
             self.processes = ProcessGroup(
                 self.graph.nodes(),
                 log_dir,
-                extra_env=cfg.node_env,
+                extra_env={**NODE_ENV_DEFAULTS, "GUNICORN_WORKERS": str(cfg.node_workers), **cfg.node_env},
                 threads=cfg.node_threads,
                 grpc_workers=cfg.grpc_workers,
             )
@@ -122,20 +136,22 @@ class LocalGraph:
             default_timeout_ms=cfg.timeout_ms,
             graph_version=graph_version(self.graph),
             writer=self.writer,
+            sync_impressions=cfg.sync_impressions,
             learner=OnlineLearner(max_users=cfg.online_users, popularity_half_life_s=cfg.online_half_life_s),
         )
         if cfg.push_feedback:
             self.engine.push_interaction = _online_pusher(cfg.feature_server)
         self.port = self.port or free_port()
         self.grpc_port = self.grpc_port or free_port()
-        self._runner = web.AppRunner(make_app(self.engine), access_log=None)
+        self._runner = web.AppRunner(make_app(self.engine, token=token), access_log=None)
         await self._runner.setup()
         await web.TCPSite(self._runner, LOOPBACK, self.port).start()
-        self._grpc = await start_grpc(self.engine, self.grpc_port, LOOPBACK)
+        self._grpc = await start_grpc(self.engine, self.grpc_port, LOOPBACK, token=token)
         info = {
             "rest": f"http://{LOOPBACK}:{self.port}",
             "grpc": f"{LOOPBACK}:{self.grpc_port}",
             "in_process": cfg.in_process,
+            "auth": "bearer" if token else "off",
             "feedback_log": str(self.writer.log.directory) if self.writer else None,
             "nodes": self.processes.describe() if self.processes else {},
         }
