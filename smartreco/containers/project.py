@@ -1,0 +1,71 @@
+"""The project as a wheel for the image's last layer: built from a clean copy of exactly the packages
+pyproject.toml lists, so a code change rebuilds one small layer and no stale build/ folder leaks in."""
+
+from __future__ import annotations
+
+import fnmatch
+import hashlib
+import shutil
+import subprocess
+import sys
+import tempfile
+import tomllib
+from pathlib import Path
+
+from smartreco.containers.engine import EngineError
+
+_SKIP = shutil.ignore_patterns("__pycache__", "*.pyc", "*.egg-info")
+
+
+def project_sources(root: Path) -> list[Path]:
+    """pyproject.toml, the readme and the top-level package folders setuptools includes."""
+    meta = tomllib.loads((root / "pyproject.toml").read_text())
+    find = meta.get("tool", {}).get("setuptools", {}).get("packages", {}).get("find", {})
+    include = find.get("include", [])
+    dirs = [p for p in sorted(root.iterdir()) if p.is_dir() and (p / "__init__.py").exists()
+            and any(fnmatch.fnmatch(p.name, pat) for pat in include)]
+    readme = meta["project"].get("readme")
+    files = [root / "pyproject.toml", *([root / readme] if isinstance(readme, str) else [])]
+    return files + dirs
+
+
+def _files(sources: list[Path]) -> list[Path]:
+    out: list[Path] = []
+    for src in sources:
+        if src.is_file():
+            out.append(src)
+            continue
+        for path in sorted(src.rglob("*")):
+            if path.is_file() and "__pycache__" not in path.parts and path.suffix != ".pyc" \
+                    and not any(part.endswith(".egg-info") for part in path.parts):
+                out.append(path)
+    return out
+
+
+def source_hash(root: Path) -> str:
+    digest = hashlib.sha256()
+    for path in _files(project_sources(root)):
+        digest.update(str(path.relative_to(root)).encode() + b"\0" + path.read_bytes() + b"\0")
+    return digest.hexdigest()
+
+
+def build_project_wheel(root: Path, out: Path) -> str:
+    """Write the project wheel to `out` (only when the sources changed); returns the source hash."""
+    key = source_hash(root)
+    stamp = out / "project.key"
+    if stamp.exists() and stamp.read_text().strip() == key and any(out.glob("*.whl")):
+        return key
+    shutil.rmtree(out, ignore_errors=True)
+    out.mkdir(parents=True)
+    with tempfile.TemporaryDirectory(prefix="smartreco-src-") as tmp:
+        for src in project_sources(root):
+            if src.is_dir():
+                shutil.copytree(src, Path(tmp) / src.name, ignore=_SKIP)
+            else:
+                shutil.copy2(src, Path(tmp) / src.name)
+        proc = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation",
+                               "--no-index", "-q", "-w", str(out), tmp], capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise EngineError(f"building the project wheel failed: {proc.stderr.strip()[-300:]}")
+    stamp.write_text(key + "\n")
+    return key
