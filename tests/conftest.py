@@ -3,9 +3,21 @@ developer machine, but with CI=true a skipped container test counts as a failure
 
 from __future__ import annotations
 
+import importlib.util
 import os
+from pathlib import Path
 
 import pytest
+
+#: The serving venv (Python 3.12, no kfp/torch) runs only the modules that carry the `serving`
+#: marker; the rest import pipeline-only packages and belong to the `.venv` run (scripts/test.sh).
+_SERVING_ENV = importlib.util.find_spec("kfp") is None
+
+
+def pytest_ignore_collect(collection_path: Path, config: pytest.Config) -> bool | None:  # noqa: ARG001
+    if _SERVING_ENV and collection_path.suffix == ".py" and collection_path.name.startswith("test_"):
+        return "mark.serving" not in collection_path.read_text(encoding="utf-8")
+    return None
 
 
 def _in_ci() -> bool:

@@ -27,7 +27,7 @@ import pandas as pd
 
 from smartreco.data import columns as C
 from smartreco.models import hybrid_features as F
-from smartreco.models.serving_math import fold_in_user, history_rows, recency_weights, topk_blocked
+from smartreco.models.serving_math import fold_in_user, history_rows, recency_weights
 
 
 @dataclass
@@ -129,7 +129,27 @@ class BundleRuntime:
         self.fold_in_method = str(manifest.get("fold_in", "sum"))
         self.booster = lgb.Booster(model_str=ranker_text)
         self._gram = None
+        self._cf_index = self._cb_index = None
         return self
+
+    # candidate indexes: exact blocked matmul for small catalogues, faiss IVF above
+    # smartreco.retrieval.choose_index_kind's threshold; built on first use so small bundles load fast
+    @property
+    def cf_index(self):
+        if self._cf_index is None:
+            from smartreco.retrieval import build_index
+
+            bias = None if self.side.item_bias is None else np.asarray(self.side.item_bias, dtype=np.float32)
+            self._cf_index = build_index(self.side.item_factors, bias)
+        return self._cf_index
+
+    @property
+    def cb_index(self):
+        if self._cb_index is None:
+            from smartreco.retrieval import build_index
+
+            self._cb_index = build_index(self.side.item_vectors)
+        return self._cb_index
 
     # ------------------------------------------------------------------------------- helpers
     @property
@@ -181,8 +201,7 @@ class BundleRuntime:
         if u is None or k <= 0:
             return {}
         ex = self._exclusions(hist, exclude)
-        bias = None if self.side.item_bias is None else np.asarray(self.side.item_bias, dtype=np.float32)
-        idx, sc = topk_blocked(u[None, :], self.side.item_factors, int(k), bias=bias, exclude=[ex])
+        idx, sc = self.cf_index.search(u[None, :], int(k), exclude=[ex])
         return self._as_dict(idx[0], sc[0])
 
     def cb_candidates(self, history: list[str], k: int, exclude: set[str] | None = None) -> dict[str, float]:
@@ -190,9 +209,7 @@ class BundleRuntime:
         prof = F.user_profile(hist, self.side.item_vectors)
         if prof is None or k <= 0:
             return {}
-        idx, sc = topk_blocked(
-            prof[None, :], self.side.item_vectors, int(k), exclude=[self._exclusions(hist, exclude)]
-        )
+        idx, sc = self.cb_index.search(prof[None, :], int(k), exclude=[self._exclusions(hist, exclude)])
         return self._as_dict(idx[0], sc[0])
 
     def popular(
