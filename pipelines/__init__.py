@@ -1,0 +1,1 @@
+"""Kubeflow pipelines: training (ingest -> deploy), drift monitoring, batch (email); local run, compile, submit."""

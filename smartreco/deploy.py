@@ -1,0 +1,165 @@
+"""Deploy a trained model: render the SeldonDeployment with its URIs, then apply it or record it locally.
+
+The manifest in ``manifests/base/seldon/seldondeployment.yaml`` stays the single description of the
+graph; a deploy only rewrites the ``model_uri`` parameters of one arm's nodes (``hybrid-a`` /
+``cf-a`` / ``cb-a`` for the champion, ``-b`` for the challenger), sets the serving image and adds
+version annotations. Targets:
+
+* ``cluster``: ``kubectl apply -f`` the rendered file (``kubectl`` and a current context needed);
+* ``local``: write it to ``<runs>/deploy/seldondeployment.yaml`` and record ``current.json``; the
+  local graph picks it up with ``smartreco serve --manifest <that file>``;
+* ``auto``: ``cluster`` when ``kubectl`` has a current context, else ``local``.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+import yaml
+
+from smartreco.errors import SmartRecoError
+from smartreco.images import SERVING_IMAGE
+from smartreco.paths import project_root, runs_dir
+
+DEFAULT_TEMPLATE = Path("manifests/base/seldon/seldondeployment.yaml")
+TARGETS = ("auto", "local", "cluster")
+ARMS = {"champion": "a", "challenger": "b"}
+KINDS = ("hybrid", "cf", "cb")
+VERSION_ANNOTATION = "smartreco.io/model-version"
+
+
+class DeployError(SmartRecoError):
+    """A deploy that cannot proceed (bad target, no node to patch, kubectl failing)."""
+
+
+@dataclass
+class DeployResult:
+    target: str
+    manifest: str
+    model_uris: dict[str, str]
+    version: str
+    applied: bool
+    message: str
+    record: str | None = None
+    deployed_at: str = field(default_factory=lambda: datetime.now(UTC).isoformat(timespec="seconds"))
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    def to_markdown(self) -> str:
+        rows = "\n".join(f"| {k} | `{v}` |" for k, v in sorted(self.model_uris.items()))
+        return (f"# Deploy\n\n- target: **{self.target}** ({'applied' if self.applied else 'recorded'})\n"
+                f"- model version: `{self.version}`\n- manifest: `{self.manifest}`\n- {self.message}\n\n"
+                f"| node | model_uri |\n| --- | --- |\n{rows}\n")
+
+
+def _template(path: Path | str | None) -> Path:
+    p = Path(path) if path else DEFAULT_TEMPLATE
+    if not p.is_absolute():
+        p = project_root() / p
+    if not p.is_file():
+        raise DeployError(f"manifest template: {p} not found")
+    return p
+
+
+def render_seldon(
+    model_uris: dict[str, str],
+    *,
+    arm: str = "champion",
+    version: str = "",
+    template: Path | str | None = None,
+    image: str = SERVING_IMAGE,
+) -> dict:
+    """The SeldonDeployment with ``model_uris`` (kind -> URI/path, kinds hybrid/cf/cb) set on ``arm``."""
+    if arm not in ARMS:
+        raise DeployError(f"arm: must be one of {', '.join(ARMS)}, got {arm!r}")
+    unknown = sorted(set(model_uris) - set(KINDS))
+    if unknown:
+        raise DeployError(f"model_uris: unknown kind(s) {', '.join(unknown)} (use {', '.join(KINDS)})")
+    doc = yaml.safe_load(_template(template).read_text())
+    suffix = ARMS[arm]
+    targets = {f"{kind}-{suffix}": uri for kind, uri in model_uris.items()}
+    patched: set[str] = set()
+    for predictor in doc.get("spec", {}).get("predictors", []):
+        stack = [predictor.get("graph", {})]
+        while stack:
+            node = stack.pop()
+            stack.extend(node.get("children") or [])
+            if node.get("name") in targets:
+                params = node.setdefault("parameters", [])
+                entry = next((p for p in params if p.get("name") == "model_uri"), None)
+                if entry is None:
+                    params.append({"name": "model_uri", "type": "STRING", "value": targets[node["name"]]})
+                else:
+                    entry["value"] = targets[node["name"]]
+                patched.add(node["name"])
+        for spec in predictor.get("componentSpecs") or []:
+            for container in spec.get("spec", {}).get("containers") or []:
+                container["image"] = image
+    missing = sorted(set(targets) - patched)
+    if missing:
+        raise DeployError(f"manifest: no graph node named {', '.join(missing)} to set model_uri on")
+    notes = doc.setdefault("metadata", {}).setdefault("annotations", {})
+    notes[VERSION_ANNOTATION + f".{arm}"] = str(version)
+    notes["smartreco.io/deployed-at"] = datetime.now(UTC).isoformat(timespec="seconds")
+    return doc
+
+
+def cluster_configured() -> bool:
+    """kubectl on PATH with a current context (what ``auto`` deploys to)."""
+    if shutil.which("kubectl") is None:
+        return False
+    try:
+        out = subprocess.run(["kubectl", "config", "current-context"], capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+    return out.returncode == 0 and bool(out.stdout.strip())
+
+
+def deploy(
+    model_uris: dict[str, str],
+    *,
+    version: str = "",
+    target: str = "auto",
+    arm: str = "champion",
+    namespace: str = "",
+    template: Path | str | None = None,
+    out_dir: Path | str | None = None,
+) -> DeployResult:
+    """Render, then ``kubectl apply`` (cluster) or record it for the local graph (local)."""
+    if target not in TARGETS:
+        raise DeployError(f"deploy target: must be one of {', '.join(TARGETS)}, got {target!r}")
+    resolved = ("cluster" if cluster_configured() else "local") if target == "auto" else target
+    doc = render_seldon(model_uris, arm=arm, version=version, template=template)
+    out = Path(out_dir) if out_dir else runs_dir() / "deploy"
+    out.mkdir(parents=True, exist_ok=True)
+    manifest = out / "seldondeployment.yaml"
+    manifest.write_text(yaml.safe_dump(doc, sort_keys=False))
+    uris = {f"{k}-{ARMS[arm]}": v for k, v in model_uris.items()}
+    if resolved == "cluster":
+        if shutil.which("kubectl") is None:
+            raise DeployError("deploy target cluster: kubectl not found on PATH")
+        cmd = ["kubectl", "apply", "-f", str(manifest)] + (["-n", namespace] if namespace else [])
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+        if proc.returncode != 0:
+            raise DeployError(f"kubectl apply failed: {(proc.stderr or proc.stdout).strip().splitlines()[-1:]}")
+        return DeployResult("cluster", str(manifest), uris, version, True, proc.stdout.strip())
+    record = out / "current.json"
+    result = DeployResult(
+        "local", str(manifest), uris, version, False,
+        f"local graph: `smartreco serve --manifest {manifest}` serves it (restart a running graph to pick it up)",
+        str(record),
+    )
+    record.write_text(json.dumps(result.to_dict(), indent=2))
+    return result
+
+
+def current_local() -> dict | None:
+    """The last local deploy record (None when nothing was deployed locally)."""
+    record = runs_dir() / "deploy" / "current.json"
+    return json.loads(record.read_text()) if record.is_file() else None

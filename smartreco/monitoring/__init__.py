@@ -1,0 +1,1 @@
+"""Monitoring: Evidently drift checks (interactions, features, served predictions) vs the training reference."""

@@ -1,0 +1,94 @@
+"""End to end: `smartreco pipeline compile` writes all three pipelines; the training pipeline runs on
+MovieLens through the CLI (kfp.local) to a deployed model, and the batch pipeline serves that model.
+
+The training run uses ``SMARTRECO_E2E_SAMPLE_USERS`` users (default 100) to fit the default test budget;
+set it to 0 for the whole of MovieLens (what ``scripts/demo.sh`` and benchmarks/pipeline_runtime.py run).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import yaml
+
+from smartreco.cli import main
+from smartreco.images import PIPELINE_IMAGE
+from smartreco.paths import project_root
+
+pytestmark = [pytest.mark.e2e, pytest.mark.timeout(1800)]  # a shared 2-core box can be slow
+
+
+def test_cli_compile_writes_all_three_pipelines_naming_the_project_image(tmp_path, capsys):
+    assert main(["pipeline", "compile", "--out", str(tmp_path)]) == 0
+    for name in ("training", "drift", "batch"):
+        doc = yaml.safe_load((tmp_path / f"{name}.yaml").read_text())
+        images = {e["container"]["image"] for e in doc["deploymentSpec"]["executors"].values()}
+        assert images == {PIPELINE_IMAGE}, name
+    assert "training:" in capsys.readouterr().out
+
+
+def test_bad_parameter_is_a_one_line_error(capsys):
+    assert main(["pipeline", "run", "training", "--local", "--param", "epochz=3"]) == 1
+    assert "epochz: not a parameter of smartreco-training" in capsys.readouterr().err
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    mp = pytest.MonkeyPatch()
+    runs = tmp_path_factory.mktemp("e2e") / "runs"
+    mp.setenv("SMARTRECO_RUNS", str(runs))
+    mp.delenv("MLFLOW_TRACKING_URI", raising=False)
+    sample = os.environ.get("SMARTRECO_E2E_SAMPLE_USERS", "100")
+    out = runs / "training.json"
+    runs.mkdir(parents=True)
+    import contextlib
+    import io
+
+    buf = io.StringIO()
+    with contextlib.redirect_stdout(buf):
+        rc = main(["pipeline", "run", "training", "--local", "--runner", "subprocess", "--json",
+                   "--sample-users", sample, "--param", "deploy_target=local",
+                   # MiniLM vectors are cached by content hash in the project's runs folder across test runs
+                   "--param", f"embedding_cache_dir={project_root() / 'runs' / 'embeddings'}"])
+    assert rc == 0, buf.getvalue()[-2000:]
+    out.write_text(buf.getvalue())
+    yield json.loads(buf.getvalue()), runs
+    mp.undo()
+
+
+def test_training_pipeline_runs_on_movielens_and_deploys_when_promoted(trained, monkeypatch):
+    run, runs = trained
+    gate = json.loads(Path(run["artifacts"]["summary/gate"]).read_text())
+    monkeypatch.setenv("SMARTRECO_RUNS", str(runs))
+    from smartreco.tracking import mlflow_tracking as T
+
+    client = T.configure()
+    hybrid = client.get_model_version_by_alias(T.MODEL_NAMES["hybrid"], T.CHALLENGER)
+    assert str(hybrid.version) == gate["versions"]["hybrid"]
+    assert client.search_runs([client.get_experiment_by_name(T.EXPERIMENT).experiment_id])  # MLflow shows the run
+    if gate["promoted"]:
+        record = json.loads((runs / "deploy" / "current.json").read_text())
+        assert record["target"] == "local"
+        assert record["model_uris"]["hybrid-a"] == run["artifacts"]["train-hybrid/bundle"]
+        assert "deploy/deployment" in run["artifacts"]
+    else:  # a tiny sample can lose to MostPopular: then nothing may be deployed
+        assert "deploy/deployment" not in run["artifacts"]
+
+
+def test_batch_pipeline_writes_one_row_per_user_and_rank(trained, tmp_path, monkeypatch):
+    run, runs = trained
+    monkeypatch.setenv("SMARTRECO_RUNS", str(runs))
+    bundle = run["artifacts"]["train-hybrid/bundle"]
+    assert main(["pipeline", "run", "batch", "--local", "--runner", "subprocess", "--pipeline-root",
+                 str(tmp_path), "--param", f"model_uri={bundle}", "--param", "segment=users:1,42,414",
+                 "--param", "n=5", "--param", "exclude_items=318"]) == 0
+    files = list(tmp_path.glob("smartreco-batch-*/batch-recommend/recommendations/email_recommendations.parquet"))
+    assert len(files) == 1
+    df = pd.read_parquet(files[0])
+    assert sorted(df["user_id"].unique()) == ["1", "414", "42"] and len(df) == 15
+    assert set(df.columns) >= {"user_id", "rank", "item_id", "score", "explanation"}
+    assert "318" not in set(df["item_id"]) and df["explanation"].str.len().gt(0).all()
