@@ -30,6 +30,21 @@ class BundleNode(GraphNode):
             raise RuntimeError(f"{self.name}: model bundle not loaded")
         return status
 
+    def candidates_answer(self, payload: dict, scores: dict, cold: str | None, started: float) -> dict:
+        """The MODEL nodes' common reply: tag and count cold starts, then the candidates message."""
+        self.add_tag(f"{self.source}_cold_start", cold or "no")
+        self.add_metric(
+            "COUNTER", "smartreco_cold_start_total" if cold else "smartreco_warm_total", 1, source=self.source
+        )
+        self._finish(started, "predict")
+        return {
+            **payload,
+            "source": self.source,
+            "candidates": scores_json(scores),
+            "cold_start": cold,
+            "model_version": self.model_version,
+        }
+
     def send_feedback(
         self, features: Any, feature_names: Any, reward: float, truth: Any, routing: int | None = None
     ) -> list:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from inference_graph.bundle_node import BundleNode, candidate_k, exclusions, graph_input, scores_json
+from inference_graph.bundle_node import BundleNode, candidate_k, exclusions, graph_input
 
 
 class CBModel(BundleNode):
@@ -28,15 +28,4 @@ class CBModel(BundleNode):
             category = (payload.get("user") or {}).get("top_category")
             scores = self.bundle.popular(k, exclude, category=category) if category else {}
             scores = scores or self.bundle.popular(k, exclude)
-        self.add_tag(f"{self.source}_cold_start", cold or "no")
-        self.add_metric(
-            "COUNTER", "smartreco_cold_start_total" if cold else "smartreco_warm_total", 1, source=self.source
-        )
-        self._finish(started, "predict")
-        return {
-            **payload,
-            "source": self.source,
-            "candidates": scores_json(scores),
-            "cold_start": cold,
-            "model_version": self.model_version,
-        }
+        return self.candidates_answer(payload, scores, cold, started)
