@@ -42,8 +42,13 @@ def _resolve_model_uris(manifest: str | None) -> dict[str, str]:
         return {}
     try:
         import mlflow
+
+        from smartreco.tracking.mlflow_tracking import tracking_uri
     except ImportError:
         return {}  # serving venv: nodes need SMARTRECO_MODEL_URIS or plain paths
+    # the registry the pipeline wrote to (MLFLOW_TRACKING_URI or runs/mlflow), not MLflow's cwd default
+    mlflow.set_tracking_uri(tracking_uri())
+    mlflow.set_registry_uri(tracking_uri())
     out = {}
     for uri in remote:
         try:
