@@ -6,8 +6,9 @@ PYTEST_ARGS ?=
 
 .PHONY: setup demo test lint unit clean
 
-setup:  ## build both virtual environments (idempotent)
+setup:  ## build the virtual environments and the offline checking tools (idempotent)
 	bash scripts/setup.sh all
+	bash scripts/tools.sh
 
 demo: setup  ## the main job on the bundled MovieLens data
 	bash scripts/demo.sh

