@@ -8,8 +8,10 @@ from kfp import dsl
 
 from components.batch_recommend.component import batch_recommend
 from components.ingest.component import ingest
+from pipelines.tasks import configure_task
 
 PIPELINE_NAME = "smartreco-batch"
+RESOURCES = {"ingest": ("500m", "1", "1Gi", "2Gi"), "batch-recommend": ("1", "2", "2Gi", "6Gi")}
 
 
 @dsl.pipeline(name=PIPELINE_NAME, description="SmartReco email batch: top-N per user of a segment with explanations")
@@ -25,12 +27,9 @@ def batch_pipeline(
 ) -> None:
     """``segment``: all | active:DAYS | min_events:N | users:ID,... | a file with user_id;
     ``exclusions_path``: (user_id, item_id) pairs never to mail; ``exclude_items``: ids for everyone."""
-    ing = ingest(source=source, sample_users=sample_users)
-    ing.set_caching_options(enable_caching=False).set_display_name("ingest")
-    ing.set_retry(num_retries=2, backoff_duration="5s", backoff_factor=2.0)
-    ing.set_cpu_request("500m").set_cpu_limit("1").set_memory_request("1Gi").set_memory_limit("2Gi")
+    ing = configure_task(ingest(source=source, sample_users=sample_users), "ingest", RESOURCES, cache=False,
+                         retries=2)
     rec = batch_recommend(dataset=ing.outputs["dataset"], model_uri=model_uri, segment=segment, n=n,
                           exclude_items=exclude_items, exclusions_path=exclusions_path,
                           max_category_share=max_category_share)
-    rec.set_caching_options(enable_caching=False).set_display_name("batch-recommend")
-    rec.set_cpu_request("1").set_cpu_limit("2").set_memory_request("2Gi").set_memory_limit("6Gi")
+    configure_task(rec, "batch-recommend", RESOURCES, cache=False)

@@ -9,6 +9,7 @@ from kfp import dsl
 from components.drift_check.component import drift_check
 from components.drift_inputs.component import drift_inputs
 from components.retrain.component import retrain
+from pipelines.tasks import configure_task
 
 PIPELINE_NAME = "smartreco-drift"
 RESOURCES = {"drift-inputs": ("500m", "1", "1Gi", "3Gi"), "drift-check": ("1", "2", "2Gi", "4Gi"),
@@ -16,11 +17,7 @@ RESOURCES = {"drift-inputs": ("500m", "1", "1Gi", "3Gi"), "drift-check": ("1", "
 
 
 def _configure(task: dsl.PipelineTask, step: str) -> dsl.PipelineTask:
-    task.set_caching_options(enable_caching=False)
-    cpu_req, cpu_lim, mem_req, mem_lim = RESOURCES[step]
-    task.set_cpu_request(cpu_req).set_cpu_limit(cpu_lim).set_memory_request(mem_req).set_memory_limit(mem_lim)
-    task.set_display_name(step)
-    return task
+    return configure_task(task, step, RESOURCES, cache=False)
 
 
 @dsl.pipeline(name=PIPELINE_NAME, description="SmartReco drift: Evidently KS/chi-square vs the training reference; "

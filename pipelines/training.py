@@ -26,6 +26,7 @@ from components.train_cb.component import train_cb
 from components.train_cf.component import train_cf
 from components.train_hybrid.component import train_hybrid
 from components.validate.component import validate
+from pipelines.tasks import configure_task
 
 PIPELINE_NAME = "smartreco-training"
 
@@ -47,20 +48,11 @@ RESOURCES: dict[str, tuple[str, str, str, str]] = {
 UNCACHED = frozenset({"ingest", "materialize-features", "register", "summary", "deploy"})
 #: steps that talk to services that may blip (object store, MLflow, Feast, the API server)
 RETRIED = {"ingest": 2, "materialize-features": 2, "register": 2, "deploy": 2}
-#: first retry after 5 s, then 10 s: a blip passes, a real error (also retried) costs 15 s, not minutes
-BACKOFF = ("5s", 2.0)
 
 
 def configure(task: dsl.PipelineTask, step: str) -> dsl.PipelineTask:
     """Caching, retries, resources and a display name for one step (the cluster honours all of them)."""
-    task.set_caching_options(enable_caching=step not in UNCACHED)
-    if step in RETRIED:
-        task.set_retry(num_retries=RETRIED[step], backoff_duration=BACKOFF[0], backoff_factor=BACKOFF[1])
-    cpu_req, cpu_lim, mem_req, mem_lim = RESOURCES[step]
-    task.set_cpu_request(cpu_req).set_cpu_limit(cpu_lim)
-    task.set_memory_request(mem_req).set_memory_limit(mem_lim)
-    task.set_display_name(step)
-    return task
+    return configure_task(task, step, RESOURCES, cache=step not in UNCACHED, retries=RETRIED.get(step, 0))
 
 
 def _params_json(*values) -> str:

@@ -7,24 +7,13 @@ from a folder holding ``fake_bundle.json`` (no pickles), like the real bundle's 
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
+from smartreco.serving.runtime import RankedItem
+
 CATEGORIES = ["Drama", "Comedy", "Action", "Horror", "Sci-Fi", "Romance"]
-
-
-@dataclass
-class RankedItem:
-    item_id: str
-    title: str
-    category: str
-    score: float
-    rank: int
-    confidence: float
-    component_scores: dict = field(default_factory=dict)
-    because_item: str | None = None
 
 
 def write(folder: Path, n_items: int = 240, n_users: int = 40, version: str = "fake-1") -> Path:
