@@ -5,11 +5,19 @@
 #   reachable) and start dockerd the way STACK_NOTES "Containers" describes; `stop` stops only a dockerd
 #   this script started (and with it the containers it ran). Not root and no engine: container tests skip
 #   (and fail under CI=true).
+#   redis: the Feast Redis online store tests (`-m redis`) need one. If `redis-server` is missing and we run as
+#   root, install Debian's redis-server; start it on 127.0.0.1:$SMARTRECO_REDIS_PORT (default 6390, not the
+#   default 6379, so it never collides with a system Redis), no persistence, and write its URL to
+#   $STATE/redis.url (the tests and the feature benchmark read it). `stop` stops only a server this script
+#   started. No redis-server and not root: redis tests skip (and fail under CI=true).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 STATE=${SMARTRECO_SERVICES_DIR:-/tmp/smartreco-services}
 mkdir -p "$STATE"
 DOCKERD_PID="$STATE/dockerd.pid"
+REDIS_PORT=${SMARTRECO_REDIS_PORT:-6390}
+REDIS_PID="$STATE/redis.pid"
+REDIS_URL_FILE="$STATE/redis.url"
 
 engine_answers() { command -v docker >/dev/null 2>&1 && timeout 10 docker version --format '{{.Server.Version}}' >/dev/null 2>&1; }
 
@@ -58,8 +66,50 @@ stop_docker() {
   rm -f "$DOCKERD_PID"
 }
 
+redis_answers() { command -v redis-cli >/dev/null 2>&1 && [ "$(timeout 5 redis-cli -h 127.0.0.1 -p "$REDIS_PORT" ping 2>/dev/null)" = PONG ]; }
+
+start_redis() {
+  if redis_answers; then
+    echo "127.0.0.1:$REDIS_PORT" > "$REDIS_URL_FILE"
+    echo "[services] redis answers on 127.0.0.1:$REDIS_PORT"; return 0
+  fi
+  if ! command -v redis-server >/dev/null 2>&1; then
+    if [ "$(id -u)" != 0 ]; then
+      echo "[services] no redis-server and not root: redis tests will be skipped"; return 0
+    fi
+    apt_install redis-server
+  fi
+  echo "[services] starting redis-server on 127.0.0.1:$REDIS_PORT (no persistence)"
+  setsid nohup redis-server --bind 127.0.0.1 --port "$REDIS_PORT" --save '' --appendonly no \
+    --daemonize no --dir "$STATE" --logfile "$STATE/redis.log" >/dev/null 2>&1 < /dev/null &
+  echo $! > "$REDIS_PID"
+  for _ in $(seq 1 30); do
+    if redis_answers; then
+      echo "127.0.0.1:$REDIS_PORT" > "$REDIS_URL_FILE"
+      echo "[services] redis ready (pid $(cat "$REDIS_PID"), url in $REDIS_URL_FILE)"; return 0
+    fi
+    kill -0 "$(cat "$REDIS_PID")" 2>/dev/null || break
+    sleep 0.5
+  done
+  tail -5 "$STATE/redis.log" >&2 || true
+  echo "[services] ERROR: redis-server did not answer within 15 s (log: $STATE/redis.log)" >&2
+  return 1
+}
+
+stop_redis() {
+  [ -f "$REDIS_PID" ] || { echo "[services] no redis-server started by this script"; return 0; }
+  local pid; pid=$(cat "$REDIS_PID")
+  if kill -0 "$pid" 2>/dev/null; then
+    echo "[services] stopping redis-server (pid $pid)"
+    kill -TERM "$pid"
+    for _ in $(seq 1 20); do kill -0 "$pid" 2>/dev/null || break; sleep 0.5; done
+    kill -0 "$pid" 2>/dev/null && { echo "[services] redis-server still running; SIGKILL" >&2; kill -KILL "$pid"; }
+  fi
+  rm -f "$REDIS_PID" "$REDIS_URL_FILE"
+}
+
 case "${1:-start}" in
-  start) bash scripts/tools.sh; start_docker ;;
-  stop) stop_docker ;;
+  start) bash scripts/tools.sh; start_docker; start_redis ;;
+  stop) stop_redis; stop_docker ;;
   *) echo "usage: $0 start|stop" >&2; exit 2 ;;
 esac

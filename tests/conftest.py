@@ -1,5 +1,6 @@
-"""Shared pytest hooks. `container` tests need a Docker engine: without one they skip with the reason on a
-developer machine, but with CI=true a skipped container test counts as a failure."""
+"""Shared pytest hooks. `container` tests need a Docker engine and `redis` tests a Redis server (both started by
+`scripts/services.sh start`): without one they skip with the reason on a developer machine, but with CI=true a
+skipped container or redis test counts as a failure."""
 
 from __future__ import annotations
 
@@ -28,24 +29,38 @@ def _in_ci() -> bool:
     return os.environ.get("CI", "").strip().lower() in ("1", "true", "yes")
 
 
-def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    needing = [item for item in items if item.get_closest_marker("container")]
-    if not needing:
-        return
-    from smartreco.containers.engine import engine_problem
+#: markers whose tests need a running service; `_service_problem` says why one is not there (None: it is)
+_SERVICE_MARKERS = ("container", "redis")
 
-    problem = engine_problem()
-    if problem:
-        skip = pytest.mark.skip(reason=f"container: {problem} (start one: bash scripts/services.sh start)")
-        for item in needing:
-            item.add_marker(skip)
+
+def _service_problem(marker: str) -> str | None:
+    if marker == "container":
+        from smartreco.containers.engine import engine_problem
+
+        return engine_problem()
+    from smartreco.features.store import redis_problem
+
+    return redis_problem()
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for marker in _SERVICE_MARKERS:
+        needing = [item for item in items if item.get_closest_marker(marker)]
+        if not needing:
+            continue
+        problem = _service_problem(marker)
+        if problem:
+            skip = pytest.mark.skip(reason=f"{marker}: {problem} (start one: bash scripts/services.sh start)")
+            for item in needing:
+                item.add_marker(skip)
 
 
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):  # noqa: ARG001
     outcome = yield
     report = outcome.get_result()
-    if report.skipped and _in_ci() and item.get_closest_marker("container"):
+    marker = next((m for m in _SERVICE_MARKERS if item.get_closest_marker(m)), None)
+    if report.skipped and _in_ci() and marker:
         reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else str(report.longrepr)
         report.outcome = "failed"
-        report.longrepr = f"CI=true: container test skipped ({reason}); CI must run it"
+        report.longrepr = f"CI=true: {marker} test skipped ({reason}); CI must run it"
