@@ -35,17 +35,20 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     names = [n.strip() for n in args.models.split(",") if n.strip()] if args.models else None
     label = args.source if args.source in ("movielens", "synthetic") else Path(args.source).name
-    t0 = time.perf_counter()
+    t0, cpu0, load0 = time.perf_counter(), _cpu_seconds(), _load()
     try:
         data = load_source(args.source)
         result = run_evaluation(data, names)
     except SmartRecoError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
-    wall = time.perf_counter() - t0
+    wall, cpu = time.perf_counter() - t0, _cpu_seconds() - cpu0
     payload = result.to_json()
     payload["benchmark"] = {
         "wall_seconds": round(wall, 1),
+        # the machine is shared: CPU seconds and the load average say how much of the wall time was waiting
+        "cpu_seconds": round(cpu, 1),
+        "load_average_1m": {"start": load0, "end": _load()},
         "cpu_count": os.cpu_count(),
         "python": platform.python_version(),
         "machine": platform.machine(),
@@ -55,11 +58,26 @@ def main(argv: list[str] | None = None) -> int:
     json_path = write_json(payload, out_dir / f"accuracy_{label}.json")
     md = markdown_summary(payload, title=f"Accuracy benchmark: {label}")
     md += (f"\nWall time {wall:.0f} s for the whole run (load, split, fit incl. validation tuning, scoring, "
-           f"bootstrap) on {os.cpu_count()} CPU cores.\n")
+           f"bootstrap) on {os.cpu_count()} CPU cores; {cpu:.0f} CPU seconds used by the run; 1-minute load "
+           f"average {payload['benchmark']['load_average_1m']['start']} at start, "
+           f"{payload['benchmark']['load_average_1m']['end']} at end (shared machine).\n")
     (out_dir / f"accuracy_{label}.md").write_text(md, encoding="utf-8")
     print(md)
     print(f"wrote {json_path} and {json_path.with_suffix('.md')}")
     return 0
+
+
+def _cpu_seconds() -> float:
+    """User + system CPU time of this process (all threads) and its children."""
+    t = os.times()
+    return t.user + t.system + t.children_user + t.children_system
+
+
+def _load() -> float | None:
+    try:
+        return round(os.getloadavg()[0], 2)
+    except OSError:
+        return None
 
 
 if __name__ == "__main__":

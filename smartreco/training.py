@@ -74,12 +74,13 @@ def _encoder_from(vectors_dir: Path | None, encoder: str) -> Callable[[pd.DataFr
 
 # ------------------------------------------------------------------------------------------- steps
 def train_cf(data: CanonicalData, out_dir: Path | str, n_factors: int = 64, *, backend: str = "lightning",
-             epochs: int | None = None, seed: int = 42) -> dict:
+             epochs: int | None = None, seed: int = 42, train_on: str = "auto") -> dict:
     """Standalone CF retriever on all data, in the serving_math layout (factors + ids, and for the
     Lightning backend an ONNX scorer a torch-free node can run).
 
     ``lightning``: the PyTorch Lightning MF of :mod:`smartreco.models.cf` (sampled softmax, early
-    stopping on a temporal validation split), exported with :func:`smartreco.models.onnx_export.export_cf`.
+    stopping on a temporal validation split), exported with :func:`smartreco.models.onnx_export.export_cf`;
+    ``train_on`` = "auto" picks positives-only or all interactions on that validation split.
     ``svd``: PureSVD, the hybrid's internal CF backend (exact fold-in, seconds to fit).
     """
     from smartreco.models import serving_math as SM
@@ -92,12 +93,13 @@ def train_cf(data: CanonicalData, out_dir: Path | str, n_factors: int = 64, *, b
         from smartreco.models.cf import CFConfig, CFRecommender
         from smartreco.models.onnx_export import export_cf
 
-        config = CFConfig(dim=n_factors, seed=seed, progress=False)
+        config = CFConfig(dim=n_factors, seed=seed, progress=False, train_on=train_on).check()
         if epochs:
             config.max_epochs = int(epochs)
         model = CFRecommender(config).fit(train)
         export_cf(model, out)
-        info = {"model": "lightning-mf", "factors": int(n_factors), "fold_in": "ls"}
+        info = {"model": "lightning-mf", "factors": int(n_factors), "fold_in": "ls", "train_on": model.train_on,
+                "val_ndcg10": {k: round(v, 5) for k, v in model.val_scores.items()}}
     elif backend == "svd":
         from smartreco.models.hybrid import svd_factors
 
