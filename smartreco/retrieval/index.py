@@ -188,9 +188,13 @@ class FaissANNIndex(Index):
     def build(cls, vectors: np.ndarray, bias: np.ndarray | None = None, kind: str = DEFAULT_ANN_KIND, *,
               nlist: int | None = None, nprobe: int = 32, pq_m: int | None = None, hnsw_m: int = 32,
               ef_construction: int = 80, ef_search: int = 128, refine: int = 4, train_size: int = 200_000,
-              kmeans_iter: int = 10, seed: int = 0, add_chunk: int = 500_000, progress: bool = False
-              ) -> FaissANNIndex:
-        """Train (IVF: k-means on a ``train_size`` sample) and add all vectors in chunks."""
+              kmeans_iter: int = 10, seed: int = 0, add_chunk: int = 500_000, progress: bool = False,
+              quantizer: str = "auto") -> FaissANNIndex:
+        """Train (IVF: k-means on a ``train_size`` sample) and add all vectors in chunks.
+
+        ``quantizer`` (IVF kinds): ``"flat"`` (exact coarse assignment, one BLAS product per added
+        chunk), ``"hnsw"`` (an HNSW graph over the centroids) or ``"auto"`` (hnsw from
+        :data:`HNSW_QUANTIZER_MIN_ITEMS` items)."""
         faiss = _faiss()
 
         if kind not in ("ivf_flat", "ivf_pq", "hnsw"):
@@ -213,18 +217,20 @@ class FaissANNIndex(Index):
             params.update(hnsw_m=int(hnsw_m), ef_construction=int(ef_construction), ef_search=int(ef_search))
         else:
             nl = int(nlist or default_nlist(n))
-            if n >= HNSW_QUANTIZER_MIN_ITEMS:
-                quantizer = faiss.IndexHNSWFlat(d, 32)
-                quantizer.hnsw.efSearch = 64
+            if quantizer not in ("auto", "flat", "hnsw"):
+                raise DataError(f"quantizer: expected auto, flat or hnsw, got {quantizer!r}")
+            if quantizer == "hnsw" or (quantizer == "auto" and n >= HNSW_QUANTIZER_MIN_ITEMS):
+                coarse = faiss.IndexHNSWFlat(d, 32)
+                coarse.hnsw.efSearch = 64
                 params["quantizer"] = "hnsw32"
             else:
-                quantizer = faiss.IndexFlatL2(d)
+                coarse = faiss.IndexFlatL2(d)
                 params["quantizer"] = "flat"
             if kind == "ivf_flat":
-                index = faiss.IndexIVFFlat(quantizer, d, nl)
+                index = faiss.IndexIVFFlat(coarse, d, nl)
             else:
                 m = int(pq_m or _pq_m(d))
-                index = faiss.IndexIVFPQ(quantizer, d, nl, m, 8)
+                index = faiss.IndexIVFPQ(coarse, d, nl, m, 8)
                 params["pq_m"] = m
             index.cp.niter = int(kmeans_iter)
             index.cp.seed = int(seed)

@@ -29,6 +29,8 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
 
 from smartreco.data import columns as C
 from smartreco.errors import ChecksumError, DataError
@@ -42,6 +44,7 @@ CATALOGUE = "catalogue.parquet"
 USERS = "users.parquet"
 RANKER = "ranker.txt"
 ARRAYS = "arrays"
+INDEXES = "indexes"
 #: arrays every hybrid bundle has (optional ones: cf_item_bias)
 REQUIRED_ARRAYS = (
     "cf_user_factors",
@@ -77,26 +80,38 @@ def save_bundle(
     path: Path | str,
     *,
     kind: str,
-    catalogue: pd.DataFrame,
+    catalogue: pd.DataFrame | pa.Table,
     user_ids: np.ndarray,
     arrays: dict[str, np.ndarray],
     ranker_text: str,
     meta: dict,
     extra_files: dict[str, Path] | None = None,
+    index_dirs: dict[str, Path] | None = None,
 ) -> Path:
-    """Write a bundle atomically (temp dir + rename): a reader never sees half a bundle."""
+    """Write a bundle atomically (temp dir + rename): a reader never sees half a bundle.
+
+    ``catalogue`` may be a pyarrow Table (10M rows without pandas objects); ``index_dirs`` ({"cf"|"cb":
+    saved :mod:`smartreco.retrieval` index folder}) are added under ``indexes/<name>/`` (hard-linked
+    when on the same file system) and opened memory-mapped by the runtime instead of being rebuilt.
+    With ``meta["catalogue_layout"] == "arrays"`` the loader reads ids/titles from the compact arrays
+    (:mod:`smartreco.retrieval.catalogue`) and not from the parquet files.
+    """
     path = Path(path)
     missing = [name for name in REQUIRED_ARRAYS if name not in arrays]
     if missing:
         raise DataError(f"bundle: missing array(s) {', '.join(missing)}")
+    names = catalogue.column_names if isinstance(catalogue, pa.Table) else catalogue
     for col in (C.ITEM_ID, C.TITLE, C.CATEGORY):
-        if col not in catalogue:
+        if col not in names:
             raise DataError(f"bundle: catalogue needs column {col}")
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
     try:
         (tmp / ARRAYS).mkdir()
-        catalogue.reset_index(drop=True).to_parquet(tmp / CATALOGUE, index=False)
+        if isinstance(catalogue, pa.Table):
+            pq.write_table(catalogue, tmp / CATALOGUE)
+        else:
+            catalogue.reset_index(drop=True).to_parquet(tmp / CATALOGUE, index=False)
         pd.DataFrame({C.USER_ID: pd.Series(np.asarray(user_ids, dtype=object)).astype(str)}).to_parquet(
             tmp / USERS, index=False
         )
@@ -109,6 +124,14 @@ def save_bundle(
             dest = tmp / "extra" / rel
             dest.parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(src, dest)
+        indexes = {}
+        for name, src_dir in (index_dirs or {}).items():
+            dest_dir = tmp / INDEXES / name
+            dest_dir.mkdir(parents=True)
+            for src in sorted(Path(src_dir).iterdir()):
+                if src.is_file():
+                    _link_or_copy(src, dest_dir / src.name)
+            indexes[name] = f"{INDEXES}/{name}"
         files = {p.relative_to(tmp).as_posix(): sha256_file(p) for p in sorted(tmp.rglob("*")) if p.is_file()}
         manifest = {
             "format": FORMAT,
@@ -120,6 +143,7 @@ def save_bundle(
             "n_items": int(len(catalogue)),
             "n_users": int(len(user_ids)),
             **meta,
+            **({"indexes": indexes} if indexes else {}),
             "files": files,
         }
         (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=True, default=_json_default))
@@ -130,6 +154,26 @@ def save_bundle(
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return path
+
+
+def _index_dir(path: Path, manifest: dict, rel: str) -> Path:
+    """A saved index folder inside the bundle whose files the manifest lists (so they were verified)."""
+    folder = (path / rel).resolve()
+    if path.resolve() not in folder.parents or not any(f.startswith(f"{rel}/") for f in manifest["files"]):
+        raise ChecksumError(f"{path / MANIFEST}: index entry {rel!r} is not a verified folder of the bundle")
+    return folder
+
+
+def _link_or_copy(src: Path, dest: Path) -> None:
+    """Hard link a big file (no second copy of a multi-GB index), copy small ones (metadata a later edit of
+    the source could change in place) and anything across file systems."""
+    if src.stat().st_size >= _MMAP_MIN_BYTES:
+        try:
+            os.link(src, dest)
+            return
+        except OSError:
+            pass
+    shutil.copy2(src, dest)
 
 
 def _json_default(value: object) -> object:
@@ -189,7 +233,7 @@ def locate_bundle(path: Path | str) -> Path:
 @dataclass
 class _Loaded:
     manifest: dict
-    catalogue: pd.DataFrame
+    catalogue: object  # pd.DataFrame, or a CompactCatalogue for the "arrays" layout
     user_ids: np.ndarray
     arrays: dict[str, np.ndarray]
     ranker_text: str
@@ -215,13 +259,20 @@ class ModelBundle(BundleRuntime):
         missing = [name for name in REQUIRED_ARRAYS if name not in arrays]
         if missing:
             raise ChecksumError(f"{path}: bundle lacks array(s) {', '.join(missing)}")
-        catalogue = pd.read_parquet(path / CATALOGUE)
-        users = pd.read_parquet(path / USERS)[C.USER_ID].astype(str).to_numpy(dtype=object)
+        if manifest.get("catalogue_layout") == "arrays":  # 10M items: memory-mapped ids, no pandas objects
+            from smartreco.retrieval.catalogue import compact_from_arrays
+
+            catalogue, users = compact_from_arrays(arrays, manifest.get("category_vocab", []))
+        else:
+            catalogue = pd.read_parquet(path / CATALOGUE)
+            users = pd.read_parquet(path / USERS)[C.USER_ID].astype(str).to_numpy(dtype=object)
         loaded = _Loaded(manifest, catalogue, users, arrays, (path / RANKER).read_text())
         bundle = cls.from_parts(
             loaded.manifest, loaded.catalogue, loaded.user_ids, loaded.arrays, loaded.ranker_text
         )
         bundle.path = path
+        indexes = manifest.get("indexes") or {}
+        bundle.index_dirs = {name: _index_dir(path, manifest, rel) for name, rel in indexes.items()}
         return bundle
 
     def extra_file(self, rel: str) -> Path | None:

@@ -121,3 +121,15 @@ def test_bad_input_is_a_data_error(data, tmp_path):
         R.ExactIndex(items).search(users[:, :3], 5)
     with pytest.raises(DataError, match="index.json"):
         R.load_index(tmp_path)
+
+
+@pytest.mark.parametrize("quantizer", ["flat", "hnsw"])
+def test_ivf_coarse_quantizer_choice_keeps_recall(data, quantizer):
+    items, bias, users = data
+    exact, _ = R.ExactIndex(items, bias).search(users, 10)
+    ann = R.build_index(items, bias, kind="ivf_flat", quantizer=quantizer, nprobe=16)
+    got, _ = ann.search(users, 10)
+    assert ann.params["quantizer"] == ("flat" if quantizer == "flat" else "hnsw32")
+    assert R.recall_at_k(got, exact) >= MEAN_OVERLAP
+    with pytest.raises(DataError, match="quantizer"):
+        R.build_index(items, bias, kind="ivf_flat", quantizer="kd-tree")
