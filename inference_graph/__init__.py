@@ -10,4 +10,5 @@ NODE_CLASSES: dict[str, str] = {
     "HybridCombiner": "inference_graph.hybrid_combiner.HybridCombiner",
     "CFModel": "inference_graph.cf_model.CFModel",
     "CBModel": "inference_graph.cb_model.CBModel",
+    "HybridRecommender": "inference_graph.hybrid_recommender.HybridRecommender",
 }

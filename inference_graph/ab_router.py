@@ -9,7 +9,9 @@ restart. ``route`` must return a plain int (Seldon rejects numpy ints).
 from __future__ import annotations
 
 import random
+import threading
 import time
+from collections import Counter
 from typing import Any
 
 from inference_graph.base import GraphNode, as_payload, bad_request
@@ -54,6 +56,11 @@ class ABRouter(GraphNode):
         self.store: Any = None
         self._rng = random.Random()
         self._stats_at = 0.0
+        # served counts go to the shared store at most every stats_refresh_s (a store write per request
+        # was the router's largest cost); rewards are written at once, they drive the bandit
+        self._served: Counter[str] = Counter()
+        self._served_lock = threading.Lock()
+        self._served_at = float("-inf")
         self.model_version = f"router-{mode}"
 
     def load(self) -> None:
@@ -77,13 +84,24 @@ class ABRouter(GraphNode):
         if user_id in (None, ""):
             raise bad_request("jsonData.request.user_id: field required")
         arm = int(self.choose(str(user_id)))
-        self.store.record_served(self.arms[arm])
+        self._count_served(self.arms[arm])
         self.add_tag("arm", self.arms[arm])
         self.add_tag("router_mode", self.mode)
         self.add_metric("COUNTER", "smartreco_arm_served_total", 1, arm=self.arms[arm])
         self._finish(started, "route")
         self._arm_gauges()
         return arm
+
+    def _count_served(self, arm: str | None = None, force: bool = False) -> None:
+        with self._served_lock:
+            if arm is not None:
+                self._served[arm] += 1
+            now = time.monotonic()
+            if not self._served or (not force and now - self._served_at < self.stats_refresh_s):
+                return
+            pending, self._served, self._served_at = self._served, Counter(), now
+        for name, n in pending.items():
+            self.store.record_served(name, n)
 
     def send_feedback(
         self, features: Any, feature_names: Any, reward: float, truth: Any, routing: int | None = None
@@ -105,6 +123,7 @@ class ABRouter(GraphNode):
 
     def arm_stats(self) -> dict[str, dict]:
         self.ensure_loaded()
+        self._count_served(force=True)
         return {
             arm: {
                 "served": s.served,

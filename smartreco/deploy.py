@@ -83,25 +83,36 @@ def render_seldon(
         raise DeployError(f"model_uris: unknown kind(s) {', '.join(unknown)} (use {', '.join(KINDS)})")
     doc = yaml.safe_load(_template(template).read_text())
     suffix = ARMS[arm]
-    targets = {f"{kind}-{suffix}": uri for kind, uri in model_uris.items()}
-    patched: set[str] = set()
+    # (node, parameter) -> URI: the kind's own node, or in the fused graph (manifests/components/fused-graph)
+    # the arm's hybrid node, whose cf_model_uri / cb_model_uri parameters stand for its missing children
+    targets = {(f"{kind}-{suffix}", "model_uri"): uri for kind, uri in model_uris.items()}
+    fused = {(f"hybrid-{suffix}", f"{kind}_model_uri"): key for key in list(targets) for kind in KINDS
+             if key[0] == f"{kind}-{suffix}" and kind != "hybrid"}
+    patched: set[tuple[str, str]] = set()
     for predictor in doc.get("spec", {}).get("predictors", []):
         stack = [predictor.get("graph", {})]
         while stack:
             node = stack.pop()
             stack.extend(node.get("children") or [])
-            if node.get("name") in targets:
-                params = node.setdefault("parameters", [])
-                entry = next((p for p in params if p.get("name") == "model_uri"), None)
+            params = node.setdefault("parameters", [])
+            for (name, pname), uri in targets.items():
+                if node.get("name") != name:
+                    continue
+                entry = next((p for p in params if p.get("name") == pname), None)
                 if entry is None:
-                    params.append({"name": "model_uri", "type": "STRING", "value": targets[node["name"]]})
+                    params.append({"name": pname, "type": "STRING", "value": uri})
                 else:
-                    entry["value"] = targets[node["name"]]
-                patched.add(node["name"])
+                    entry["value"] = uri
+                patched.add((name, pname))
+            for (name, pname), key in fused.items():
+                entry = next((p for p in params if p.get("name") == pname), None)
+                if node.get("name") == name and entry is not None:
+                    entry["value"] = targets[key]
+                    patched.add(key)
         for spec in predictor.get("componentSpecs") or []:
             for container in spec.get("spec", {}).get("containers") or []:
                 container["image"] = image
-    missing = sorted(set(targets) - patched)
+    missing = sorted(name for name, _ in set(targets) - patched)
     if missing:
         raise DeployError(f"manifest: no graph node named {', '.join(missing)} to set model_uri on")
     notes = doc.setdefault("metadata", {}).setdefault("annotations", {})

@@ -16,9 +16,15 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m inference_graph.executor", description=__doc__)
     ap.add_argument("--manifest", help="SeldonDeployment YAML (default: manifests/base/seldon/...)")
     ap.add_argument("--predictor")
+    ap.add_argument("--fused", action="store_true",
+                    help="each arm's transformer, CF, CB and combiner as one node (the low-latency graph)")
     ap.add_argument("--port", type=int, default=8000)
     ap.add_argument("--grpc-port", type=int, default=5000)
     ap.add_argument("--in-process", action="store_true", help="run the node classes in this process")
+    ap.add_argument("--containers", action="store_true", help="run each node as a container of the serving image")
+    ap.add_argument("--image", help="with --containers: this image for every node (default: the manifest's)")
+    ap.add_argument("--node-ports", choices=("manifest", "free"), default="manifest",
+                    help="with --containers: the manifest's node ports (free ones when busy) or free ports")
     ap.add_argument("--set", default="{}", help='parameter overrides, JSON {"node"|"*": {"param": value}}')
     ap.add_argument("--cache", default="local", help="local | redis://HOST:PORT/DB | off")
     ap.add_argument("--cache-ttl", type=float, default=30.0)
@@ -54,9 +60,13 @@ def main(argv: list[str] | None = None) -> int:
         cfg = ServeConfig(
             manifest=args.manifest,
             predictor=args.predictor,
+            fused=args.fused,
             port=args.port,
             grpc_port=args.grpc_port,
             in_process=args.in_process,
+            containers=args.containers,
+            container_image=args.image,
+            container_ports=args.node_ports,
             overrides=overrides,
             cache=args.cache,
             cache_ttl_s=args.cache_ttl,

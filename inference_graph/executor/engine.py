@@ -141,7 +141,10 @@ class GraphEngine:
             self.metrics.cache.labels("miss").inc()
         generation = self.learner.history.generation(user_id)
         online = self.learner.online_block(user_id)
-        root_data = {**request, ONLINE_KEY: online} if online and self.graph.root.type == "TRANSFORMER" else request
+        # the live history/popularity block goes to the node that reads the request first: the feature
+        # transformer, or under a root router (fused graph) the arm that the router passes it to
+        takes_online = self.graph.root.type in ("TRANSFORMER", "ROUTER")
+        root_data = {**request, ONLINE_KEY: online} if online and takes_online else request
         data = await self._node(self.graph.root, {"jsonData": root_data, "meta": {"puid": walk.puid}}, walk, request)
         if walk.degraded:
             walk.tags["degraded"] = ",".join(sorted(set(walk.degraded)))

@@ -38,6 +38,10 @@ class GraphNodeSpec:
     children: list[GraphNodeSpec] = field(default_factory=list)
     implementation: str | None = None
     methods: list[str] = field(default_factory=list)
+    #: the node's container and its pod spec's securityContext + volumes, as the manifest has them (the
+    #: container launcher takes env, ports, resources, mounts and security settings from here)
+    container: dict[str, Any] = field(default_factory=dict, repr=False)
+    pod: dict[str, Any] = field(default_factory=dict, repr=False)
 
     @property
     def import_path(self) -> str:
@@ -86,8 +90,9 @@ class GraphSpec:
 def _containers(predictor: dict) -> dict[str, dict]:
     out = {}
     for spec in predictor.get("componentSpecs") or []:
-        for c in (spec.get("spec") or {}).get("containers") or []:
-            out[c["name"]] = c
+        pod = spec.get("spec") or {}
+        for c in pod.get("containers") or []:
+            out[c["name"]] = {**c, "_pod": {k: pod[k] for k in ("securityContext", "volumes") if k in pod}}
     return out
 
 
@@ -119,11 +124,14 @@ def _build(node: dict, containers: dict[str, dict], where: str) -> GraphNodeSpec
         children=children,
         implementation=node.get("implementation"),
         methods=list(node.get("methods") or []),
+        container={k: v for k, v in container.items() if k != "_pod"},
+        pod=dict(container.get("_pod") or {}),
     )
 
 
-def load_graph(path: str | Path | None = None, predictor: str | None = None) -> GraphSpec:
-    """Parse the SeldonDeployment at ``path`` (default: the repo's manifest)."""
+def load_graph(path: str | Path | None = None, predictor: str | None = None, fused: bool = False) -> GraphSpec:
+    """Parse the SeldonDeployment at ``path`` (default: the repo's manifest); ``fused``: each arm as one
+    node (``fusion.fuse_arms``, the low-latency shape)."""
     path = Path(path) if path else project_root() / DEFAULT_MANIFEST
     try:
         doc = yaml.safe_load(path.read_text())
@@ -137,6 +145,10 @@ def load_graph(path: str | Path | None = None, predictor: str | None = None) -> 
     chosen = next((p for p in predictors if predictor in (None, p.get("name"))), None)
     if chosen is None:
         raise GraphError(f"spec.predictors: no predictor named {predictor!r}")
+    if fused:
+        from inference_graph.executor.fusion import fuse_arms
+
+        chosen = fuse_arms(chosen)
     root = _build(chosen["graph"], _containers(chosen), "graph")
     return GraphSpec(deployment=doc["metadata"]["name"], predictor=chosen.get("name", "default"), root=root)
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import hashlib
 import json
 import logging
@@ -17,6 +18,7 @@ from typing import Any
 from aiohttp import web
 
 from inference_graph.executor.auth import load_token
+from inference_graph.executor.containers import ContainerGroup
 from inference_graph.executor.engine import GraphEngine
 from inference_graph.executor.feedback_writer import FeedbackWriter
 from inference_graph.executor.graph import GraphSpec, load_graph, override_parameters
@@ -36,9 +38,13 @@ log = logging.getLogger(__name__)
 class ServeConfig:
     manifest: str | None = None
     predictor: str | None = None
+    fused: bool = False  # each arm as one HybridRecommender node (executor/fusion.py): 2 hops, not 5
     port: int = 0
     grpc_port: int = 0
     in_process: bool = False
+    containers: bool = False  # each node a container of the serving image (ContainerGroup), not a process
+    container_image: str | None = None  # None: each node's image from the manifest
+    container_ports: str = "manifest"  # manifest (when free) | free
     overrides: dict[str, dict[str, Any]] = field(default_factory=dict)
     cache: str = "local"  # local | redis://... | off
     cache_ttl_s: float = 30.0
@@ -67,7 +73,9 @@ class ServeConfig:
 #: node wrapper settings (overridable through ``node_env``): gunicorn's default keep-alive is 2 s, so an
 #: idle pooled connection of the executor's client could be closed under it; keep it open longer than
 #: the client's own keep-alive (RestTransport.KEEPALIVE_S)
-NODE_ENV_DEFAULTS = {"GUNICORN_KEEPALIVE": "60"}
+# as manifests/base/platform/node-env.yaml: one OpenMP thread per node (a forked worker can hang loading
+# LightGBM otherwise, and 2 cores gain nothing from more)
+NODE_ENV_DEFAULTS = {"GUNICORN_KEEPALIVE": "60", "OMP_NUM_THREADS": "1"}
 
 
 def default_feedback_log() -> str:
@@ -89,14 +97,21 @@ def _online_pusher(url: str | None = None) -> Any:
     return lambda user_id, item_id: client.push_interaction(user_id, item_id)
 
 
+def _launcher(cfg: ServeConfig) -> Any:
+    """ProcessGroup, or ContainerGroup (same interface) bound to the container settings."""
+    if not cfg.containers:
+        return ProcessGroup
+    return functools.partial(ContainerGroup, image=cfg.container_image, ports=cfg.container_ports)
+
+
 class LocalGraph:
     """The running graph: engine, node processes (unless in-process) and the two servers."""
 
     def __init__(self, cfg: ServeConfig) -> None:
         self.cfg = cfg
-        self.graph = load_graph(cfg.manifest, cfg.predictor)
+        self.graph = load_graph(cfg.manifest, cfg.predictor, fused=cfg.fused)
         override_parameters(self.graph, cfg.overrides)
-        self.processes: ProcessGroup | None = None
+        self.processes: ProcessGroup | ContainerGroup | None = None
         self.engine: GraphEngine | None = None
         self.writer: FeedbackWriter | None = None
         self._runner: web.AppRunner | None = None
@@ -111,14 +126,17 @@ class LocalGraph:
             transport: Any = InProcessTransport(self.graph.nodes())
         else:
             log_dir = Path(cfg.log_dir) if cfg.log_dir else runs_dir() / "graph-logs"
-            self.processes = ProcessGroup(
+            self.processes = _launcher(cfg)(
                 self.graph.nodes(),
                 log_dir,
                 extra_env={**NODE_ENV_DEFAULTS, "GUNICORN_WORKERS": str(cfg.node_workers), **cfg.node_env},
                 threads=cfg.node_threads,
                 grpc_workers=cfg.grpc_workers,
             )
-            self.processes.spawn()
+            if cfg.containers:
+                await asyncio.to_thread(self.processes.spawn)  # docker CLI calls: keep the loop free
+            else:
+                self.processes.spawn()  # PDEATHSIG follows the forking thread: spawn from this one
             await asyncio.to_thread(self.processes.wait)
             transport = RestTransport(self.processes.urls())
         cache = None if cfg.cache == "off" else open_cache(cfg.cache, cfg.cache_ttl_s)
@@ -151,6 +169,7 @@ class LocalGraph:
             "rest": f"http://{LOOPBACK}:{self.port}",
             "grpc": f"{LOOPBACK}:{self.grpc_port}",
             "in_process": cfg.in_process,
+            "nodes_as": "in-process" if cfg.in_process else "containers" if cfg.containers else "processes",
             "auth": "bearer" if token else "off",
             "feedback_log": str(self.writer.log.directory) if self.writer else None,
             "nodes": self.processes.describe() if self.processes else {},
@@ -181,8 +200,17 @@ async def serve_forever(cfg: ServeConfig) -> None:
     for sig in (signal.SIGINT, signal.SIGTERM):
         with contextlib.suppress(NotImplementedError):
             loop.add_signal_handler(sig, stop.set)
+    starting = asyncio.ensure_future(graph.start())
+    stopped = asyncio.ensure_future(stop.wait())
     try:
-        await graph.start()
-        await stop.wait()
+        await asyncio.wait({starting, stopped}, return_when=asyncio.FIRST_COMPLETED)
+        if not starting.done():  # Ctrl-C/SIGTERM during start-up: stop now, not once every node is healthy
+            starting.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await starting
+        else:
+            starting.result()
+            await stopped
     finally:
+        stopped.cancel()
         await graph.stop()

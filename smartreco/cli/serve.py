@@ -32,11 +32,18 @@ def _serving_python() -> str:
     return str(candidate)
 
 
-def _resolve_model_uris(manifest: str | None) -> dict[str, str]:
-    """``models:/`` URIs of the graph resolved to local folders with MLflow (when MLflow is here)."""
+#: node parameters that name a model bundle (the fused arm node carries all three)
+URI_PARAMS = ("model_uri", "cf_model_uri", "cb_model_uri")
+
+
+def _resolve_model_uris(manifest: str | None, dst_root: Path | None = None) -> dict[str, str]:
+    """``models:/`` URIs of the graph resolved to local folders with MLflow (when MLflow is here).
+
+    ``dst_root``: download into ``dst_root/<uri hash>`` instead of MLflow's private temp folders (node
+    containers run as another user and must be able to read the bundles there)."""
     from inference_graph.executor.graph import load_graph
 
-    uris = {str(n.param("model_uri")) for n in load_graph(manifest).nodes() if n.param("model_uri")}
+    uris = {str(v) for n in load_graph(manifest).nodes() for k, v in n.kwargs().items() if k in URI_PARAMS and v}
     remote = sorted(u for u in uris if u.startswith(("models:/", "runs:/")))
     if not remote:
         return {}
@@ -51,8 +58,14 @@ def _resolve_model_uris(manifest: str | None) -> dict[str, str]:
     mlflow.set_registry_uri(tracking_uri())
     out = {}
     for uri in remote:
+        dst = None
+        if dst_root is not None:
+            import hashlib
+
+            dst = dst_root / hashlib.sha256(uri.encode()).hexdigest()[:16]
+            dst.mkdir(parents=True, exist_ok=True)
         try:
-            out[uri] = mlflow.artifacts.download_artifacts(artifact_uri=uri)
+            out[uri] = mlflow.artifacts.download_artifacts(artifact_uri=uri, dst_path=str(dst) if dst else None)
         except Exception as exc:
             raise SmartRecoError(f"model_uri: cannot resolve {uri} with MLflow ({exc})") from None
     return out
@@ -67,11 +80,24 @@ def _resolve_model_uris(manifest: str | None) -> dict[str, str]:
 @click.option("--manifest", default=None, help="SeldonDeployment YAML (default: manifests/base/seldon/...)")
 @click.option("--model-path", default=None, help="use this bundle folder for every node's model_uri")
 @click.option(
+    "--fused", is_flag=True,
+    help="low-latency graph: each arm's transformer, CF, CB and combiner as one node (2 hops instead of 5)",
+)
+@click.option(
     "--set", "overrides", default="{}", help='parameter overrides as JSON {"node"|"*": {"param": value}}'
 )
 @click.option("--cache", default="local", show_default=True, help="local | redis://HOST:PORT/DB | off")
 @click.option(
     "--feedback-log", default=None, help="durable feedback/impression log directory or 'off' (default: runs/feedback)"
+)
+@click.option(
+    "--containers", is_flag=True,
+    help="run each graph node as a container of the serving image (needs a Docker engine and the image)",
+)
+@click.option("--image", default=None, help="with --containers: image for every node (default: the manifest's)")
+@click.option(
+    "--node-ports", default="manifest", show_default=True, type=click.Choice(["manifest", "free"]),
+    help="with --containers: the manifest's node ports (free ones when busy) or free ports",
 )
 def serve(
     port: int,
@@ -79,20 +105,31 @@ def serve(
     in_process: bool,
     manifest: str | None,
     model_path: str | None,
+    fused: bool,
     overrides: str,
     cache: str,
     feedback_log: str | None,
+    containers: bool,
+    image: str | None,
+    node_ports: str,
 ) -> None:
-    """Run the inference graph from the SeldonDeployment locally (REST + gRPC on loopback)."""
+    """Run the inference graph from the SeldonDeployment locally (REST + gRPC on loopback).
+
+    Nodes run as processes, in the executor (--in-process) or as containers (--containers): one container
+    of the serving image per node, removed again when serve stops (Ctrl-C or SIGTERM)."""
+    if containers and in_process:
+        raise SmartRecoError("--containers and --in-process: choose one")
     try:
         sets = json.loads(overrides)
     except json.JSONDecodeError as exc:
         raise SmartRecoError(f"--set: not valid JSON ({exc.msg})") from None
     if model_path:
-        sets.setdefault("*", {})["model_uri"] = str(Path(model_path).resolve())
+        sets.setdefault("*", {}).update(dict.fromkeys(URI_PARAMS, str(Path(model_path).resolve())))
     env = dict(os.environ)
     if not model_path:
-        uris = _resolve_model_uris(manifest)
+        from smartreco.paths import runs_dir
+
+        uris = _resolve_model_uris(manifest, runs_dir().resolve() / "serve-models" if containers else None)
         if uris:
             env["SMARTRECO_MODEL_URIS"] = json.dumps(uris)
     env["PYTHONPATH"] = os.pathsep.join(p for p in (str(project_root()), env.get("PYTHONPATH", "")) if p)
@@ -111,6 +148,13 @@ def serve(
     ]
     if in_process:
         argv.append("--in-process")
+    if fused:
+        argv.append("--fused")
+    if containers:
+        from smartreco.containers.engine import require_engine
+
+        require_engine()
+        argv += ["--containers", "--node-ports", node_ports] + (["--image", image] if image else [])
     if feedback_log:
         argv += ["--feedback-log", feedback_log]
     if manifest:

@@ -39,7 +39,7 @@ def success_share(reward: float) -> float:
 
 
 class ArmStore(Protocol):
-    def record_served(self, arm: str) -> None: ...
+    def record_served(self, arm: str, n: int = 1) -> None: ...
     def record_reward(self, arm: str, reward: float) -> None: ...
     def stats(self, arms: Sequence[str]) -> dict[str, ArmStats]: ...
     def reset(self) -> None: ...
@@ -52,10 +52,10 @@ class MemoryArmStore:
         self._stats: dict[str, ArmStats] = {}
         self._lock = threading.Lock()
 
-    def record_served(self, arm: str) -> None:
+    def record_served(self, arm: str, n: int = 1) -> None:
         with self._lock:
             s = self._stats.get(arm, ArmStats())
-            self._stats[arm] = ArmStats(s.served + 1, s.pulls, s.reward_sum, s.successes, s.failures)
+            self._stats[arm] = ArmStats(s.served + n, s.pulls, s.reward_sum, s.successes, s.failures)
 
     def record_reward(self, arm: str, reward: float) -> None:
         share = success_share(reward)
@@ -105,8 +105,8 @@ class SQLiteArmStore:
             f"UPDATE arms SET {sets} WHERE experiment = ? AND arm = ?", (*values, self.experiment, arm)
         )
 
-    def record_served(self, arm: str) -> None:
-        self._upsert(arm, "served = served + 1", ())
+    def record_served(self, arm: str, n: int = 1) -> None:
+        self._upsert(arm, "served = served + ?", (int(n),))
 
     def record_reward(self, arm: str, reward: float) -> None:
         share = success_share(reward)
@@ -144,8 +144,8 @@ class RedisArmStore:
     def _key(self, arm: str) -> str:
         return f"smartreco:bandit:{self.experiment}:{arm}"
 
-    def record_served(self, arm: str) -> None:
-        self._r.hincrby(self._key(arm), "served", 1)
+    def record_served(self, arm: str, n: int = 1) -> None:
+        self._r.hincrby(self._key(arm), "served", int(n))
 
     def record_reward(self, arm: str, reward: float) -> None:
         share = success_share(reward)

@@ -158,7 +158,7 @@ class GraphThread:
         os.environ.update({k: v for k, v in node_env().items() if k != "PYTHONPATH"})
         bundle = write(tmp / "bundle")
         overrides = {
-            "*": {"model_uri": str(bundle)},
+            "*": {"model_uri": str(bundle), "cf_model_uri": str(bundle), "cb_model_uri": str(bundle)},
             "ab-router": {"store": str(tmp / "arms.sqlite"), "mode": mode},
         }
         cfg.setdefault("push_feedback", False)

@@ -1,0 +1,125 @@
+"""HybridRecommender (MODEL): one arm of the graph — features, CF and CB candidates, hybrid ranking —
+in one process, for the low-latency deployment (``manifests/components/fused-graph``).
+
+Every Seldon hop costs the wrapper's request handling and its metrics IPC (~3-5 ms of CPU each on
+this machine, ``benchmarks/results/latency.md``); the full graph pays it five times per request. This
+node runs the very same classes (FeatureTransformer, CFModel, CBModel, HybridCombiner) as plain calls
+behind the ABRouter, so one request is two hops. What the executor does for a combiner's children it
+does here too: a failed candidate source is dropped and named in ``degraded``, never a failed answer;
+an unreadable feature store is served without user features.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from inference_graph.base import GraphNode
+from inference_graph.cb_model import CBModel
+from inference_graph.cf_model import CFModel
+from inference_graph.feature_transformer import FeatureTransformer
+from inference_graph.hybrid_combiner import HybridCombiner
+
+log = logging.getLogger(__name__)
+PER_CALL_KEYS = ("smartreco_node_ms", "smartreco_node_requests_total")  # base.GraphNode._finish
+
+
+class HybridRecommender(GraphNode):
+    node_type = "MODEL"
+
+    def __init__(
+        self,
+        model_uri: str = "",
+        cf_model_uri: str = "",
+        cb_model_uri: str = "",
+        variant: str = "champion",
+        max_category_share: float = 0.5,
+        online_store: str = "sqlite",
+        num_candidates: int = 200,
+        **parameters: Any,
+    ) -> None:
+        super().__init__(
+            model_uri=model_uri,
+            cf_model_uri=cf_model_uri,
+            cb_model_uri=cb_model_uri,
+            variant=variant,
+            max_category_share=max_category_share,
+            online_store=online_store,
+            num_candidates=num_candidates,
+            **parameters,
+        )
+        # one bundle serves every part unless the deployment names separate ones (as the full graph does)
+        self.transformer = FeatureTransformer(online_store=online_store)
+        self.cf = CFModel(model_uri=cf_model_uri or model_uri, num_candidates=num_candidates)
+        self.cb = CBModel(model_uri=cb_model_uri or model_uri, num_candidates=num_candidates)
+        self.combiner = HybridCombiner(
+            model_uri=model_uri, variant=variant, max_category_share=max_category_share, **parameters
+        )
+        self._rename()
+
+    @property
+    def parts(self) -> tuple[GraphNode, ...]:
+        return (self.transformer, self.cf, self.cb, self.combiner)
+
+    def _rename(self) -> None:
+        """Parts report metrics under ``<node>/<part>`` so the fused node's dashboards read like the graph's."""
+        for suffix, part in zip(("features", "cf", "cb", "hybrid"), self.parts, strict=True):
+            part.name = f"{self.name}/{suffix}"
+
+    def load(self) -> None:
+        self._rename()  # the executor sets ``name`` after construction
+        for part in self.parts:
+            part.load()
+        self.model_version = self.combiner.model_version
+        self.loaded = True
+
+    def predict(self, X: Any, features_names: list[str] | None = None, **kwargs: Any) -> dict:
+        started = self._begin()
+        self.ensure_loaded()
+        transformed = self.transformer.transform_input(X)  # a bad request is the transformer's 400
+        children, failed = [], []
+        for part in (self.cf, self.cb):
+            try:
+                children.append(part.predict(transformed))
+            except Exception as exc:  # a broken source degrades the answer, as a dropped child does
+                log.warning("%s failed, answering without it: %s", part.name, exc)
+                failed.append(part.name)
+                self.add_metric("COUNTER", "smartreco_part_errors_total", 1, part=part.source)
+        if failed:
+            self.add_tag("degraded", ",".join(failed))
+        if not children:  # the combiner finds the request on a child message: give it one with no candidates
+            children.append({**transformed, "candidates": {}})
+        out = self.combiner.aggregate(children)
+        self._finish(started, "predict")
+        return out
+
+    def send_feedback(
+        self, features: Any, feature_names: Any, reward: float, truth: Any, routing: int | None = None
+    ) -> list:
+        self._begin()
+        for part in (self.cf, self.cb):
+            part.send_feedback(features, feature_names, reward, truth, routing)
+        return []
+
+    def metrics(self) -> list[dict]:
+        """The node's own timer and count plus the parts' domain metrics (cold starts, known users, ...).
+
+        The parts' per-call timers/counters are dropped: the node's own cover the call, and every extra key
+        makes each of seldon-core's metric updates slower (it pickles the worker's whole metric dict through
+        a Manager on every call: 14 keys cost ~1 ms of CPU more per request than 6, measured in process)."""
+        out = super().metrics()
+        for part in self.parts:
+            out.extend(m for m in part.metrics() if m["key"] not in PER_CALL_KEYS)
+        return out
+
+    def tags(self) -> dict:
+        merged: dict = {}
+        for part in self.parts:
+            merged.update(part.tags())
+        merged.update(super().tags())
+        return merged
+
+    def health_status(self) -> dict:
+        status = super().health_status()
+        status["parts"] = {part.name: part.health_status().get("model_version") for part in self.parts}
+        return status
