@@ -92,7 +92,7 @@ def run_cmd(name: str, local: bool, runner: str, params: tuple[str, ...], sample
         click.echo(json.dumps({"pipeline": run.pipeline, "runner": run.runner, "runner_reason": run.runner_reason,
                                "seconds": round(run.seconds, 1), "run_dir": str(run.run_dir),
                                "outputs": {k: str(v) for k, v in run.outputs.items()},
-                               "artifacts": dict(index)}, indent=2))
+                               "steps": run.steps, "artifacts": dict(index)}, indent=2))
         return
     click.echo(f"{run.pipeline}: finished in {run.seconds:.1f} s with the {run.runner} runner ({run.runner_reason})")
     click.echo(f"run folder: {run.run_dir}")

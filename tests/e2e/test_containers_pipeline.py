@@ -1,0 +1,108 @@
+"""`smartreco pipeline run training --local --runner docker` on MovieLens: every step in a container of the
+pipeline image (the log names each step's container), MLflow reached through the runner's tracking server,
+no step container left behind, and evaluation metrics that match the subprocess runner's.
+
+The subprocess reference is the committed result of ``benchmarks/containers.py --sections pipeline`` for
+the same configuration (``PARITY`` there: 100 users, 3 epochs, seed 7); both runners run the same code on
+the same data with the same seeds, so the metrics agree up to floating-point noise (torch/LightGBM thread
+scheduling): the tolerance below is 0.01 absolute per metric, recorded differences are far smaller.
+Set ``SMARTRECO_PARITY_RUN_BOTH=1`` to run the subprocess side here too instead of reading the reference.
+Cost: ~4-6 min on the shared 2-core machine (11 containers; the image pays ~2-5 s of imports per step).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from smartreco.containers.spec import IMAGES
+
+pytestmark = [pytest.mark.e2e, pytest.mark.container, pytest.mark.timeout(1800)]
+
+ROOT = Path(__file__).resolve().parents[2]
+REFERENCE = ROOT / "benchmarks" / "results" / "containers.json"
+TOLERANCE = 0.01  # absolute, per metric (NDCG@10, recall@10, ... of every evaluated model)
+TASKS = {"ingest", "validate", "build-features", "materialize-features", "train-cf", "train-cb", "train-hybrid",
+         "evaluate", "register", "summary"}
+
+
+def _reference() -> dict:
+    return json.loads(REFERENCE.read_text())["pipeline_by_runner"]
+
+
+def _run(runner: str, runs: Path, config: dict) -> tuple[dict, str]:
+    runs.mkdir(parents=True, exist_ok=True)
+    env = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}
+    env["SMARTRECO_RUNS"] = str(runs)
+    proc = subprocess.run(
+        [sys.executable, "-m", "smartreco", "pipeline", "run", "training", "--local", "--runner", runner, "--json",
+         "--sample-users", str(config["sample_users"]), "--param", f"epochs={config['epochs']}",
+         "--param", "deploy_target=local",
+         "--param", f"embedding_cache_dir={ROOT / 'runs' / 'embeddings'}"],  # MiniLM vectors cached by content
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=1700)
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    return json.loads(proc.stdout), proc.stderr
+
+
+def _metrics(run: dict) -> dict[str, dict[str, float]]:
+    """{model: {metric: value}} of the evaluate step's report (as benchmarks/containers.py records it)."""
+    models = json.loads((Path(run["artifacts"]["evaluate/report"]) / "evaluation.json").read_text())["models"]
+    keys = ("ndcg@10", "recall@10", "precision@10", "map@10", "hitrate@10", "coverage")
+    return {m: {k: float(v[k]) for k in keys if isinstance(v.get(k), (int, float))} for m, v in models.items()}
+
+
+@pytest.fixture(scope="module")
+def docker_run(tmp_path_factory):
+    if subprocess.run(["docker", "image", "inspect", IMAGES["pipeline"].tag], capture_output=True).returncode:
+        pytest.fail(f"{IMAGES['pipeline'].tag} missing: `smartreco images build` first")
+    runs = tmp_path_factory.mktemp("docker") / "runs"
+    run, log = _run("docker", runs, _reference()["config"])
+    return run, log, runs
+
+
+def test_every_step_runs_in_a_named_container_of_the_pipeline_image(docker_run):
+    run, log, _ = docker_run
+    assert run["runner"] == "docker"
+    steps = run["steps"]
+    assert set(steps) >= TASKS, sorted(steps)
+    for task, step in steps.items():
+        assert step["exit_code"] == 0 and step["container"].startswith("smartreco-step-")
+        assert f"[pipeline] step {task}: container {step['container']} ({IMAGES['pipeline'].tag})" in log
+    run_id = "-".join(next(iter(steps.values()))["container"].removeprefix("smartreco-step-").split("-")[:2])
+    left = subprocess.run(["docker", "ps", "-aq", "--filter", f"label=org.smartreco.run={run_id}"],
+                          capture_output=True, text=True).stdout.split()
+    assert not left, "step containers left behind"
+
+
+def test_steps_reach_mlflow_through_the_tracking_server(docker_run, monkeypatch):
+    run, log, runs = docker_run
+    assert "[pipeline] MLflow tracking server http://127.0.0.1:" in log
+    gate = json.loads(Path(run["artifacts"]["summary/gate"]).read_text())
+    monkeypatch.setenv("SMARTRECO_RUNS", str(runs))
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    from smartreco.tracking import mlflow_tracking as T
+
+    client = T.configure()  # the same store, read directly: the server wrote there
+    hybrid = client.get_model_version_by_alias(T.MODEL_NAMES["hybrid"], T.CHALLENGER)
+    assert str(hybrid.version) == gate["versions"]["hybrid"]
+    assert (runs / "mlflow" / "server.log").exists()
+
+
+def test_evaluation_metrics_match_the_subprocess_run(docker_run, tmp_path):
+    run, _, _ = docker_run
+    ref = _reference()
+    if os.environ.get("SMARTRECO_PARITY_RUN_BOTH") == "1":
+        expected = _metrics(_run("subprocess", tmp_path / "runs", ref["config"])[0])
+    else:
+        expected = ref["runs"]["subprocess"]["metrics"]
+    got = _metrics(run)
+    assert set(got) == set(expected)
+    diffs = {f"{m}/{k}": abs(got[m][k] - v) for m in expected for k, v in expected[m].items()}
+    off = {k: round(d, 4) for k, d in diffs.items() if d > TOLERANCE}
+    assert not off, (f"docker vs subprocess metrics differ beyond {TOLERANCE}: {off} (if the training code changed "
+                     "on purpose, refresh the reference: benchmarks/containers.py --sections pipeline)")
