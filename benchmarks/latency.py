@@ -1,7 +1,9 @@
 """Latency of the inference graph: full graph over REST and gRPC at several concurrency levels,
-open-loop at a fixed rate, the in-process floor, and one bare Seldon hop measured in the same run.
+open-loop at a fixed rate, the in-process floor, and one bare Seldon hop measured in the same run —
+for both shapes of the graph: ``full`` (transformer -> router -> combiner over CF + CB: 5 node hops)
+and ``fused`` (router -> one HybridRecommender per arm: 2 hops, ``smartreco serve --fused``).
 
-    .venv-serving/bin/python benchmarks/latency.py [--model-path DIR] [--quick] [--knobs]
+    .venv-serving/bin/python benchmarks/latency.py [--model-path DIR] [--quick] [--knobs] [--graphs full,fused]
 
 Without --model-path it uses the small fake bundle of the tests (tests/integration/graph_fake_bundle.py)
 so the numbers measure the serving path, not a model. The graph runs as in production: node processes,
@@ -128,13 +130,14 @@ async def open_loop_rest(url: str, rate: float, seconds: float) -> dict:
     return {**pct(lat), "throughput_rps": n / wall, "errors": errors, "rate_rps": rate}
 
 
-async def in_process_floor(bundle: Path, total: int) -> dict:
+async def in_process_floor(bundle: Path, total: int, fused: bool = False) -> dict:
     from inference_graph.executor.engine import GraphEngine
     from inference_graph.executor.graph import load_graph, override_parameters
     from inference_graph.executor.transport import InProcessTransport
 
-    g = load_graph()
-    override_parameters(g, {"*": {"model_uri": str(bundle)}, "ab-router": {"store": "memory"}})
+    g = load_graph(fused=fused)
+    uris = dict.fromkeys(("model_uri", "cf_model_uri", "cb_model_uri"), str(bundle))
+    override_parameters(g, {"*": uris, "ab-router": {"store": "memory"}})
     engine = GraphEngine(g, InProcessTransport(g.nodes()))
     for i in range(50):
         await engine.predict(body(i))
@@ -150,7 +153,8 @@ async def in_process_floor(bundle: Path, total: int) -> dict:
 def start_graph(bundle: Path, tmp: Path, env: dict, node_args: tuple[str, ...] = ()) -> tuple[subprocess.Popen, dict]:
     ready = tmp / "ready.json"
     ready.unlink(missing_ok=True)
-    sets = {"*": {"model_uri": str(bundle)}, "ab-router": {"store": str(tmp / "arms.sqlite")}}
+    uris = dict.fromkeys(("model_uri", "cf_model_uri", "cb_model_uri"), str(bundle))  # "*": where present
+    sets = {"*": uris, "ab-router": {"store": str(tmp / "arms.sqlite")}}
     proc = subprocess.Popen(
         [
             sys.executable,
@@ -271,12 +275,49 @@ def run_knobs(bundle: Path, tmp: Path, env: dict, n: int, seconds: float) -> dic
     return out
 
 
+def measure_shape(shape: str, bundle: Path, tmp: Path, env: dict, args, total: int, sweep_s: float) -> dict:
+    """Every measurement of one graph shape, on a graph started for it."""
+    fused = shape == "fused"
+    out: dict = {"in_process": asyncio.run(in_process_floor(bundle, total * 2, fused=fused))}
+    proc, info = start_graph(bundle, tmp, env, ("--fused",) if fused else ())
+    try:
+        rest = info["rest"] + "/api/v1.0/predictions"
+        asyncio.run(closed_rest(rest, 4, 100))  # warm-up
+        if not fused:
+            cf = info["nodes"]["cf-a"]
+            hop_url = f"http://127.0.0.1:{cf['http']}/predict"
+            hop_payload = lambda i: {"jsonData": {"request": body(i)["jsonData"], "history": ["10", "11"]}}  # noqa: E731
+            out["bare_seldon_hop_rest"] = asyncio.run(closed_rest(hop_url, 1, total, hop_payload))
+        groups = {proc.pid, *(v["pid"] for v in info["nodes"].values())}
+        cpu0 = tree_cpu_s(groups)
+        per_node0 = {n: tree_cpu_s({v["pid"]}) for n, v in info["nodes"].items()}
+        exec0 = tree_cpu_s({proc.pid})
+        c1 = asyncio.run(closed_rest(rest, 1, total))
+        # CPU (user + system) of the executor and every node process per request: load-independent cost
+        out["cpu_ms_per_request"] = 1000 * (tree_cpu_s(groups) - cpu0) / total
+        out["cpu_ms_per_request_by_process"] = {
+            "executor": 1000 * (tree_cpu_s({proc.pid}) - exec0) / total,
+            **{n: 1000 * (tree_cpu_s({info["nodes"][n]["pid"]}) - c) / total for n, c in per_node0.items()},
+        }
+        out["rest"] = [c1] + [asyncio.run(closed_rest(rest, c, total)) for c in (4, 16)]
+        out["node_breakdown_after_rest"] = node_breakdown(info["rest"])
+        out["grpc"] = [asyncio.run(closed_grpc(info["grpc"], c, total)) for c in (1, 4, 16)]
+        out["open_loop_rest_100rps"] = asyncio.run(open_loop_rest(rest, 100.0, 5.0 if args.quick else 15.0))
+        out["open_loop_sweep"] = [asyncio.run(open_loop_rest(rest, float(r), sweep_s)) for r in args.rates.split(",")]
+    finally:
+        stop_graph(proc)
+    ok = [x["rate_rps"] for x in out["open_loop_sweep"] if x["errors"] == 0 and x["p99_ms"] < SLO_MS]
+    out["highest_rate_p99_under_100ms"] = max(ok) if ok else None
+    return out
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--model-path")
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--knobs", action="store_true", help="also compare node wrapper settings (restarts)")
-    ap.add_argument("--rates", default="20,40,60,80,100", help="open-loop sweep, req/s")
+    ap.add_argument("--graphs", default="full,fused", help="graph shapes to measure: full, fused")
+    ap.add_argument("--rates", default="20,40,60,80,100,120,140,160,180,200", help="open-loop sweep, req/s")
     ap.add_argument("--out", default=str(ROOT / "benchmarks" / "results"))
     args = ap.parse_args()
     import graph_fake_bundle as fake
@@ -291,7 +332,6 @@ def main() -> None:
         os.environ.update({k: v for k, v in fake.node_env().items() if k != "PYTHONPATH"})
     total = 200 if args.quick else 600
     sweep_s = 5.0 if args.quick else 10.0
-    levels = [1, 4, 16]
     results: dict = {
         "machine": {
             "cpus": os.cpu_count(),
@@ -300,29 +340,10 @@ def main() -> None:
         },
         "bundle": "fake (tests)" if not args.model_path else str(bundle),
         "quick": args.quick,
+        "graphs": {},
     }
-    results["in_process"] = asyncio.run(in_process_floor(bundle, total * 2))
-    proc, info = start_graph(bundle, tmp, env)
-    try:
-        rest = info["rest"] + "/api/v1.0/predictions"
-        cf = info["nodes"]["cf-a"]
-        hop_url = f"http://127.0.0.1:{cf['http']}/predict"
-        hop_payload = lambda i: {"jsonData": {"request": body(i)["jsonData"], "history": ["10", "11"]}}  # noqa: E731
-        asyncio.run(closed_rest(rest, 4, 100))  # warm-up
-        results["bare_seldon_hop_rest"] = asyncio.run(closed_rest(hop_url, 1, total, hop_payload))
-        results["rest"] = [asyncio.run(closed_rest(rest, c, total)) for c in levels]
-        results["node_breakdown_after_rest"] = node_breakdown(info["rest"])
-        results["grpc"] = [asyncio.run(closed_grpc(info["grpc"], c, total)) for c in levels]
-        results["open_loop_rest_100rps"] = asyncio.run(
-            open_loop_rest(rest, 100.0, 5.0 if args.quick else 15.0)
-        )
-        results["open_loop_sweep"] = [
-            asyncio.run(open_loop_rest(rest, float(r), sweep_s)) for r in args.rates.split(",")
-        ]
-    finally:
-        stop_graph(proc)
-    ok = [x["rate_rps"] for x in results["open_loop_sweep"] if x["errors"] == 0 and x["p99_ms"] < SLO_MS]
-    results["highest_rate_p99_under_100ms"] = max(ok) if ok else None
+    for shape in args.graphs.split(","):
+        results["graphs"][shape] = measure_shape(shape, bundle, tmp, env, args, total, sweep_s)
     if args.knobs:
         results["knobs"] = run_knobs(bundle, tmp, env, 200, 5.0 if args.quick else 10.0)
     results["machine"]["loadavg_after"] = os.getloadavg()
@@ -347,35 +368,45 @@ HEADER = [
 
 
 def to_markdown(r: dict) -> str:
-    rows = [("in-process floor", r["in_process"]), ("bare Seldon hop (cf-a REST)", r["bare_seldon_hop_rest"])]
-    rows += [(f"full graph REST c={x['concurrency']}", x) for x in r["rest"]]
-    rows += [(f"full graph gRPC c={x['concurrency']}", x) for x in r["grpc"]]
-    rows.append(("full graph REST open-loop 100 req/s", r["open_loop_rest_100rps"]))
-    rows += [(f"open-loop sweep {x['rate_rps']:.0f} req/s", x) for x in r.get("open_loop_sweep", [])]
     m = r["machine"]
     lines = [
         f"# Graph latency ({r['bundle']} bundle{', --quick' if r.get('quick') else ''})",
         "",
         f"Machine: {m['cpus']} CPUs, Python {m['python']}, 1-minute load average before "
-        f"{m['loadavg_before'][0]:.1f}, after {m['loadavg_after'][0]:.1f} (shared machine: other "
-        "engineers' jobs ran at the same time; `load 1m` is per run). Graph: node processes, impression "
-        "log on (fsync'd, temp folder), response cache off.",
-        "",
-        *HEADER,
-    ]
-    lines += [_row(name, x) for name, x in rows]
-    best = r.get("highest_rate_p99_under_100ms")
-    lines += [
-        "",
-        f"Highest offered open-loop rate with p99 < 100 ms and no errors: "
-        f"{f'{best:.0f} req/s' if best else 'none of the rates tried'}.",
+        f"{m['loadavg_before'][0]:.1f}, after {m['loadavg_after'][0]:.1f} (`load 1m` is per run: what else the "
+        "machine was doing). Graph: node processes (`seldon-core-microservice`), impression log on (fsync'd, "
+        "temp folder), response cache off.",
         "",
         "Targets: open-loop 100 req/s full-graph REST p99 < 50 ms; in-process p99 < 5 ms.",
+        "",
+        "## Summary",
+        "",
+        "| graph | node hops | CPU ms/request | in-process p99 ms | REST c=1 p50 / p99 ms | 100 req/s open-loop p99 ms "
+        "| highest rate with p99 < 100 ms |",
+        "| --- | --- | --- | --- | --- | --- | --- |",
     ]
-    if r.get("node_breakdown_after_rest"):
-        lines += ["", "## Where the time goes (executor's view, mean ms per call, after the REST runs)", "",
+    for shape, g in r["graphs"].items():
+        best = g.get("highest_rate_p99_under_100ms")
+        c1, ol = g["rest"][0], g["open_loop_rest_100rps"]
+        lines.append(
+            f"| {shape} | {2 if shape == 'fused' else 5} | {g['cpu_ms_per_request']:.1f} | "
+            f"{g['in_process']['p99_ms']:.2f} | {c1['p50_ms']:.1f} / {c1['p99_ms']:.1f} | {ol['p99_ms']:.1f} "
+            f"({ol['errors']} errors) | {f'{best:.0f} req/s' if best else 'none tried'} |"
+        )
+    for shape, g in r["graphs"].items():
+        rows = [("in-process floor", g["in_process"])]
+        if "bare_seldon_hop_rest" in g:
+            rows.append(("bare Seldon hop (cf-a REST)", g["bare_seldon_hop_rest"]))
+        rows += [(f"REST c={x['concurrency']}", x) for x in g["rest"]]
+        rows += [(f"gRPC c={x['concurrency']}", x) for x in g["grpc"]]
+        rows.append(("REST open-loop 100 req/s", g["open_loop_rest_100rps"]))
+        rows += [(f"open-loop sweep {x['rate_rps']:.0f} req/s", x) for x in g.get("open_loop_sweep", [])]
+        lines += ["", f"## {shape} graph", "", *HEADER, *(_row(name, x) for name, x in rows)]
+        lines += ["", "CPU ms per request by process (c=1 run): " + ", ".join(
+            f"{k} {v:.1f}" for k, v in g["cpu_ms_per_request_by_process"].items())]
+        lines += ["", "Executor's view, mean ms per node call (after the REST runs):", "",
                   "| call | n | mean ms |", "| --- | --- | --- |"]
-        for k, v in r["node_breakdown_after_rest"].items():
+        for k, v in g["node_breakdown_after_rest"].items():
             lines.append(f"| {k} | {v['n']} | {v['mean_ms']:.2f} |")
     if r.get("knobs"):
         lines += ["", "## Node wrapper settings (each restarts the graph; c=1 n=200, open loop 40 req/s)", "",
