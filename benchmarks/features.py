@@ -21,8 +21,6 @@ import os
 import platform
 import shutil
 import socket
-import subprocess
-import sys
 import tempfile
 import threading
 import time
@@ -202,44 +200,16 @@ def stage_store(feature_dir: str, repo_dir: str, online: str, reps: int, redis_u
     return res
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def stage_http(repo_dir: str, feature_dir: str, reps: int) -> dict:
     """``feast serve`` + the feast-free OnlineFeatureClient (the serving venv's path)."""
-    from smartreco.features.online_client import OnlineFeatureClient
+    from smartreco.features.feature_server import feature_server
 
-    port = _free_port()
-    proc = subprocess.Popen(
-        [str(Path(sys.executable).parent / "feast"), "serve", "--host", "127.0.0.1", "-p", str(port)],
-        cwd=repo_dir,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        client = OnlineFeatureClient(f"http://127.0.0.1:{port}")
-        deadline = time.time() + 120
-        while True:
-            try:
-                client.get_user_features("nobody")
-                break
-            except Exception:
-                if time.time() > deadline or proc.poll() is not None:
-                    raise
-                time.sleep(0.5)
+    with feature_server(repo_dir) as client:
         users = _user_ids(feature_dir)
         return {
             "server": "feast serve, 1 worker; OnlineFeatureClient asks by feature reference",
-            "lookup_user_service": timed_lookups(
-                client.get_users_features, users, reps
-            ),
+            "lookup_user_service": timed_lookups(client.get_users_features, users, reps),
         }
-    finally:
-        proc.terminate()
-        proc.wait(timeout=30)
 
 
 def embed_throughput(n: int) -> dict:

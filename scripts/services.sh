@@ -54,17 +54,20 @@ start_docker() {
   return 1
 }
 
-stop_docker() {
-  [ -f "$DOCKERD_PID" ] || { echo "[services] no dockerd started by this script"; return 0; }
-  local pid; pid=$(cat "$DOCKERD_PID")
+stop_started() {  # NAME PIDFILE SECONDS: stop what this script started (SIGTERM, then SIGKILL), forget its pid
+  local name=$1 pidfile=$2 seconds=$3
+  [ -f "$pidfile" ] || { echo "[services] no $name started by this script"; return 0; }
+  local pid; pid=$(cat "$pidfile")
   if kill -0 "$pid" 2>/dev/null; then
-    echo "[services] stopping dockerd (pid $pid) and its containers"
+    echo "[services] stopping $name (pid $pid)"
     kill -TERM "$pid"
-    for _ in $(seq 1 30); do kill -0 "$pid" 2>/dev/null || break; sleep 1; done
-    kill -0 "$pid" 2>/dev/null && { echo "[services] dockerd still running; SIGKILL" >&2; kill -KILL "$pid"; }
+    for _ in $(seq 1 "$seconds"); do kill -0 "$pid" 2>/dev/null || break; sleep 1; done
+    kill -0 "$pid" 2>/dev/null && { echo "[services] $name still running; SIGKILL" >&2; kill -KILL "$pid"; }
   fi
-  rm -f "$DOCKERD_PID"
+  rm -f "$pidfile"
 }
+
+stop_docker() { stop_started dockerd "$DOCKERD_PID" 30; }  # its containers stop with it
 
 redis_answers() { command -v redis-cli >/dev/null 2>&1 && [ "$(timeout 5 redis-cli -h 127.0.0.1 -p "$REDIS_PORT" ping 2>/dev/null)" = PONG ]; }
 
@@ -96,17 +99,7 @@ start_redis() {
   return 1
 }
 
-stop_redis() {
-  [ -f "$REDIS_PID" ] || { echo "[services] no redis-server started by this script"; return 0; }
-  local pid; pid=$(cat "$REDIS_PID")
-  if kill -0 "$pid" 2>/dev/null; then
-    echo "[services] stopping redis-server (pid $pid)"
-    kill -TERM "$pid"
-    for _ in $(seq 1 20); do kill -0 "$pid" 2>/dev/null || break; sleep 0.5; done
-    kill -0 "$pid" 2>/dev/null && { echo "[services] redis-server still running; SIGKILL" >&2; kill -KILL "$pid"; }
-  fi
-  rm -f "$REDIS_PID" "$REDIS_URL_FILE"
-}
+stop_redis() { stop_started redis-server "$REDIS_PID" 10; rm -f "$REDIS_URL_FILE"; }
 
 case "${1:-start}" in
   start) bash scripts/tools.sh; start_docker; start_redis ;;

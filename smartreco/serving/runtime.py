@@ -299,36 +299,19 @@ class BundleRuntime:
         """The ranker's candidate pool and features for one request (what :meth:`rank` scores)."""
         hist = self.rows(history)
         u = self.user_vector(user_id, hist)
+        args = (self.side, hist, u, self.pop_short, self.pop_long, self.cutoff_s, context or {}, self.rows(exclude),
+                self.cand_cfg)
         if self.uses_indexes():
             from smartreco.retrieval.candidates import indexed_candidate_features
 
             return indexed_candidate_features(
-                self.side,
-                hist,
-                u,
-                self.pop_short,
-                self.pop_long,
-                self.cutoff_s,
-                context or {},
-                self.rows(exclude),
-                self.cand_cfg,
+                *args,
                 extra_candidates=self.rows(extra),
                 cf_index=self.cf_index,
                 cb_index=self.cb_index,
                 pop_order=self.pop_order,
             )
-        return F.candidate_features(
-            self.side,
-            hist,
-            u,
-            self.pop_short,
-            self.pop_long,
-            self.cutoff_s,
-            context or {},
-            self.rows(exclude),
-            self.cand_cfg,
-            extra_candidates=self.rows(extra),
-        )
+        return F.candidate_features(*args, extra_candidates=self.rows(extra))
 
     def rank(
         self,

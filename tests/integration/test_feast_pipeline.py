@@ -1,10 +1,6 @@
 """ingest -> validate -> build_features -> materialize_features via kfp.local on a MovieLens sample, then
 Feast online reads, point-in-time historical joins, a push, and the feast-free HTTP client."""
 
-import socket
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import pandas as pd
@@ -102,34 +98,10 @@ def test_push_updates_recent_history_at_once(run):
     assert list(online_user_features(store, [user]).loc[0, "recent_items"])[0] == "pushed-item"
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def test_feast_free_client_against_feature_server(run):
-    from smartreco.features.online_client import OnlineFeatureClient
+    from smartreco.features.feature_server import feature_server
 
-    port = _free_port()
-    feast = Path(sys.executable).parent / "feast"
-    proc = subprocess.Popen(
-        [str(feast), "serve", "--host", "127.0.0.1", "-p", str(port)],
-        cwd=run["repo"],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        client = OnlineFeatureClient(f"http://127.0.0.1:{port}")
-        deadline = time.time() + 60
-        while True:
-            try:
-                client.get_user_features("nobody")
-                break
-            except Exception:
-                if time.time() > deadline or proc.poll() is not None:
-                    raise
-                time.sleep(0.3)
+    with feature_server(run["repo"], timeout_s=60) as client:
         inter = pd.read_parquet(next((run["root"] / "root").rglob("interactions.parquet")))
         user = inter[C.USER_ID].iloc[-1]
         feats = client.get_user_features(user)
@@ -139,6 +111,3 @@ def test_feast_free_client_against_feature_server(run):
         assert client.get_user_features(user)["recent_items"][0] == "via-http"
         item = inter[C.ITEM_ID].iloc[0]
         assert len(client.get_item_features([item])[item]["embedding"]) == 384
-    finally:
-        proc.terminate()
-        proc.wait(timeout=30)
