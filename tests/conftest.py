@@ -29,6 +29,23 @@ def _in_ci() -> bool:
     return os.environ.get("CI", "").strip().lower() in ("1", "true", "yes")
 
 
+@pytest.fixture(scope="session")
+def manifest_tools():
+    """``manifests/tools/validate.py`` as a module, with the kubectl it runs: skips without one (the reason
+    shown), fails under CI=true (scripts/tools.sh installs it there)."""
+    root = Path(__file__).resolve().parent.parent
+    spec = importlib.util.spec_from_file_location("smartreco_manifest_validate", root / "manifests/tools/validate.py")
+    tools = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(tools)
+    try:
+        tools.kubectl()
+    except tools.ToolMissing as exc:
+        if _in_ci():
+            pytest.fail(f"CI=true: {exc}")
+        pytest.skip(str(exc))
+    return tools
+
+
 #: markers whose tests need a running service; `_service_problem` says why one is not there (None: it is)
 _SERVICE_MARKERS = ("container", "redis")
 

@@ -3,8 +3,6 @@ graph on a cluster, and deploys that set the fused node's three model URIs."""
 
 from __future__ import annotations
 
-import importlib.util
-import os
 import shutil
 from pathlib import Path
 
@@ -74,21 +72,8 @@ def test_deploy_sets_the_three_uris_on_a_fused_arm(tmp_path):
     assert (params["model_uri"], params["cf_model_uri"], params["cb_model_uri"]) == ("/m/h", "/m/cf", "/m/cb")
 
 
-def _kubectl_or_skip():
-    spec = importlib.util.spec_from_file_location("smartreco_manifest_validate", ROOT / "manifests/tools/validate.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    try:
-        mod.kubectl()
-    except mod.ToolMissing as exc:
-        if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
-            pytest.fail(f"CI=true: {exc}")
-        pytest.skip(str(exc))
-    return mod
-
-
-def test_kustomize_component_builds_the_graph_fuse_arms_makes(tmp_path):
-    V = _kubectl_or_skip()
+def test_kustomize_component_builds_the_graph_fuse_arms_makes(tmp_path, manifest_tools):
+    V = manifest_tools
     shutil.copytree(ROOT / "manifests", tmp_path / "manifests", ignore=shutil.ignore_patterns("schemas"))
     shutil.copytree(ROOT / "monitoring", tmp_path / "monitoring")
     k = tmp_path / "manifests/overlays/production/kustomization.yaml"

@@ -5,7 +5,6 @@ kustomization, unknown kind) fail."""
 from __future__ import annotations
 
 import importlib.util
-import os
 import shutil
 from pathlib import Path
 
@@ -28,18 +27,8 @@ def _load_validate():
 V = _load_validate()
 
 
-def _require_kubectl() -> None:
-    try:
-        V.kubectl()
-    except V.ToolMissing as exc:
-        if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
-            pytest.fail(f"CI=true: {exc}")
-        pytest.skip(str(exc))
-
-
 @pytest.fixture(scope="module")
-def built() -> dict[str, list[dict]]:
-    _require_kubectl()
+def built(manifest_tools) -> dict[str, list[dict]]:
     return {p.name: V.kustomize_build(p) for p in V.overlays()}
 
 
@@ -67,9 +56,8 @@ def test_overlay_builds_and_every_object_validates(built, overlay):
 
 
 @pytest.mark.parametrize("component", ["canary", "shadow"])
-def test_components_build_in_the_production_overlay(tree, component):
+def test_components_build_in_the_production_overlay(manifest_tools, tree, component):
     """As docs/deploying.md says: add the component to the production overlay's `components:`."""
-    _require_kubectl()
     k = tree / "manifests/overlays/production/kustomization.yaml"
     k.write_text(k.read_text() + f"components:\n  - ../../components/{component}\n")
     objs = V.kustomize_build(k.parent)
@@ -92,8 +80,7 @@ def _edit(path: Path, fn) -> None:
     path.write_text(yaml.safe_dump_all(docs, sort_keys=False))
 
 
-def test_unknown_field_in_the_seldondeployment_fails(tree):
-    _require_kubectl()
+def test_unknown_field_in_the_seldondeployment_fails(manifest_tools, tree):
     path = tree / "manifests/base/seldon/seldondeployment.yaml"
     _edit(path, lambda d: d[0]["spec"]["predictors"][0]["componentSpecs"][0]["spec"]["containers"][3]
           .__setitem__("imagePullPolice", "Always"))
@@ -101,32 +88,28 @@ def test_unknown_field_in_the_seldondeployment_fails(tree):
     assert len(errors) == 1 and "imagePullPolice" in errors[0] and "containers.3" in errors[0]
 
 
-def test_wrong_type_in_a_core_object_fails(tree):
-    _require_kubectl()
+def test_wrong_type_in_a_core_object_fails(manifest_tools, tree):
     mlflow = tree / "manifests/base/platform/mlflow/deployment.yaml"
     _edit(mlflow, lambda d: d[0]["spec"].__setitem__("replicas", "two"))
     errors = V.validate_objects(V.kustomize_build(tree / "manifests/overlays/local"))
     assert len(errors) == 1 and errors[0].startswith("Deployment/mlflow: spec.replicas")
 
 
-def test_wrong_type_in_a_crd_graph_fails(tree):
-    _require_kubectl()
+def test_wrong_type_in_a_crd_graph_fails(manifest_tools, tree):
     path = tree / "manifests/base/seldon/seldondeployment.yaml"
     _edit(path, lambda d: d[0]["spec"]["predictors"][0]["graph"].__setitem__("children", {"name": "x"}))
     errors = V.validate_objects(V.kustomize_build(tree / "manifests/overlays/local"))
     assert any("graph.children" in e and "not of type 'array'" in e for e in errors)
 
 
-def test_unknown_field_in_a_prometheusrule_fails(tree):
-    _require_kubectl()
+def test_unknown_field_in_a_prometheusrule_fails(manifest_tools, tree):
     _edit(tree / "monitoring/prometheus/rules.yaml", lambda d: d[0]["spec"]["groups"][1]["rules"][0]
           .__setitem__("for_", "5m"))
     errors = V.validate_objects(V.kustomize_build(tree / "manifests/overlays/production"))
     assert errors and all("PrometheusRule/smartreco" in e for e in errors)
 
 
-def test_a_broken_kustomization_fails_to_build(tree):
-    _require_kubectl()
+def test_a_broken_kustomization_fails_to_build(manifest_tools, tree):
     k = tree / "manifests/base/seldon/kustomization.yaml"
     k.write_text(k.read_text().replace("networkpolicy.yaml", "no-such-file.yaml"))
     with pytest.raises(RuntimeError, match="no-such-file.yaml"):
