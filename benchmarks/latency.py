@@ -38,6 +38,8 @@ import grpc  # noqa: E402
 from google.protobuf import json_format  # noqa: E402
 from seldon_core.proto import prediction_pb2, prediction_pb2_grpc  # noqa: E402
 
+from inference_graph.executor.fusion import MODEL_URI_PARAMS  # noqa: E402
+
 
 def pct(values: list[float]) -> dict:
     v = sorted(values)
@@ -136,7 +138,7 @@ async def in_process_floor(bundle: Path, total: int, fused: bool = False) -> dic
     from inference_graph.executor.transport import InProcessTransport
 
     g = load_graph(fused=fused)
-    uris = dict.fromkeys(("model_uri", "cf_model_uri", "cb_model_uri"), str(bundle))
+    uris = dict.fromkeys(MODEL_URI_PARAMS, str(bundle))
     override_parameters(g, {"*": uris, "ab-router": {"store": "memory"}})
     engine = GraphEngine(g, InProcessTransport(g.nodes()))
     for i in range(50):
@@ -153,7 +155,7 @@ async def in_process_floor(bundle: Path, total: int, fused: bool = False) -> dic
 def start_graph(bundle: Path, tmp: Path, env: dict, node_args: tuple[str, ...] = ()) -> tuple[subprocess.Popen, dict]:
     ready = tmp / "ready.json"
     ready.unlink(missing_ok=True)
-    uris = dict.fromkeys(("model_uri", "cf_model_uri", "cb_model_uri"), str(bundle))  # "*": where present
+    uris = dict.fromkeys(MODEL_URI_PARAMS, str(bundle))  # "*": where present
     sets = {"*": uris, "ab-router": {"store": str(tmp / "arms.sqlite")}}
     proc = subprocess.Popen(
         [

@@ -86,8 +86,8 @@ def render_seldon(
     # (node, parameter) -> URI: the kind's own node, or in the fused graph (manifests/components/fused-graph)
     # the arm's hybrid node, whose cf_model_uri / cb_model_uri parameters stand for its missing children
     targets = {(f"{kind}-{suffix}", "model_uri"): uri for kind, uri in model_uris.items()}
-    fused = {(f"hybrid-{suffix}", f"{kind}_model_uri"): key for key in list(targets) for kind in KINDS
-             if key[0] == f"{kind}-{suffix}" and kind != "hybrid"}
+    fused = {(f"hybrid-{suffix}", f"{kind}_model_uri"): (f"{kind}-{suffix}", "model_uri")
+             for kind in model_uris if kind != "hybrid"}
     patched: set[tuple[str, str]] = set()
     for predictor in doc.get("spec", {}).get("predictors", []):
         stack = [predictor.get("graph", {})]

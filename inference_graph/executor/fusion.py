@@ -19,6 +19,8 @@ from smartreco.errors import SmartRecoError
 FUSED_CLASS = NODE_CLASSES["HybridRecommender"]
 #: which child class's model_uri becomes which parameter of the fused node
 SOURCE_PARAMS = {NODE_CLASSES["CFModel"]: "cf_model_uri", NODE_CLASSES["CBModel"]: "cb_model_uri"}
+#: every node parameter that names a model bundle (a fused arm carries all three)
+MODEL_URI_PARAMS = ("model_uri", *SOURCE_PARAMS.values())
 
 
 class FusionError(SmartRecoError):
@@ -64,7 +66,8 @@ def fuse_arms(predictor: dict[str, Any]) -> dict[str, Any]:
                 )
             params.append({**uri, "name": target})
             dropped.add(child["name"])
-        params += [p for p in transformer_params if _param({"parameters": params}, p["name"]) is None]
+        taken = {p["name"] for p in params}
+        params += [p for p in transformer_params if p["name"] not in taken]
         arms.append({"name": arm["name"], "type": "MODEL", "parameters": params})
         for env in containers[arm["name"]].get("env") or []:
             if env["name"] == "MODEL_NAME":

@@ -32,18 +32,15 @@ def _serving_python() -> str:
     return str(candidate)
 
 
-#: node parameters that name a model bundle (the fused arm node carries all three)
-URI_PARAMS = ("model_uri", "cf_model_uri", "cb_model_uri")
-
-
 def _resolve_model_uris(manifest: str | None, dst_root: Path | None = None) -> dict[str, str]:
     """``models:/`` URIs of the graph resolved to local folders with MLflow (when MLflow is here).
 
     ``dst_root``: download into ``dst_root/<uri hash>`` instead of MLflow's private temp folders (node
     containers run as another user and must be able to read the bundles there)."""
+    from inference_graph.executor.fusion import MODEL_URI_PARAMS
     from inference_graph.executor.graph import load_graph
 
-    uris = {str(v) for n in load_graph(manifest).nodes() for k, v in n.kwargs().items() if k in URI_PARAMS and v}
+    uris = {str(v) for n in load_graph(manifest).nodes() for k, v in n.kwargs().items() if k in MODEL_URI_PARAMS and v}
     remote = sorted(u for u in uris if u.startswith(("models:/", "runs:/")))
     if not remote:
         return {}
@@ -124,7 +121,9 @@ def serve(
     except json.JSONDecodeError as exc:
         raise SmartRecoError(f"--set: not valid JSON ({exc.msg})") from None
     if model_path:
-        sets.setdefault("*", {}).update(dict.fromkeys(URI_PARAMS, str(Path(model_path).resolve())))
+        from inference_graph.executor.fusion import MODEL_URI_PARAMS
+
+        sets.setdefault("*", {}).update(dict.fromkeys(MODEL_URI_PARAMS, str(Path(model_path).resolve())))
     env = dict(os.environ)
     if not model_path:
         from smartreco.paths import runs_dir

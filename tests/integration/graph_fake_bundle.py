@@ -153,12 +153,13 @@ class GraphThread:
         import os
         import threading
 
+        from inference_graph.executor.fusion import MODEL_URI_PARAMS
         from inference_graph.executor.server import LocalGraph, ServeConfig
 
         os.environ.update({k: v for k, v in node_env().items() if k != "PYTHONPATH"})
         bundle = write(tmp / "bundle")
         overrides = {
-            "*": {"model_uri": str(bundle), "cf_model_uri": str(bundle), "cb_model_uri": str(bundle)},
+            "*": dict.fromkeys(MODEL_URI_PARAMS, str(bundle)),
             "ab-router": {"store": str(tmp / "arms.sqlite"), "mode": mode},
         }
         cfg.setdefault("push_feedback", False)
