@@ -12,6 +12,19 @@ mid-append) shows up as a last line without newline or with a bad CRC. Opening a
 a tail, so what remains is exactly the acknowledged records plus possibly complete-but-unacked ones
 (a retry of those is recognised by its id). Why not a broker: none is needed for one executor; a
 Kafka/Redis stream can replace this class behind the same ``append`` contract where one is run.
+
+Faults: a write, flush or fsync that fails (EIO, ENOSPC, ...) acknowledges nothing of its batch; the
+log truncates the active segment back to its last good offset and refuses appends
+(:class:`FeedbackLogUnavailable`, a 503 with Retry-After for a client) until a repair (truncate +
+fsync probe) succeeds, so nothing is ever appended after partial bytes. ``healthy`` / ``health()``
+say which state it is in.
+
+Bounded memory: the idempotency index keeps the ids of the active segment and of segments sealed
+less than ``id_retention_s`` ago (a retry older than that is stored again). :meth:`FeedbackLog.maintain`
+(run by a background thread every ``maintenance_interval_s``, or called directly with a simulated
+clock) seals the active segment once it is ``max_segment_age_s`` old, expires ids past the window,
+compacts each newly sealed segment once (corrupt lines, duplicates within it) and, when
+``data_retention_s`` is set, deletes whole segments sealed longer ago than that.
 """
 
 from __future__ import annotations
@@ -22,8 +35,9 @@ import logging
 import os
 import re
 import threading
+import time
 import zlib
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -36,10 +50,65 @@ log = logging.getLogger(__name__)
 
 SEGMENT_RE = re.compile(r"^segment-(\d{12})\.log$")
 DEFAULT_SEGMENT_BYTES = 64 * 1024 * 1024
+DEFAULT_SEGMENT_AGE_S = 3600.0  # seal the active segment at least hourly, so its ids can expire
+DEFAULT_ID_RETENTION_S = 24 * 3600.0  # idempotency window: retries come within minutes, not days
+DEFAULT_MAINTENANCE_INTERVAL_S = 60.0
+DEFAULT_RETRY_AFTER_S = 1.0  # how long an unhealthy log waits before it tries a repair again
 
 
 class FeedbackLogError(SmartRecoError):
     """The log directory cannot be used (locked by another writer, unreadable, ...)."""
+
+
+class FeedbackLogUnavailable(FeedbackLogError):
+    """A write failed (or failed earlier and is not repaired yet): nothing was acknowledged.
+
+    A caller maps it to HTTP 503 / UNAVAILABLE with ``Retry-After: retry_after_s``; the client's retry
+    with the same id is safe (idempotent)."""
+
+    def __init__(self, message: str, retry_after_s: float = DEFAULT_RETRY_AFTER_S) -> None:
+        super().__init__(message)
+        self.retry_after_s = retry_after_s
+
+
+class SegmentFile:
+    """The active segment, opened for appending, unbuffered.
+
+    Every disk operation the durability contract depends on goes through these few methods (a test
+    wraps them to inject EIO/ENOSPC). Unbuffered on purpose: after a failed write no bytes wait in a
+    user-space buffer to be flushed later, behind the log's back.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._fh = open(path, "ab", buffering=0)  # noqa: SIM115 - closed in close()
+
+    def write(self, data: bytes) -> None:
+        view = memoryview(data)
+        while view:  # a raw write may be short
+            n = self._fh.write(view)
+            if not n:
+                raise OSError(f"{self.path}: short write")
+            view = view[n:]
+
+    def flush(self) -> None:
+        self._fh.flush()
+
+    def fsync(self) -> None:
+        os.fsync(self._fh.fileno())
+
+    def truncate(self, size: int) -> None:
+        os.ftruncate(self._fh.fileno(), size)
+
+    def size(self) -> int:
+        return os.fstat(self._fh.fileno()).st_size
+
+    @property
+    def closed(self) -> bool:
+        return self._fh.closed
+
+    def close(self) -> None:
+        self._fh.close()
 
 
 @dataclass(frozen=True)
@@ -135,8 +204,10 @@ class FeedbackLog:
 
     Thread-safe within a process; a second process opening the same directory for writing fails
     fast (flock) instead of interleaving. Readers (:func:`iter_records`, ``read_dataset``) need no lock.
-    The idempotency index (all ids in the log) is rebuilt on open from the sealed segments' ``.ids``
-    files plus a scan of the active segment, so it survives restarts and crashes.
+    The idempotency index (the ids of the retention window) is rebuilt on open from the sealed
+    segments' ``.ids`` files plus a scan of the active segment, so it survives restarts and crashes.
+    ``clock`` (seconds, like :func:`time.time`) drives segment age, retention and repair back-off;
+    ``opener`` makes the active segment's file object (tests inject faults through it).
     """
 
     def __init__(
@@ -145,12 +216,31 @@ class FeedbackLog:
         *,
         max_segment_bytes: int = DEFAULT_SEGMENT_BYTES,
         fsync: bool = True,
+        max_segment_age_s: float | None = DEFAULT_SEGMENT_AGE_S,
+        id_retention_s: float = DEFAULT_ID_RETENTION_S,
+        data_retention_s: float | None = None,
+        maintenance_interval_s: float | None = DEFAULT_MAINTENANCE_INTERVAL_S,
+        retry_after_s: float = DEFAULT_RETRY_AFTER_S,
+        clock: Callable[[], float] = time.time,
+        opener: Callable[[Path], SegmentFile] = SegmentFile,
     ) -> None:
         self.directory = Path(directory)
         self.directory.mkdir(parents=True, exist_ok=True)
         self.max_segment_bytes = int(max_segment_bytes)
         self.fsync = fsync
+        self.max_segment_age_s = max_segment_age_s
+        self.id_retention_s = float(id_retention_s)
+        if data_retention_s is not None and data_retention_s < self.id_retention_s:
+            raise FeedbackLogError("data_retention_s must not be shorter than id_retention_s")
+        self.data_retention_s = data_retention_s
+        self.retry_after_s = float(retry_after_s)
+        self._clock = clock
+        self._opener = opener
+        self._error: str | None = None  # why the log is unhealthy; None when healthy
+        self._failed_at = 0.0
+        self._failures = 0
         self._lock = threading.Lock()
+        self._maint_lock = threading.Lock()  # one compaction at a time (scheduled or explicit)
         self._lock_fh = open(self.directory / "LOCK", "a+b")  # noqa: SIM115 - held for the log's lifetime
         try:
             fcntl.flock(self._lock_fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -159,10 +249,27 @@ class FeedbackLog:
             raise FeedbackLogError(
                 f"{self.directory}: feedback log is open for writing by another process"
             ) from None
-        self._ids: set[str] = set()
+        # idempotency index: key -> segment number of its latest copy; per-segment key lists let a
+        # whole segment's ids expire at once
+        self._ids: dict[str, int] = {}
+        self._segment_keys: dict[int, list[str]] = {}
+        self._sealed_at: dict[int, float] = {}  # sealed segments whose ids are still indexed
+        self._uncompacted: set[int] = set()  # sealed segments the maintenance has not compacted yet
+        self._sealed_times: dict[int, float] = {}  # every sealed segment on disk (data retention)
         self.recovery = self._recover()
-        self._fh = open(self._active_path, "ab")  # noqa: SIM115 - closed in close()
-        self._size = self._fh.tell()
+        self._fh = self._opener(self._active_path)
+        self._size = self._fh.size()
+        self._active_opened_at = self._clock()
+        self._stop = threading.Event()
+        self._maint_thread: threading.Thread | None = None
+        if maintenance_interval_s:
+            self._maint_thread = threading.Thread(
+                target=self._maintenance_loop,
+                args=(float(maintenance_interval_s),),
+                name=f"feedback-log-maintenance:{self.directory.name}",
+                daemon=True,
+            )
+            self._maint_thread.start()
 
     # ---- recovery -------------------------------------------------------------------------
     def _recover(self) -> ScanStats:
@@ -174,15 +281,25 @@ class FeedbackLog:
             _fsync_dir(self.directory)
             return ScanStats(0, 0, 0)
         total = corrupt = 0
-        for _, path in segments[:-1]:
-            ids = self._load_ids(path)
-            if ids is None:
+        horizon = self._clock() - self.id_retention_s
+        for no, path in segments[:-1]:
+            cache = self._load_ids(path)
+            if cache is None:
                 recs, bad, _ = scan_segment(path)
                 ids = [record_key(r) for r in recs]
                 corrupt += bad
-                self._write_ids(path, ids)
-            self._ids.update(ids)
+                sealed_at = path.stat().st_mtime  # best estimate for a segment without its cache
+                self._write_ids(path, ids, sealed_at=sealed_at, compacted=False)
+                compacted = False
+            else:
+                ids, sealed_at, compacted = cache
             total += len(ids)
+            self._sealed_times[no] = sealed_at
+            if not compacted:
+                self._uncompacted.add(no)
+            if sealed_at > horizon:  # still inside the idempotency window
+                self._index(no, ids)
+                self._sealed_at[no] = sealed_at
         self._active_no, self._active_path = segments[-1]
         recs, bad, good_end = scan_segment(self._active_path)
         size = self._active_path.stat().st_size
@@ -194,15 +311,30 @@ class FeedbackLog:
                 fh.flush()
                 os.fsync(fh.fileno())
             log.warning("%s: truncated %d byte(s) of torn tail", self._active_path, truncated)
-        self._ids.update(record_key(r) for r in recs)
+        self._index(self._active_no, [record_key(r) for r in recs])
         total += len(recs)
         return ScanStats(total, bad + corrupt, truncated)
+
+    def _index(self, segment: int, keys: list[str]) -> None:
+        self._ids.update(dict.fromkeys(keys, segment))
+        self._segment_keys.setdefault(segment, []).extend(keys)
+
+    def _expire(self, segment: int) -> int:
+        """Drop a segment's ids from the idempotency index (those whose latest copy is in it)."""
+        n = 0
+        for key in self._segment_keys.pop(segment, ()):
+            if self._ids.get(key) == segment:
+                del self._ids[key]
+                n += 1
+        self._sealed_at.pop(segment, None)
+        return n
 
     @staticmethod
     def _ids_path(segment: Path) -> Path:
         return segment.with_suffix(".ids")
 
-    def _load_ids(self, segment: Path) -> list[str] | None:
+    def _load_ids(self, segment: Path) -> tuple[list[str], float, bool] | None:
+        """(ids, sealed_at, compacted) from a sealed segment's cache, or None when it must be rebuilt."""
         path = self._ids_path(segment)
         if not path.exists():
             return None
@@ -210,12 +342,24 @@ class FeedbackLog:
             data = json.loads(path.read_bytes())
             if data.get("segment_bytes") != segment.stat().st_size:
                 return None  # the segment changed after the cache was written (e.g. compaction crash)
-            return list(data["ids"])
+            sealed_at = data.get("sealed_at")
+            if not isinstance(sealed_at, int | float):
+                sealed_at = path.stat().st_mtime  # a cache written before sealed_at was recorded
+            return list(data["ids"]), float(sealed_at), bool(data.get("compacted", False))
         except (ValueError, KeyError, TypeError):
             return None
 
-    def _write_ids(self, segment: Path, ids: list[str]) -> None:
-        body = json.dumps({"segment_bytes": segment.stat().st_size, "ids": ids}).encode()
+    def _write_ids(
+        self, segment: Path, ids: list[str], *, sealed_at: float | None = None, compacted: bool = False
+    ) -> None:
+        body = json.dumps(
+            {
+                "segment_bytes": segment.stat().st_size,
+                "sealed_at": self._clock() if sealed_at is None else sealed_at,
+                "compacted": compacted,
+                "ids": ids,
+            }
+        ).encode()
         _atomic_write(self._ids_path(segment), body, fsync=self.fsync)
 
     # ---- writing --------------------------------------------------------------------------
@@ -236,49 +380,235 @@ class FeedbackLog:
         return self.append(payload, kind=IMPRESSION)
 
     def append_many(self, payloads: Iterable[Any], kind: str = FEEDBACK) -> list[AppendResult]:
-        """Group commit: all new records are written, then one fsync acknowledges them together."""
+        """Group commit: all new records are written, then one fsync acknowledges them together.
+
+        Raises :class:`FeedbackLogUnavailable` (nothing acknowledged) when the write, flush or fsync
+        fails or the log is still unhealthy from an earlier failure."""
         records = [make_record(kind, p) for p in payloads]
         results: list[AppendResult] = []
         with self._lock:
-            if self._fh.closed:
-                raise FeedbackLogError(f"{self.directory}: feedback log is closed")
+            self._ensure_writable()
             batch: list[bytes] = []
-            fresh: set[str] = set()
+            fresh: dict[str, None] = {}
             for rec in records:
                 key = record_key(rec)
                 dup = key in self._ids or key in fresh
                 results.append(AppendResult(rec["id"], rec["kind"], dup))
                 if not dup:
-                    fresh.add(key)
+                    fresh[key] = None
                     batch.append(encode_record(rec))
             if batch:
                 data = b"".join(batch)
-                self._fh.write(data)
-                self._fh.flush()
-                if self.fsync:
-                    os.fsync(self._fh.fileno())
+                try:
+                    self._fh.write(data)
+                    self._fh.flush()
+                    if self.fsync:
+                        self._fh.fsync()
+                except OSError as exc:
+                    self._fail(exc)  # raises: nothing of this batch is acknowledged
                 self._size += len(data)
-                self._ids.update(fresh)  # only after the data is durable
+                self._index(self._active_no, list(fresh))  # only after the data is durable
                 if self._size >= self.max_segment_bytes:
-                    self._rotate()
+                    self._try_rotate()
         return results
 
+    # ---- faults ---------------------------------------------------------------------------
+    @property
+    def healthy(self) -> bool:
+        """False after a failed write until a repair succeeded (appends are refused meanwhile)."""
+        return self._error is None and not self._fh.closed
+
+    def health(self) -> dict[str, Any]:
+        """What a readiness check reports: writable or not, why, and the index size."""
+        return {
+            "healthy": self.healthy,
+            "error": self._error if self._error is not None else ("closed" if self._fh.closed else None),
+            "failures": self._failures,
+            "retry_after_s": self._retry_after() if self._error is not None else 0.0,
+            "active_segment": self._active_path.name,
+            "indexed_ids": len(self._ids),
+        }
+
+    def _retry_after(self) -> float:
+        return max(0.0, self._failed_at + self.retry_after_s - self._clock())
+
+    def _ensure_writable(self) -> None:
+        if self._fh.closed and self._error is None:
+            raise FeedbackLogError(f"{self.directory}: feedback log is closed")
+        if self._error is None:
+            return
+        wait = self._retry_after()
+        if wait > 0:
+            raise FeedbackLogUnavailable(
+                f"{self.directory}: feedback log unavailable after a failed write ({self._error}); "
+                f"appends refused until repaired",
+                retry_after_s=max(wait, 0.1),
+            )
+        self._repair()
+
+    def _fail(self, exc: OSError) -> None:
+        """A write/flush/fsync failed: cut the partial bytes off now if the disk lets us, and refuse
+        appends until :meth:`_repair` has verified the segment is back at its last good offset."""
+        self._error = f"{type(exc).__name__}: {exc}"
+        self._failed_at = self._clock()
+        self._failures += 1
+        log.error("%s: append failed, nothing acknowledged: %s", self._active_path, exc)
+        try:
+            self._fh.truncate(self._size)
+        except OSError as cut:
+            log.error("%s: cannot truncate back to %d: %s", self._active_path, self._size, cut)
+        raise FeedbackLogUnavailable(
+            f"{self.directory}: feedback log write failed, nothing acknowledged ({self._error})",
+            retry_after_s=self.retry_after_s,
+        ) from exc
+
+    def _repair(self) -> None:
+        """Reopen the active segment, truncate it to the last good offset and prove with an fsync that
+        the disk takes writes again; only then is the log healthy. Raises FeedbackLogUnavailable."""
+        try:
+            if not self._fh.closed:
+                self._fh.close()
+        except OSError:
+            pass  # the old descriptor is abandoned either way
+        try:
+            fh = self._opener(self._active_path)
+            try:
+                fh.truncate(self._size)
+                fh.fsync()
+                if fh.size() != self._size:
+                    raise OSError(f"size {fh.size()} after truncating to {self._size}")
+            except BaseException:
+                fh.close()
+                raise
+        except OSError as exc:
+            self._error = f"{type(exc).__name__}: {exc}"
+            self._failed_at = self._clock()
+            raise FeedbackLogUnavailable(
+                f"{self.directory}: feedback log repair failed ({self._error}); appends refused",
+                retry_after_s=self.retry_after_s,
+            ) from exc
+        self._fh = fh
+        log.warning("%s: repaired after a failed write (back at offset %d)", self._active_path, self._size)
+        self._error = None
+
+    def _try_rotate(self) -> None:
+        """Rotate after an acknowledged write: a failure here loses nothing (the records are durable in
+        the current segment), so it is logged and retried on a later append or maintenance run."""
+        try:
+            self._rotate()
+        except OSError as exc:
+            log.warning("%s: rotation failed, still appending to it: %s", self._active_path, exc)
+
     def _rotate(self) -> None:
-        """Seal the active segment (write its id cache) and start the next one."""
-        self._fh.close()
-        recs, _, _ = scan_segment(self._active_path)
-        self._write_ids(self._active_path, [record_key(r) for r in recs])
-        self._active_no += 1
-        self._active_path = self.directory / _segment_name(self._active_no)
-        self._fh = open(self._active_path, "ab")  # noqa: SIM115
-        self._size = 0
-        if self.fsync:
-            _fsync_dir(self.directory)
+        """Seal the active segment (write its id cache) and start the next one. The new segment is
+        opened before the old one is closed, so a failure leaves the log appending where it was."""
+        now = self._clock()
+        keys = self._segment_keys.get(self._active_no, [])
+        self._write_ids(self._active_path, keys, sealed_at=now, compacted=False)
+        new_no = self._active_no + 1
+        new_path = self.directory / _segment_name(new_no)
+        new_fh = self._opener(new_path)
+        try:
+            if self.fsync:
+                _fsync_dir(self.directory)
+        except OSError:
+            new_fh.close()
+            raise
+        old = self._fh
+        self._sealed_at[self._active_no] = now
+        self._sealed_times[self._active_no] = now
+        self._uncompacted.add(self._active_no)
+        self._active_no, self._active_path, self._fh = new_no, new_path, new_fh
+        self._size = new_fh.size()
+        self._active_opened_at = now
+        try:
+            old.close()
+        except OSError as exc:  # everything in it was fsync'd already
+            log.warning("closing a sealed segment failed: %s", exc)
 
     def rotate(self) -> None:
         with self._lock:
             if self._size:
                 self._rotate()
+
+    # ---- scheduled maintenance ------------------------------------------------------------
+    def maintain(self, now: float | None = None) -> dict[str, int]:
+        """Age-based rotation, id expiry, one-time compaction of newly sealed segments and (when
+        ``data_retention_s`` is set) deletion of old segments. Cheap when nothing is due; the
+        background thread calls it every ``maintenance_interval_s``."""
+        now = self._clock() if now is None else now
+        stats = {"rotated": 0, "expired_ids": 0, "compacted_segments": 0, "deleted_segments": 0}
+        with self._lock:
+            if self._fh.closed:
+                return stats
+            if (
+                self.healthy
+                and self._size
+                and self.max_segment_age_s is not None
+                and now - self._active_opened_at >= self.max_segment_age_s
+            ):
+                try:
+                    self._rotate()
+                    stats["rotated"] = 1
+                except OSError as exc:
+                    log.warning("%s: scheduled rotation failed: %s", self._active_path, exc)
+            horizon = now - self.id_retention_s
+            for seg, sealed_at in list(self._sealed_at.items()):
+                if sealed_at <= horizon:
+                    stats["expired_ids"] += self._expire(seg)
+            todo = sorted(self._uncompacted)
+        with self._maint_lock:  # sealed segments are never appended to: no need for the write lock
+            for seg in todo:
+                path = self.directory / _segment_name(seg)
+                try:
+                    if path.exists():
+                        self._compact_sealed(path)
+                        stats["compacted_segments"] += 1
+                    self._uncompacted.discard(seg)
+                except OSError as exc:
+                    log.warning("%s: compaction failed, retried later: %s", path, exc)
+            if self.data_retention_s is not None:
+                stats["deleted_segments"] = self._delete_old_segments(now - self.data_retention_s)
+        return stats
+
+    def _compact_sealed(self, path: Path) -> None:
+        """Rewrite one sealed segment without corrupt lines and duplicates within it; mark it compacted."""
+        cache = self._load_ids(path)
+        sealed_at = cache[1] if cache is not None else path.stat().st_mtime
+        recs, bad, _ = scan_segment(path)
+        keep: list[dict[str, Any]] = []
+        seen: set[str] = set()
+        for rec in recs:
+            key = record_key(rec)
+            if key not in seen:
+                seen.add(key)
+                keep.append(rec)
+        if bad or len(keep) != len(recs) or path.stat().st_size != sum(len(encode_record(r)) for r in recs):
+            _atomic_write(path, b"".join(encode_record(r) for r in keep), fsync=self.fsync)
+        self._write_ids(path, [record_key(r) for r in keep], sealed_at=sealed_at, compacted=True)
+
+    def _delete_old_segments(self, cutoff: float) -> int:
+        deleted = 0
+        for no, sealed_at in sorted(self._sealed_times.items()):
+            if sealed_at > cutoff:
+                continue
+            path = self.directory / _segment_name(no)
+            with self._lock:
+                self._expire(no)
+                self._sealed_times.pop(no, None)
+            path.unlink(missing_ok=True)
+            self._ids_path(path).unlink(missing_ok=True)
+            deleted += 1
+        if deleted and self.fsync:
+            _fsync_dir(self.directory)
+        return deleted
+
+    def _maintenance_loop(self, interval_s: float) -> None:
+        while not self._stop.wait(interval_s):
+            try:
+                self.maintain()
+            except Exception:  # noqa: BLE001 - the thread must survive a bad run; it is logged
+                log.exception("%s: feedback log maintenance failed", self.directory)
 
     # ---- compaction -----------------------------------------------------------------------
     def compact(self, *, drop_before: datetime | None = None) -> dict[str, int]:
@@ -296,9 +626,9 @@ class FeedbackLog:
             "dropped_old": 0,
             "segments_deleted": 0,
         }
-        with self._lock:
+        with self._maint_lock, self._lock:
             seen: set[str] = set()
-            for _, path in list_segments(self.directory):
+            for no, path in list_segments(self.directory):
                 if path == self._active_path:
                     # the active segment is not rewritten, but its ids count as seen
                     break
@@ -314,28 +644,39 @@ class FeedbackLog:
                     seen.add(key)
                     if cutoff is not None and str(rec.get("ts", "")) < cutoff:
                         stats["dropped_old"] += 1
-                        self._ids.discard(key)
+                        self._ids.pop(key, None)
                         continue
                     keep.append(rec)
                 stats["kept"] += len(keep)
                 if len(keep) == len(recs) and not bad:
                     continue
                 if not keep:
+                    self._sealed_times.pop(no, None)
+                    self._uncompacted.discard(no)
                     path.unlink()
                     self._ids_path(path).unlink(missing_ok=True)
                     stats["segments_deleted"] += 1
                     continue
+                cache = self._load_ids(path)
+                sealed_at = cache[1] if cache is not None else path.stat().st_mtime
                 _atomic_write(path, b"".join(encode_record(r) for r in keep), fsync=self.fsync)
-                self._write_ids(path, [record_key(r) for r in keep])
+                self._write_ids(path, [record_key(r) for r in keep], sealed_at=sealed_at, compacted=True)
+                self._uncompacted.discard(no)
             if self.fsync:
                 _fsync_dir(self.directory)
         return stats
 
     # ---- lifecycle ------------------------------------------------------------------------
     def close(self) -> None:
+        self._stop.set()
+        if self._maint_thread is not None and self._maint_thread is not threading.current_thread():
+            self._maint_thread.join()
         with self._lock:
             if not self._fh.closed:
-                self._fh.close()
+                try:
+                    self._fh.close()
+                except OSError as exc:  # everything acknowledged was fsync'd already
+                    log.warning("%s: close failed: %s", self._active_path, exc)
             if not self._lock_fh.closed:
                 fcntl.flock(self._lock_fh.fileno(), fcntl.LOCK_UN)
                 self._lock_fh.close()
