@@ -1,15 +1,19 @@
-"""The HTML report (Evidently) and the distribution check against a reference (Evidently drift).
+"""The validation HTML report and the distribution check against a reference (Evidently drift).
 
-One Evidently document per run: for each table, a data summary plus one Evidently test per check
-(``SumValue`` of that check's bad-row flag, expected 0; blocking checks are critical, warnings are
-not), and for interactions the KS / chi-square drift tests against the reference when one is given.
-The per-table sections are rendered by Evidently's own widget renderer into a single HTML file.
+The report answers "did the data pass?" first: a pass/fail table of every check, failures first
+(blocking, then warnings), with the bad-row counts and examples. Plots appear only where they tell
+something: a histogram (bad rows in red) for each numeric column whose check failed, and the drift
+p-values per column when a reference was given. Plain HTML with inline SVG, no scripts: a few tens of
+kB (the Evidently-rendered report it replaces was about 4 MB, too big for the Kubeflow UI to show
+inline, and drew every passing check as a full histogram of "0 bad rows").
 """
 
 from __future__ import annotations
 
+from html import escape
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from smartreco.data import columns as C
@@ -20,13 +24,6 @@ DRIFT_COLUMNS = (C.RATING, C.INTERACTION_TYPE, C.CHANNEL, C.DEVICE_TYPE, "hour_o
 CATEGORICAL = {C.INTERACTION_TYPE, C.CHANNEL, C.DEVICE_TYPE, C.CATEGORY, C.SUBCATEGORY, C.BRAND}
 #: Rows sent to Evidently's summary/drift; check counts always come from the full table (the flags).
 MAX_REPORT_ROWS = 50_000
-#: The columns summarised per table (ids and free text are left out: slow and not informative).
-SUMMARY_COLUMNS = {
-    "interactions": (C.RATING, C.INTERACTION_TYPE, C.CHANNEL, C.DEVICE_TYPE, C.DURATION, C.TIMESTAMP),
-    "items": (C.CATEGORY, C.SUBCATEGORY, C.BRAND, C.PRICE, C.CREATED_DATE),
-    "users": (C.AGE_GROUP, C.GENDER, C.SUBSCRIPTION_TIER, C.REGISTRATION_DATE),
-}
-MAX_SUMMARY_ROWS = 20_000
 DRIFT_P_VALUE = 0.05
 
 
@@ -90,56 +87,111 @@ def drift_summary(current: pd.DataFrame, reference: pd.DataFrame) -> tuple[dict,
     }, snap
 
 
-def _table_snapshot(name: str, df: pd.DataFrame, flags: pd.DataFrame, result: ValidationResult):
-    from evidently import Report
-    from evidently.metrics import RowCount, SumValue
-    from evidently.presets import DataSummaryPreset
-    from evidently.tests import eq
-
-    severity = {f"{c.column}: {c.check}": c.severity for c in result.checks if c.table == name}
-    data_cols = [c for c in SUMMARY_COLUMNS.get(name, ()) if c in df and df[c].notna().any()]
-    sample = df[data_cols].sample(n=min(len(df), MAX_SUMMARY_ROWS), random_state=0)
-    metrics = [RowCount()]
-    flag_frame = pd.DataFrame(index=flags.index)
-    for col in flags.columns:
-        label = f"[{name}] {col} (bad rows)"
-        flag_frame[label] = flags[col].astype("int64")
-        metrics.append(SumValue(column=label, tests=[eq(0, is_critical=severity.get(col, BLOCKING) == BLOCKING)]))
-    checks = Report(metrics, include_tests=True).run(current_data=_dataset(flag_frame))
-    summary = Report([DataSummaryPreset()]).run(current_data=_dataset(_summary_frame(sample))) if data_cols else None
-    return checks, summary
+#: bins of the histogram drawn for a failed numeric column
+HIST_BINS = 24
 
 
-def _summary_frame(df: pd.DataFrame) -> pd.DataFrame:
-    out = df.copy()
-    for col in out.columns:
-        if pd.api.types.is_datetime64_any_dtype(out[col]):
-            out[col] = out[col].dt.tz_localize(None) if getattr(out[col].dt, "tz", None) else out[col]
-        elif out[col].dtype == object:
-            out[col] = out[col].astype(str)
-    return out
+def _svg_bars(bars: list[tuple[str, float, float]], title: str, width: int = 560, height: int = 160) -> str:
+    """Stacked bars (label, ok, bad): ok in grey, bad in red; an accessible inline SVG."""
+    top = max((ok + bad for _, ok, bad in bars), default=0) or 1
+    bw = (width - 40) / max(len(bars), 1)
+    out = [f'<svg viewBox="0 0 {width} {height}" width="{width}" height="{height}" role="img" '
+           f'aria-label="{escape(title)}"><title>{escape(title)}</title>']
+    for i, (label, ok, bad) in enumerate(bars):
+        x = 30 + i * bw
+        h_ok, h_bad = (height - 30) * ok / top, (height - 30) * bad / top
+        out.append(f'<rect x="{x:.1f}" y="{height - 20 - h_ok:.1f}" width="{bw * 0.9:.1f}" height="{h_ok:.1f}" '
+                   f'fill="#9aa5b1"><title>{escape(label)}: {ok:g}</title></rect>')
+        if bad:
+            out.append(f'<rect x="{x:.1f}" y="{height - 20 - h_ok - h_bad:.1f}" width="{bw * 0.9:.1f}" '
+                       f'height="{h_bad:.1f}" fill="#c62828"><title>{escape(label)}: {bad:g} bad</title></rect>')
+    if bars:
+        out.append(f'<text x="30" y="{height - 5}" font-size="10">{escape(bars[0][0])}</text>')
+        out.append(f'<text x="{width - 10}" y="{height - 5}" font-size="10" text-anchor="end">'
+                   f'{escape(bars[-1][0])}</text>')
+    out.append("</svg>")
+    return "".join(out)
+
+
+def _failed_histogram(df: pd.DataFrame, flags: pd.DataFrame, column: str, flag: str) -> str | None:
+    """Histogram of a numeric column with its failing rows in red (None: not numeric / nothing to draw)."""
+    if column not in df or flag not in flags or not pd.api.types.is_numeric_dtype(df[column]):
+        return None
+    values = df[column].astype("float64")
+    bad = flags[flag].reindex(df.index, fill_value=False).astype(bool)
+    finite = values[np.isfinite(values)]
+    if finite.empty:
+        return None
+    edges = np.histogram_bin_edges(finite, bins=HIST_BINS)
+    ok_counts, _ = np.histogram(finite[~bad.loc[finite.index]], bins=edges)
+    bad_counts, _ = np.histogram(finite[bad.loc[finite.index]], bins=edges)
+    bars = [(f"{edges[i]:.3g}", float(ok_counts[i]), float(bad_counts[i])) for i in range(len(ok_counts))]
+    return _svg_bars(bars, f"{column}: distribution, failing rows in red")
+
+
+def _check_rows(result: ValidationResult) -> list:
+    """Failures first (blocking, then warnings), then the passing checks; stable by table/column."""
+    return sorted(result.checks, key=lambda c: (c.passed, c.severity != BLOCKING, c.table, c.column, c.check))
+
+
+def render_html(result: ValidationResult) -> str:
+    """The whole report as one small HTML document (see the module docstring for what it shows)."""
+    status = "PASSED" if result.passed else "FAILED"
+    n_fail = len(result.blocking_failures)
+    n_warn = len(result.warnings)
+    css = ("body{font-family:system-ui,sans-serif;margin:1.5rem;color:#1a1a1a}table{border-collapse:collapse}"
+           "th,td{border:1px solid #ccc;padding:.25rem .5rem;text-align:left;vertical-align:top}"
+           ".fail{background:#fdecea}.warn{background:#fff6e0}.ok{color:#2e7d32}.bad{color:#c62828;font-weight:bold}"
+           "caption{font-weight:bold;text-align:left;padding:.3rem 0}")
+    parts = [f'<!doctype html><html lang="en"><head><meta charset="utf-8"><title>Data validation: {status}</title>'
+             f"<style>{css}</style></head><body>",
+             f'<h1>Data validation: <span class="{"ok" if result.passed else "bad"}">{status}</span></h1>',
+             f"<p>{n_fail} blocking failure(s), {n_warn} warning(s), {len(result.checks)} checks; rows: "
+             + ", ".join(f"{escape(k)} {v:,}" for k, v in result.row_counts.items()) + "</p>",
+             "<table><caption>Checks (failures first)</caption><thead><tr><th scope=col>result</th>"
+             "<th scope=col>severity</th><th scope=col>table</th><th scope=col>column</th><th scope=col>check</th>"
+             "<th scope=col>bad rows</th><th scope=col>details</th></tr></thead><tbody>"]
+    for c in _check_rows(result):
+        cls = "" if c.passed else ("fail" if c.severity == BLOCKING else "warn")
+        verdict = "pass" if c.passed else ("FAIL" if c.severity == BLOCKING else "warn")
+        detail = "" if c.passed else escape(c.message) + (
+            f"<br>e.g. {escape(', '.join(map(str, c.examples[:5])))}" if c.examples else "")
+        parts.append(f'<tr class="{cls}"><td>{verdict}</td><td>{c.severity}</td><td>{escape(c.table)}</td>'
+                     f"<td>{escape(c.column)}</td><td>{escape(c.check)}</td>"
+                     f"<td>{'' if c.bad_rows is None else f'{c.bad_rows:,}'}</td><td>{detail}</td></tr>")
+    parts.append("</tbody></table>")
+    plots = []
+    for c in _check_rows(result):
+        if c.passed or not c.bad_rows:
+            continue
+        df = result.tables.get(c.table)
+        flags = result.flags.get(c.table)
+        svg = None if df is None or flags is None else _failed_histogram(df, flags, c.column, f"{c.column}: {c.check}")
+        if svg:
+            plots.append(f"<figure>{svg}<figcaption>{escape(c.name)}: {c.bad_rows:,} failing row(s) in red"
+                         "</figcaption></figure>")
+    if plots:
+        parts.append("<h2>Failed checks, where the bad rows fall</h2>" + "".join(plots))
+    if result.drift:
+        p_values = result.drift.get("p_values") or {}
+        parts.append(f"<h2>Drift vs reference</h2><p>{escape(result.drift.get('message', ''))} "
+                     f"(KS / chi-square; a column drifted when p &lt; {DRIFT_P_VALUE}).</p>")
+        if result.drift.get("drifted"):
+            bars = [(col, 0.0 if p < DRIFT_P_VALUE else 1.0 - p, 1.0 - p if p < DRIFT_P_VALUE else 0.0)
+                    for col, p in sorted(p_values.items())]
+            parts.append(f"<figure>{_svg_bars(bars, 'drift: 1 - p-value per column, drifted in red')}"
+                         "<figcaption>1 - p per column; red: drifted</figcaption></figure>")
+        rows = "".join(f"<tr><td>{escape(col)}</td><td>{p:.3g}</td><td>{'yes' if p < DRIFT_P_VALUE else 'no'}</td></tr>"
+                       for col, p in sorted(p_values.items(), key=lambda t: t[1]))
+        parts.append("<table><thead><tr><th scope=col>column</th><th scope=col>p-value</th><th scope=col>drifted"
+                     f"</th></tr></thead><tbody>{rows}</tbody></table>")
+    parts.append("</body></html>")
+    return "".join(parts)
 
 
 def write_html_report(result: ValidationResult, path: Path | str) -> Path:
-    """Render the checks (as Evidently tests), data summaries and drift into one Evidently HTML file."""
-    from evidently.core.metric_types import render_widgets
-    from evidently.legacy.renderers.html_widgets import group_widget
-
-    widgets = []
-    for name, df in result.tables.items():
-        checks, summary = _table_snapshot(name, df, result.flags.get(name, pd.DataFrame(index=df.index)), result)
-        widgets.append(group_widget(title=f"{name}: checks ({len(df)} rows)", widgets=checks._widgets))
-        widgets.extend(checks._tests_widgets)
-        if summary is not None:
-            widgets.append(group_widget(title=f"{name}: data summary", widgets=summary._widgets))
-    if result.drift_snapshot is not None:
-        widgets.append(
-            group_widget(
-                title="interactions: drift vs reference (KS / chi-square)", widgets=result.drift_snapshot._widgets
-            )
-        )
-        widgets.extend(result.drift_snapshot._tests_widgets)
+    """Write :func:`render_html` to ``path`` (a KFP HTML artifact: small enough to show inline)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(render_widgets(widgets, as_iframe=False), encoding="utf-8")
+    path.write_text(render_html(result), encoding="utf-8")
     return path
