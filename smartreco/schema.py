@@ -1,8 +1,10 @@
 """Pydantic models of the public contracts: canonical records and the recommendation API.
 
 These are the shapes the REST/gRPC executor, the CLI and the feedback log accept; a validation
-error names the field (``num_recommendations: must be <= 1000``) and becomes HTTP 400 /
-INVALID_ARGUMENT at the edge.
+error names the field (``num_recommendations: must be <= 100``) and becomes HTTP 400 /
+INVALID_ARGUMENT at the edge. Every model is strict (an unknown field is an error, so a typo never
+vanishes silently) except :class:`RequestContext`, which channel clients fill with whatever they know:
+its unknown keys are accepted, bounded, and named back in the answer's ``meta.tags``.
 """
 
 from __future__ import annotations
@@ -10,7 +12,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from smartreco.data.columns import CHANNELS, INTERACTION_TYPES
 from smartreco.errors import SmartRecoError
@@ -20,8 +22,14 @@ Channel = Literal["web", "mobile", "email"]
 assert set(InteractionType.__args__) == set(INTERACTION_TYPES)  # one list, two spellings
 assert set(Channel.__args__) == set(CHANNELS)
 
-MAX_RECOMMENDATIONS = 1000
+#: the documented maximum list length: each recommendation costs candidates and an explanation
+MAX_RECOMMENDATIONS = 100
 MAX_EXCLUDED_ITEMS = 10_000
+#: a request id (Seldon's ``meta.puid``) becomes a log id and a routing key: bounded, printable ASCII
+MAX_REQUEST_ID_CHARS = 128
+REQUEST_ID_PATTERN = r"^[\x21-\x7e]*$"
+MAX_CONTEXT_EXTRA_KEYS = 32
+MAX_META_TAGS = 64
 _ID = Field(min_length=1, max_length=256)
 
 
@@ -101,10 +109,30 @@ class Interaction(_Model):
 
 
 class RequestContext(_Model):
+    """What the channel knows about the request. Open: unknown keys are kept (at most
+    ``MAX_CONTEXT_EXTRA_KEYS``, names up to 64 chars) and listed by :meth:`unknown_keys` so the answer
+    can name them in ``meta.tags``; the known keys are checked as strictly as everywhere else."""
+
+    model_config = ConfigDict(extra="allow", str_strip_whitespace=True)
+
     channel: Channel = "web"
     device_type: str | None = Field(default=None, max_length=64)
     hour: int | None = Field(default=None, ge=0, le=23)
     session_id: str | None = Field(default=None, max_length=256)
+
+    @model_validator(mode="after")
+    def _bounded_extras(self) -> RequestContext:
+        extra = self.model_extra or {}
+        if len(extra) > MAX_CONTEXT_EXTRA_KEYS:
+            raise ValueError(f"at most {MAX_CONTEXT_EXTRA_KEYS} keys besides the known ones")
+        for key in extra:
+            if len(key) > 64:
+                raise ValueError(f"key {key[:64]!r}...: names are at most 64 characters")
+        return self
+
+    def unknown_keys(self) -> list[str]:
+        """The keys this graph does not use (accepted, not acted on): what ``meta.tags`` names."""
+        return sorted(self.model_extra or {})
 
     @field_validator("hour", mode="before")
     @classmethod
@@ -120,7 +148,7 @@ class RecommendationRequest(_Model):
     context: RequestContext = Field(default_factory=RequestContext)
     exclude_items: list[str] = Field(default_factory=list, max_length=MAX_EXCLUDED_ITEMS)
     include_explanation: bool = True
-    request_id: str | None = Field(default=None, max_length=128)
+    request_id: str | None = Field(default=None, max_length=MAX_REQUEST_ID_CHARS, pattern=REQUEST_ID_PATTERN)
 
     _id = field_validator("user_id", mode="before")(_strict_id)
 
@@ -183,6 +211,51 @@ class Feedback(_Model):
     timestamp: datetime | None = None
 
     _id = field_validator("user_id", mode="before")(_strict_id)
+
+
+def unknown_context_keys(context: Any) -> list[str]:
+    """The keys of a (validated, dumped) request context this graph does not know, sorted."""
+    if not isinstance(context, dict):
+        return []
+    return sorted(set(context) - set(RequestContext.model_fields))
+
+
+class SeldonMeta(_Model):
+    """Seldon's ``meta`` of a request message (the fields of its proto ``Meta``), strict.
+
+    ``puid`` is the client's request id: a string of at most ``MAX_REQUEST_ID_CHARS`` printable ASCII
+    characters (empty means none), because it becomes a log id and a key of the routing memory."""
+
+    puid: str | None = Field(default=None, max_length=MAX_REQUEST_ID_CHARS, pattern=REQUEST_ID_PATTERN)
+    tags: dict[str, Any] = Field(default_factory=dict, max_length=MAX_META_TAGS)
+    routing: dict[str, int] = Field(default_factory=dict)
+    requestPath: dict[str, str] = Field(default_factory=dict)  # noqa: N815 - Seldon's field name
+    metrics: list[dict[str, Any]] = Field(default_factory=list)
+
+
+def parse_meta(meta: Any, where: str = "meta") -> SeldonMeta:
+    """Validate a message's ``meta`` (None: absent); RequestValidationError naming e.g. ``meta.puid``."""
+    if meta is None:
+        return SeldonMeta()
+    if not isinstance(meta, dict):
+        raise RequestValidationError(f"{where}: must be an object, got {type(meta).__name__}", where)
+    try:
+        return parse_or_raise(SeldonMeta, meta)
+    except RequestValidationError as exc:
+        raise RequestValidationError(f"{where}.{exc}", f"{where}.{exc.field}") from None
+
+
+def check_message_meta(message: Any) -> None:
+    """Validate every ``meta`` a Seldon message carries: a prediction's own, and a feedback's
+    ``request.meta`` / ``response.meta``. Run at the edge (REST and gRPC) before the graph walk."""
+    if not isinstance(message, dict):
+        return  # the body's own shape is checked by whoever parses it
+    if "meta" in message:
+        parse_meta(message["meta"])
+    for part in ("request", "response"):
+        sub = message.get(part)
+        if isinstance(sub, dict) and "meta" in sub:
+            parse_meta(sub["meta"], f"{part}.meta")
 
 
 def parse_or_raise(model: type[BaseModel], payload: Any) -> Any:

@@ -28,12 +28,21 @@ def check_depth(doc: Any, limit: int = MAX_JSON_DEPTH, where: str = "request bod
             stack.extend((v, depth + 1) for v in node if isinstance(v, (dict, list)))
 
 
+def _no_constant(name: str) -> Any:
+    raise json.JSONDecodeError(f"{name} is not JSON", name, 0)
+
+
 def loads_limited(raw: bytes, limit: int = MAX_JSON_DEPTH) -> Any:
-    """``json.loads`` with a nesting limit; malformed or too deep JSON is a RequestValidationError."""
+    """``json.loads`` with a nesting limit; malformed or too deep JSON, NaN/Infinity and integers
+    over Python's 4,300-digit conversion limit are a RequestValidationError (400), never a 500."""
     try:
-        doc = json.loads(raw)
+        doc = json.loads(raw, parse_constant=_no_constant)
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise RequestValidationError(f"request body: malformed JSON ({exc})", "body") from None
+    except ValueError as exc:  # int("9" * 4301): "Exceeds the limit (4300 digits) for integer string ..."
+        raise RequestValidationError(
+            f"request body: a number too long to read ({str(exc).split(';')[0]})", "body"
+        ) from None
     except RecursionError:
         raise RequestValidationError(f"request body: JSON nested deeper than {limit} levels", "body") from None
     # fewer brackets than the limit cannot nest deeper than it: skip the walk (the usual small body)

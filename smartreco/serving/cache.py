@@ -2,16 +2,32 @@
 
 A user's feedback invalidates that user's entries at once, so a click is reflected in the next
 answer. Local (in-process LRU with TTL) by default; Redis when several executors share one cache.
+
+Bounded by bytes, not only by count: an answer's size depends on ``num_recommendations`` and its
+explanations, so the local cache holds at most ``max_bytes`` of encoded answers and skips any one
+answer over ``max_entry_bytes``. A cache is an optimisation: the Redis-backed one treats Redis being
+down as a miss (and a skipped write / invalidation), never as an error, and stops calling Redis for
+``retry_after_s`` after a failure so a dead Redis adds no timeout to every request.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import threading
 import time
 from collections import OrderedDict
 from typing import Any, Protocol
+
+log = logging.getLogger(__name__)
+
+DEFAULT_MAX_BYTES = 64 * 1024 * 1024
+DEFAULT_MAX_ENTRY_BYTES = 256 * 1024
+
+
+def _encode(value: dict) -> bytes:
+    return json.dumps(value, separators=(",", ":"), default=str).encode()
 
 
 def cache_key(user_id: str, request: dict[str, Any], model_version: str) -> str:
@@ -28,12 +44,22 @@ class ResponseCache(Protocol):
 
 
 class LocalResponseCache:
-    """Thread-safe LRU with a TTL and a per-user index for invalidation."""
+    """Thread-safe LRU with a TTL, bounded by entries and by encoded bytes, with a per-user index
+    for invalidation."""
 
-    def __init__(self, ttl_s: float = 30.0, max_entries: int = 10_000) -> None:
+    def __init__(
+        self,
+        ttl_s: float = 30.0,
+        max_entries: int = 10_000,
+        max_bytes: int = DEFAULT_MAX_BYTES,
+        max_entry_bytes: int = DEFAULT_MAX_ENTRY_BYTES,
+    ) -> None:
         self.ttl_s = ttl_s
         self.max_entries = max_entries
-        self._data: OrderedDict[str, tuple[float, str, dict]] = OrderedDict()
+        self.max_bytes = int(max_bytes)
+        self.max_entry_bytes = min(int(max_entry_bytes), self.max_bytes)
+        self.bytes = 0  # encoded size of what is held now
+        self._data: OrderedDict[str, tuple[float, str, dict, int]] = OrderedDict()
         self._by_user: dict[str, set[str]] = {}
         self._lock = threading.Lock()
 
@@ -51,15 +77,21 @@ class LocalResponseCache:
     def put(self, user_id: str, key: str, value: dict) -> None:
         if self.ttl_s <= 0:
             return
+        size = len(key) + len(_encode(value))
         with self._lock:
-            self._data[key] = (time.monotonic() + self.ttl_s, user_id, value)
-            self._data.move_to_end(key)
+            if key in self._data:
+                self._drop(key)
+            if size > self.max_entry_bytes:
+                return  # one huge answer must not evict everyone else's
+            self._data[key] = (time.monotonic() + self.ttl_s, user_id, value, size)
+            self.bytes += size
             self._by_user.setdefault(user_id, set()).add(key)
-            while len(self._data) > self.max_entries:
+            while len(self._data) > self.max_entries or self.bytes > self.max_bytes:
                 self._drop(next(iter(self._data)))
 
     def _drop(self, key: str) -> None:
-        _, user_id, _ = self._data.pop(key)
+        _, user_id, _, size = self._data.pop(key)
+        self.bytes -= size
         keys = self._by_user.get(user_id)
         if keys is not None:
             keys.discard(key)
@@ -78,33 +110,79 @@ class LocalResponseCache:
 
 
 class RedisResponseCache:
-    """Entries as Redis strings with a TTL; a per-user set lists them for invalidation."""
+    """Entries as Redis strings with a TTL (the TTL bounds Redis memory; one entry is at most
+    ``max_entry_bytes``); a per-user set lists them for invalidation. Redis down = cache miss."""
 
-    def __init__(self, url: str, ttl_s: float = 30.0, prefix: str = "smartreco:resp") -> None:
+    def __init__(
+        self,
+        url: str,
+        ttl_s: float = 30.0,
+        prefix: str = "smartreco:resp",
+        max_entry_bytes: int = DEFAULT_MAX_ENTRY_BYTES,
+        timeout_s: float = 0.2,
+        retry_after_s: float = 1.0,
+    ) -> None:
         import redis  # lazy: only this option needs it
 
-        self._r = redis.Redis.from_url(url, socket_timeout=0.2)
+        self._r = redis.Redis.from_url(url, socket_timeout=timeout_s, socket_connect_timeout=timeout_s)
+        self._errors_types = (redis.RedisError, OSError, ValueError)
         self.ttl_s = ttl_s
         self.prefix = prefix
+        self.max_entry_bytes = int(max_entry_bytes)
+        self.retry_after_s = retry_after_s
+        self.errors = 0  # Redis calls that failed (each one served as a miss / skipped)
+        self._down_until = 0.0
+
+    @property
+    def healthy(self) -> bool:
+        return time.monotonic() >= self._down_until
+
+    def _call(self, what: str, fn: Any, default: Any, *, skip_when_down: bool = True) -> Any:
+        if skip_when_down and not self.healthy:
+            return default  # Redis failed a moment ago: do not add a timeout to every request
+        try:
+            return fn()
+        except self._errors_types as exc:
+            self.errors += 1
+            self._down_until = time.monotonic() + self.retry_after_s
+            log.warning("response cache: Redis %s failed, serving without the cache: %s", what, exc)
+            return default
 
     def get(self, user_id: str, key: str) -> dict | None:
-        raw = self._r.get(f"{self.prefix}:{key}")
-        return json.loads(raw) if raw else None
+        def read() -> dict | None:
+            raw = self._r.get(f"{self.prefix}:{key}")
+            hit = json.loads(raw) if raw else None
+            return hit if isinstance(hit, dict) else None
+
+        return self._call("get", read, None)
 
     def put(self, user_id: str, key: str, value: dict) -> None:
+        data = _encode(value)
+        if len(data) > self.max_entry_bytes:
+            return
         ttl = max(1, int(self.ttl_s))
-        pipe = self._r.pipeline()
-        pipe.set(f"{self.prefix}:{key}", json.dumps(value), ex=ttl)
-        pipe.sadd(f"{self.prefix}:user:{user_id}", key)
-        pipe.expire(f"{self.prefix}:user:{user_id}", ttl)
-        pipe.execute()
+
+        def write() -> None:
+            pipe = self._r.pipeline()
+            pipe.set(f"{self.prefix}:{key}", data, ex=ttl)
+            pipe.sadd(f"{self.prefix}:user:{user_id}", key)
+            pipe.expire(f"{self.prefix}:user:{user_id}", ttl)
+            pipe.execute()
+
+        self._call("put", write, None)
 
     def invalidate_user(self, user_id: str) -> int:
-        keys = [k.decode() for k in self._r.smembers(f"{self.prefix}:user:{user_id}")]
-        if keys:
-            self._r.delete(*[f"{self.prefix}:{k}" for k in keys])
-        self._r.delete(f"{self.prefix}:user:{user_id}")
-        return len(keys)
+        """Drop the user's entries; with Redis down nothing can be dropped, and nothing is served
+        from it either (a miss) until it is back, when entries older than the TTL are gone."""
+
+        def drop() -> int:
+            keys = [k.decode() for k in self._r.smembers(f"{self.prefix}:user:{user_id}")]
+            if keys:
+                self._r.delete(*[f"{self.prefix}:{k}" for k in keys])
+            self._r.delete(f"{self.prefix}:user:{user_id}")
+            return len(keys)
+
+        return self._call("invalidate", drop, 0, skip_when_down=False)  # always try: freshness
 
 
 def open_cache(url: str | None, ttl_s: float) -> ResponseCache:
