@@ -157,10 +157,24 @@ def save_bundle(
 
 
 def _index_dir(path: Path, manifest: dict, rel: str) -> Path:
-    """A saved index folder inside the bundle whose files the manifest lists (so they were verified)."""
+    """A saved index folder inside the bundle, verified like every other bundle file: it must hold its
+    metadata, and every file in it (anything :func:`~smartreco.retrieval.index.load_index` may open:
+    vectors, bias, the faiss file) must be listed in the manifest, whose checksums
+    :func:`verify_bundle` has checked. An unlisted file or a link is refused, not read."""
+    from smartreco.retrieval.index import INDEX_META
+
     folder = (path / rel).resolve()
-    if path.resolve() not in folder.parents or not any(f.startswith(f"{rel}/") for f in manifest["files"]):
+    if path.resolve() not in folder.parents or not folder.is_dir():
         raise ChecksumError(f"{path / MANIFEST}: index entry {rel!r} is not a verified folder of the bundle")
+    listed = {f for f in manifest["files"] if f.startswith(f"{rel}/")}
+    if f"{rel}/{INDEX_META}" not in listed:
+        raise ChecksumError(f"{path / MANIFEST}: index {rel!r} has no verified {INDEX_META}")
+    for p in sorted((path / rel).rglob("*")):
+        name = f"{rel}/{p.relative_to(path / rel).as_posix()}"
+        if p.is_symlink():
+            raise ChecksumError(f"{path / name}: a link inside a bundle index folder")
+        if p.is_file() and name not in listed:
+            raise ChecksumError(f"{path / name}: index file not listed in the manifest (unverified)")
     return folder
 
 

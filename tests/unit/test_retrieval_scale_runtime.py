@@ -191,3 +191,40 @@ def test_a_tampered_saved_index_is_refused(compact_bundle, tmp_path):
     target.write_bytes(bytes(data))
     with pytest.raises(ChecksumError, match="SHA-256 mismatch"):
         B.ModelBundle.load(copy)
+
+
+def _copy_with_manifest(path, tmp_path, edit):
+    import json
+    import shutil
+
+    copy = tmp_path / "copy"
+    shutil.copytree(path, copy)
+    manifest = json.loads((copy / B.MANIFEST).read_text())
+    edit(copy, manifest)
+    (copy / B.MANIFEST).write_text(json.dumps(manifest))
+    return copy
+
+
+def test_an_index_file_the_manifest_does_not_list_is_refused(compact_bundle, tmp_path):
+    """Index folders are verified like every other file: an unlisted file there (here the bias that
+    load_index would read, dropped from the manifest) is refused before any index is opened."""
+    _, path = compact_bundle
+    copy = _copy_with_manifest(path, tmp_path, lambda _, m: m["files"].pop("indexes/cf/bias.npy"))
+    with pytest.raises(ChecksumError, match="bias.npy: index file not listed"):
+        B.ModelBundle.load(copy)
+
+
+def test_an_extra_or_linked_file_in_an_index_folder_is_refused(compact_bundle, tmp_path):
+    _, path = compact_bundle
+
+    def plant(copy, _):
+        (copy / "indexes" / "cb" / "faiss.index").write_bytes(b"not verified")
+
+    with pytest.raises(ChecksumError, match="faiss.index: index file not listed"):
+        B.ModelBundle.load(_copy_with_manifest(path, tmp_path / "a", plant))
+
+    def link(copy, _):
+        (copy / "indexes" / "cb" / "elsewhere").symlink_to(tmp_path)
+
+    with pytest.raises(ChecksumError, match="a link inside"):
+        B.ModelBundle.load(_copy_with_manifest(path, tmp_path / "b", link))
