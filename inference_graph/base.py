@@ -15,16 +15,15 @@ every 15-30 s, so totals and histograms are the same; only a sub-second lag is a
 
 from __future__ import annotations
 
-import os
 import threading
 import time
 from typing import Any
 
-from smartreco import __version__
+from smartreco import __version__, settings
 from smartreco.schema import RequestValidationError
 
-NODE_ID_ENV = "PREDICTIVE_UNIT_ID"
-METRICS_FLUSH_ENV = "SMARTRECO_METRICS_FLUSH_S"
+NODE_ID_ENV = settings.NODE_ID.name
+METRICS_FLUSH_ENV = settings.METRICS_FLUSH_S.name
 
 
 class MetricBatch:
@@ -77,12 +76,12 @@ class GraphNode:
 
     def __init__(self, **parameters: Any) -> None:
         self.parameters = parameters
-        self.name = os.environ.get(NODE_ID_ENV, type(self).__name__)
+        self.name = settings.NODE_ID.get() or type(self).__name__
         self.loaded = False
         self.model_version = "unloaded"
         self._local = threading.local()
         self._started = time.time()
-        self._metrics = MetricBatch(float(os.environ.get(METRICS_FLUSH_ENV, "1")))
+        self._metrics = MetricBatch(settings.METRICS_FLUSH_S.get())
 
     # --- lifecycle -------------------------------------------------------------------------------
     def load(self) -> None:

@@ -33,8 +33,9 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from smartreco import settings
 from smartreco.errors import SmartRecoError
-from smartreco.images import PIPELINE_IMAGE
+from smartreco.images import pipeline_image
 from smartreco.paths import project_root, runs_dir
 
 RUNNERS = ("auto", "docker", "subprocess")
@@ -74,8 +75,9 @@ class LocalRun:
         return path if path.exists() else None
 
 
-def docker_problem(image: str = PIPELINE_IMAGE) -> str | None:
-    """None when DockerRunner can run ``image`` here, else why not."""
+def docker_problem(image: str | None = None) -> str | None:
+    """None when DockerRunner can run ``image`` (default: the pipeline image) here, else why not."""
+    image = image or pipeline_image()
     from smartreco.containers.engine import engine_problem, image_inspect
 
     problem = engine_problem(timeout=5.0)
@@ -100,10 +102,10 @@ def choose_runner(runner: str = "auto") -> tuple[str, str]:
     if runner == "docker":
         if problem:
             raise PipelineRunError(f"--runner docker: {problem}")
-        return "docker", f"image {PIPELINE_IMAGE}"
+        return "docker", f"image {pipeline_image()}"
     if problem:
         return "subprocess", f"no container runner ({problem})"
-    return "docker", f"engine answers and {PIPELINE_IMAGE} exists"
+    return "docker", f"engine answers and {pipeline_image()} exists"
 
 
 STEP_LABEL_KIND = "org.smartreco.launcher"
@@ -259,8 +261,8 @@ def init_local(
     os.environ.update({**STEP_ENV, "SMARTRECO_RUNS": str(runs)})  # subprocess steps inherit it
     if chosen == "docker":
         env = dict(docker_env or {})
-        if os.environ.get("MLFLOW_TRACKING_URI") and "MLFLOW_TRACKING_URI" not in env:
-            env["MLFLOW_TRACKING_URI"] = os.environ["MLFLOW_TRACKING_URI"]
+        if settings.MLFLOW_TRACKING_URI.is_set() and "MLFLOW_TRACKING_URI" not in env:
+            env["MLFLOW_TRACKING_URI"] = settings.MLFLOW_TRACKING_URI.get()
         local.init(runner=_docker_runner(runs, env, extra_mounts or [], labels or {}), pipeline_root=str(root),
                    raise_on_error=True)
     else:
@@ -291,7 +293,7 @@ def run_pipeline(
             runs = runs_dir().resolve()
             run_id = f"{time.strftime('%Y%m%d%H%M%S')}-{uuid.uuid4().hex[:6]}"
             env = {}
-            if not os.environ.get("MLFLOW_TRACKING_URI"):
+            if not settings.MLFLOW_TRACKING_URI.is_set():
                 env["MLFLOW_TRACKING_URI"] = stack.enter_context(tracking_server(runs, echo))
             labels = {STEP_LABEL_KIND: STEP_KIND, STEP_LABEL_RUN: run_id}
             _, _, root = init_local("docker", pipeline_root, docker_env=env,

@@ -23,7 +23,7 @@ from pathlib import Path
 import yaml
 
 from smartreco.errors import SmartRecoError
-from smartreco.images import SERVING_IMAGE
+from smartreco.images import serving_image
 from smartreco.paths import project_root, runs_dir
 
 DEFAULT_TEMPLATE = Path("manifests/base/seldon/seldondeployment.yaml")
@@ -73,7 +73,7 @@ def render_seldon(
     arm: str = "champion",
     version: str = "",
     template: Path | str | None = None,
-    image: str = SERVING_IMAGE,
+    image: str | None = None,
 ) -> dict:
     """The SeldonDeployment with ``model_uris`` (kind -> URI/path, kinds hybrid/cf/cb) set on ``arm``."""
     if arm not in ARMS:
@@ -111,7 +111,7 @@ def render_seldon(
                     patched.add(key)
         for spec in predictor.get("componentSpecs") or []:
             for container in spec.get("spec", {}).get("containers") or []:
-                container["image"] = image
+                container["image"] = image or serving_image()
     missing = sorted(name for name, _ in set(targets) - patched)
     if missing:
         raise DeployError(f"manifest: no graph node named {', '.join(missing)} to set model_uri on")

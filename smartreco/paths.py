@@ -2,20 +2,18 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
+
+from smartreco import settings
 
 
 def project_root() -> Path:
     """SMARTRECO_HOME if set (images), else the checkout that holds this package."""
-    env = os.environ.get("SMARTRECO_HOME")
-    if env:
-        return Path(env)
-    return Path(__file__).resolve().parent.parent
+    return settings.HOME.get()
 
 
 def runs_dir() -> Path:
     """Working folder for local runs (MLflow db, Feast stores, pipeline roots, logs)."""
-    path = Path(os.environ.get("SMARTRECO_RUNS", project_root() / "runs"))
+    path = settings.RUNS.get()
     path.mkdir(parents=True, exist_ok=True)
     return path

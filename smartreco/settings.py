@@ -120,6 +120,8 @@ class Setting(Generic[T]):
     default_doc: str = ""
     #: optional check of the parsed value (raise ValueError with the reason)
     check: Callable[[Any], None] | None = None
+    #: the Secret (not in the repo, docs/deploying.md) whose keys reach the deployables by ``envFrom.secretRef``
+    secret: str = ""
 
     def __post_init__(self) -> None:
         if self.type not in _PARSERS:
@@ -213,7 +215,7 @@ SERVICES_DIR = _declare("SMARTRECO_SERVICES_DIR", "path", Path("/tmp/smartreco-s
 
 # ------------------------------------------------------------------------------- features / stores
 FEATURE_SERVER = _declare("SMARTRECO_FEATURE_SERVER", "url", "http://127.0.0.1:6566", "Feast feature server "
-                          "(`feast serve`): host:port or http(s) URL.", ("node:feature-transformer", "node:*"),
+                          "(`feast serve`): host:port or http(s) URL.", ("node:*",),
                           cluster="config")
 REDIS_URL = _declare("SMARTRECO_REDIS_URL", "str", None, "Redis online store, Feast connection string "
                      "host:port[,db=N,ssl=true] (password from the smartreco-redis Secret, REDIS_PASSWORD).",
@@ -226,7 +228,7 @@ FEATURE_READER = _declare("SMARTRECO_FEATURE_READER", "str", "smartreco.features
                           ("node:feature-transformer",), check=_module_attr)
 
 # ------------------------------------------------------------------------------------------ models
-MODEL_URIS = _declare("SMARTRECO_MODEL_URIS", "json", {}, "JSON map model_uri -> local folder the nodes load "
+MODEL_URIS = _declare("SMARTRECO_MODEL_URIS", "json", dict, "JSON map model_uri -> local folder the nodes load "
                       "(filled by model-fetch).", ("node:*", "init:model-fetch"), cluster="config",
                       default_doc="`{}` (URIs resolved as given)")
 BUNDLE_LOADER = _declare("SMARTRECO_BUNDLE_LOADER", "str", "smartreco.serving.bundle:ModelBundle.load",
@@ -256,6 +258,17 @@ SELDON_VENV = _declare("SMARTRECO_SELDON_VENV", "path", None, "Any venv holding 
 NODE_ID = _declare("PREDICTIVE_UNIT_ID", "str", None, "The graph node's name, set by Seldon's operator (and by the "
                    "local executor).", ("node:*",), cluster="platform", reader="seldon-core",
                    default_doc="the node class name")
+GRAPH_STATE = _declare("SMARTRECO_GRAPH_STATE", "path", lambda: RUNS.get() / "graph-state.sqlite", "SQLite file "
+                       "the graph nodes share (recent history, live popularity, served answers, feedback effect "
+                       "ledger): every worker process of every node of a pod sees it.", ("node:*",),
+                       cluster="config", default_doc="`$SMARTRECO_RUNS/graph-state.sqlite`")
+EVENTS_URL = _declare("SMARTRECO_EVENTS_URL", "url", None, "Event service the graph node that appends feedback "
+                      "posts to (unset: feedback is applied but not logged, library/test use only).",
+                      ("node:*",), cluster="config")
+EVENTS_TIMEOUT_S = _declare("SMARTRECO_EVENTS_TIMEOUT_S", "float", 2.0, "Seconds a node waits for the event "
+                            "service's durable feedback append.", ("node:*",), check=_not_negative)
+
+LOG_LEVEL = _declare("SMARTRECO_LOG_LEVEL", "str", "info", "Log level of the event service.", ("event-service",))
 
 # ------------------------------------------------------------------------------ tracking / pipeline
 MLFLOW_TRACKING_URI = _declare("MLFLOW_TRACKING_URI", "str", None, "MLflow tracking server / registry.",
@@ -285,6 +298,9 @@ DEMO_SAMPLE_USERS = _declare("SMARTRECO_DEMO_SAMPLE_USERS", "int", None, "Users 
                              "(a sample, for speed).", ("scripts",), cluster="local", default_doc="the script's own")
 FEAST_PORT = _declare("SMARTRECO_FEAST_PORT", "int", 6566, "Port of the feature server `scripts/demo.sh` starts.",
                       ("scripts",), cluster="local")
+SERVICES_STARTED = _declare("SMARTRECO_SERVICES_STARTED", "path", None, "File `scripts/services.sh start` "
+                            "appends the services it started to (so CI stops exactly those).", ("scripts",),
+                            cluster="local")
 RUNNER = _declare("SMARTRECO_RUNNER", "str", None, "Pipeline runner `scripts/demo.sh` uses (subprocess|docker).",
                   ("scripts",), cluster="local", default_doc="the script's own")
 
@@ -308,8 +324,17 @@ _declare("GUNICORN_THREADS", "int", None, "Threads per Seldon wrapper REST worke
          reader="seldon-core")
 _declare("GRPC_WORKERS", "int", None, "Seldon wrapper gRPC worker processes per node.", ("node:*",), cluster="config",
          reader="seldon-core")
-_declare("SELDON_LOG_LEVEL", "str", None, "Log level of the Seldon wrapper and executor.", ("node:*",),
-         cluster="config", reader="seldon-core")
+SELDON_LOG_LEVEL = _declare("SELDON_LOG_LEVEL", "str", None, "Log level of the Seldon wrapper (the local executor "
+                            "passes it on, WARNING when unset).", ("node:*", "executor"), cluster="config",
+                            reader="seldon-core", default_doc="seldon-core's own (local executor: WARNING)")
+_declare("REDIS_PASSWORD", "str", None, "Redis password (from the smartreco-redis Secret), expanded into "
+         "the cluster's feature_store.yaml.", ("feast",), cluster="config", reader="feast")
+_declare("AWS_ACCESS_KEY_ID", "str", None, "Object store (MinIO/S3) key id for MLflow artifacts and drift data.",
+         ("mlflow", "init:model-fetch", "drift-job"), cluster="config", reader="boto3",
+         secret="smartreco-object-store")
+_declare("AWS_SECRET_ACCESS_KEY", "str", None, "Object store (MinIO/S3) secret key.",
+         ("mlflow", "init:model-fetch", "drift-job"), cluster="config", reader="boto3",
+         secret="smartreco-object-store")
 _declare("OMP_NUM_THREADS", "int", None, "OpenMP threads per node process (1: a forked worker can hang "
          "otherwise, STACK_NOTES).", ("node:*",), cluster="config", reader="openmp")
 
@@ -336,8 +361,8 @@ def markdown_table() -> str:
     rows = ["| Variable | Type | Default | Needed by | On a cluster | Read by | What |",
             "|---|---|---|---|---|---|---|"]
     for s in SETTINGS.values():
-        rows.append(f"| `{s.name}` | {s.type} | {s.shown_default()} | {', '.join(s.needs)} | {s.cluster} | "
-                    f"{s.reader} | {s.doc} |")
+        needs = ", ".join(f"`{n}`" for n in s.needs)
+        rows.append(f"| `{s.name}` | {s.type} | {s.shown_default()} | {needs} | {s.cluster} | {s.reader} | {s.doc} |")
     legend = "; ".join(f"**{k}**: {v}" for k, v in CLUSTER_WAYS.items())
     return "\n".join(rows) + f"\n\nOn a cluster: {legend}.\n"
 

@@ -13,10 +13,11 @@ def register(bundle: Input[Model], report: Input[Dataset], summary: Output[Markd
     import os
     from pathlib import Path
 
+    from smartreco import settings
     from smartreco.training import register as run
 
     if tracking_uri:
-        os.environ["MLFLOW_TRACKING_URI"] = tracking_uri
+        os.environ[settings.MLFLOW_TRACKING_URI.name] = tracking_uri  # read by smartreco.tracking when used
     evaluation = json.loads((Path(report.path) / "evaluation.json").read_text())
     result = run(bundle.path, evaluation, report_dir=report.path, run_name="kfp-register")
     lines = [f"- `{name}` v{r['version']}: {'**champion**' if r['promote'] else 'challenger'} "

@@ -21,8 +21,10 @@ def retrain(trigger: Output[Artifact], reason: str = "", mode: str = "auto", hos
     from datetime import UTC, datetime
     from pathlib import Path
 
+    from smartreco import settings
+
     args = json.loads(training_args or "{}")
-    host = host or os.environ.get("KFP_HOST", "")
+    host = host or settings.KFP_HOST.get() or ""
     resolved = ("cluster" if host else "local") if mode == "auto" else mode
     if resolved not in ("local", "cluster", "record"):
         raise ValueError(f"mode: must be auto, local, cluster or record, got {mode!r}")

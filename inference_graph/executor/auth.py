@@ -10,13 +10,13 @@ Health, readiness and metrics stay open: probes and Prometheus carry no token.
 from __future__ import annotations
 
 import hmac
-import os
 from pathlib import Path
 
+from smartreco import settings
 from smartreco.errors import SmartRecoError
 
-TOKEN_ENV = "SMARTRECO_API_TOKEN"
-TOKEN_FILE_ENV = "SMARTRECO_API_TOKEN_FILE"
+TOKEN_ENV = settings.API_TOKEN.name
+TOKEN_FILE_ENV = settings.API_TOKEN_FILE.name
 #: paths that never need a token (probes and scraping)
 OPEN_PATHS = frozenset({"/health/ping", "/health/status", "/ready", "/metrics"})
 MIN_TOKEN_CHARS = 16
@@ -28,7 +28,7 @@ class TokenConfigError(SmartRecoError):
 
 def load_token(token_file: str | None = None) -> str | None:
     """The API token: ``token_file`` first, then ``$SMARTRECO_API_TOKEN_FILE``, then ``$SMARTRECO_API_TOKEN``."""
-    path = token_file or os.environ.get(TOKEN_FILE_ENV)
+    path = token_file or settings.API_TOKEN_FILE.get()
     if path:
         try:
             token = Path(path).read_text().strip()
@@ -36,7 +36,7 @@ def load_token(token_file: str | None = None) -> str | None:
             raise TokenConfigError(f"token file {path}: cannot read ({exc.strerror})") from None
         source = f"token file {path}"
     else:
-        token = (os.environ.get(TOKEN_ENV) or "").strip()
+        token = (settings.API_TOKEN.get() or "").strip()
         source = TOKEN_ENV
         if not token:
             return None

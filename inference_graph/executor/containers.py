@@ -31,6 +31,7 @@ from pathlib import Path
 
 from inference_graph.executor.graph import GraphNodeSpec
 from inference_graph.executor.processes import LOOPBACK, NodeStartError, free_port
+from smartreco import settings
 from smartreco.errors import SmartRecoError
 from smartreco.paths import runs_dir
 
@@ -443,7 +444,7 @@ class ContainerGroup:
             "GUNICORN_WORKERS": "1",
             "GUNICORN_THREADS": str(self.threads),
             "GRPC_WORKERS": str(self.grpc_workers),
-            "SELDON_LOG_LEVEL": os.environ.get("SELDON_LOG_LEVEL", "WARNING"),
+            "SELDON_LOG_LEVEL": settings.SELDON_LOG_LEVEL.get() or "WARNING",
             # the default arm store (runs/bandits) is shared with the host, mounted read-write
             "SMARTRECO_RUNS": str(runs_dir().resolve()),
             **self.extra_env,

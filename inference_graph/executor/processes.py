@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from inference_graph.executor.graph import GraphNodeSpec
+from smartreco import settings
 from smartreco.errors import SmartRecoError
 from smartreco.paths import project_root
 
@@ -98,17 +99,17 @@ def _die_with_parent() -> None:
         pass
 
 
-SELDON_ENV = "SMARTRECO_SELDON"  # "apache": the Apache-2.0 seldon-core 1.17.1 venv; unset: this venv's 1.19
-SELDON_VENV_ENV = "SMARTRECO_SELDON_VENV"  # any venv holding seldon-core-microservice (wins over SELDON_ENV)
+SELDON_ENV = settings.SELDON.name  # "apache": the Apache-2.0 seldon-core 1.17.1 venv; unset: this venv's 1.19
+SELDON_VENV_ENV = settings.SELDON_VENV.name  # any venv holding seldon-core-microservice (wins over SELDON_ENV)
 APACHE_VENV = ".venv-seldon-apache"
 
 
 def microservice_bin() -> str:
     """The wrapper that runs the nodes; the node classes only use Seldon's method contract, so either works."""
-    choice = os.environ.get(SELDON_ENV, "").lower() or "default"
+    choice = settings.SELDON.get().lower() or "default"
     if choice not in ("default", "apache"):
         raise NodeStartError(f"{SELDON_ENV}: must be 'default' or 'apache', got {choice!r}")
-    venv = os.environ.get(SELDON_VENV_ENV) or (str(project_root() / APACHE_VENV) if choice == "apache" else "")
+    venv = settings.SELDON_VENV.get() or (str(project_root() / APACHE_VENV) if choice == "apache" else "")
     candidate = (Path(venv) / "bin" if venv else Path(sys.executable).parent) / "seldon-core-microservice"
     if not candidate.exists():
         hint = "run `bash scripts/setup.sh seldon-apache`" if venv else "use .venv-serving"
@@ -133,7 +134,7 @@ def start_node(
         "GUNICORN_WORKERS": "1",
         "GUNICORN_THREADS": str(threads),  # >1 also keeps connections alive
         "GRPC_WORKERS": str(grpc_workers),
-        "SELDON_LOG_LEVEL": os.environ.get("SELDON_LOG_LEVEL", "WARNING"),
+        "SELDON_LOG_LEVEL": settings.SELDON_LOG_LEVEL.get() or "WARNING",
         "PYTHONPATH": os.pathsep.join(p for p in (root, os.environ.get("PYTHONPATH", "")) if p),
         "HOME": os.environ.get("HOME", root),
         **(extra_env or {}),

@@ -16,7 +16,7 @@ import click
 
 from smartreco.errors import SmartRecoError
 from smartreco.paths import project_root
-from smartreco.serving.client import DEFAULT_URL, REWARDS, feedback, recommend
+from smartreco.serving.client import REWARDS, default_url, feedback, recommend
 
 
 def _serving_python() -> str:
@@ -170,7 +170,7 @@ def serve(
 @click.option("--exclude", default="", help="comma-separated item ids")
 @click.option("--explain", is_flag=True, help="show the explanation of each item")
 @click.option("--json", "as_json", is_flag=True, help="print the whole response")
-@click.option("--url", default=DEFAULT_URL, show_default=True)
+@click.option("--url", default=default_url, show_default="$SMARTRECO_GRAPH_URL or http://127.0.0.1:8000")
 def recommend_cmd(
     user_id: str, n: int, channel: str, exclude: str, explain: bool, as_json: bool, url: str
 ) -> None:
@@ -196,7 +196,7 @@ def recommend_cmd(
 @click.option("--item", "item_id", required=True)
 @click.option("--type", "interaction_type", required=True, type=click.Choice(sorted(REWARDS)))
 @click.option("--reward", type=float, default=None, help="override the type's default reward")
-@click.option("--url", default=DEFAULT_URL, show_default=True)
+@click.option("--url", default=default_url, show_default="$SMARTRECO_GRAPH_URL or http://127.0.0.1:8000")
 def feedback_cmd(user_id: str, item_id: str, interaction_type: str, reward: float | None, url: str) -> None:
     """Send feedback for the user's last answer (routed back along its recorded path).
 

@@ -14,6 +14,7 @@ import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
+from smartreco import settings
 from smartreco.containers.engine import EngineError, docker, image_inspect
 from smartreco.containers.spec import ImageSpec
 
@@ -65,7 +66,7 @@ def debian_base(python: str, root: Path, log: Log) -> str:
 
 def debian_mirror() -> str:
     """The Debian mirror apt uses on this host (so debootstrap needs nothing apt does not)."""
-    env = os.environ.get("SMARTRECO_DEBIAN_MIRROR")
+    env = settings.DEBIAN_MIRROR.get()
     if env:
         return env
     texts = [Path(p).read_text(errors="replace") for p in

@@ -11,6 +11,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from smartreco import settings
 from smartreco.containers.base import resolve_base
 from smartreco.containers.engine import EngineError, docker, image_inspect, image_label, require_engine
 from smartreco.containers.project import build_project_wheel
@@ -75,7 +76,7 @@ def build_one(root: Path, spec: ImageSpec, base_mode: str, log: Log, force: bool
         return BuildResult(spec.name, spec.tag, base_ref, False, time.perf_counter() - start, 0.0, size,
                            digest, base_seconds, wheel_seconds)
     old_id = (image_inspect(spec.tag) or {}).get("Id")
-    source = os.environ.get("SMARTRECO_SOURCE_URL") or _git(root, "remote", "get-url", "origin") \
+    source = settings.SOURCE_URL.get() or _git(root, "remote", "get-url", "origin") \
         or "https://github.com/smartreco/smartreco"
     cmd = ["docker", "build", "--force-rm", "--network", "host", "-f", spec.dockerfile, "-t", spec.tag,
            "--build-arg", f"BASE_IMAGE={base_ref}", "--build-arg", f"VERSION={version}",

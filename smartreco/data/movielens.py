@@ -17,7 +17,7 @@ NO_GENRE = "(no genres listed)"
 
 
 def bundled_movielens_dir() -> Path:
-    """The copy shipped in the repo (data/ml-latest-small) or inside an image (SMARTRECO_DATA_DIR)."""
+    """The copy shipped in the repo (data/ml-latest-small) or inside an image (under SMARTRECO_HOME)."""
     return project_root() / "data" / "ml-latest-small"
 
 

@@ -18,17 +18,17 @@ from __future__ import annotations
 
 import http.client
 import json
-import os
 import threading
 import time
 import urllib.parse
 from datetime import UTC, datetime
 
+from smartreco import settings
+
 USER_SERVICE = "serving_user_v1"
 ITEM_SERVICE = "serving_item_v1"
 PUSH_SOURCE = "interactions_push"
 HISTORY_LENGTH = 20
-DEFAULT_URL = os.environ.get("SMARTRECO_FEATURE_SERVER", "http://127.0.0.1:6566")
 #: how long a service's expanded feature references are trusted before they are asked for again
 REFS_TTL_S = 300.0
 
@@ -40,7 +40,8 @@ class FeatureServerError(RuntimeError):
 class OnlineFeatureClient:
     """``get_user_features(user_id) -> dict``; ``get_item_features(ids) -> {id: dict}``; ``push_interaction``."""
 
-    def __init__(self, url: str = DEFAULT_URL, timeout: float = 2.0) -> None:
+    def __init__(self, url: str | None = None, timeout: float = 2.0) -> None:
+        url = url or settings.FEATURE_SERVER.get()  # SMARTRECO_FEATURE_SERVER, read now
         self.url = url.rstrip("/")
         self.timeout = timeout
         parts = urllib.parse.urlsplit(self.url)
@@ -151,17 +152,18 @@ _CLIENTS: dict[str, OnlineFeatureClient] = {}
 _CLIENTS_LOCK = threading.Lock()
 
 
-def client_for(url: str = DEFAULT_URL) -> OnlineFeatureClient:
+def client_for(url: str | None = None) -> OnlineFeatureClient:
     """One shared client per URL, so the module-level readers keep their connection and feature references."""
+    url = url or settings.FEATURE_SERVER.get()
     with _CLIENTS_LOCK:
         if url not in _CLIENTS:
             _CLIENTS[url] = OnlineFeatureClient(url)
         return _CLIENTS[url]
 
 
-def get_user_features(user_id: str, url: str = DEFAULT_URL) -> dict:
+def get_user_features(user_id: str, url: str | None = None) -> dict:
     return client_for(url).get_user_features(user_id)
 
 
-def get_item_features(item_ids: list[str], url: str = DEFAULT_URL) -> dict[str, dict]:
+def get_item_features(item_ids: list[str], url: str | None = None) -> dict[str, dict]:
     return client_for(url).get_item_features(item_ids)

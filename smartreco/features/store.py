@@ -18,7 +18,6 @@ the object is rebuilt from protobuf on each call (~18 ms a lookup in all; see ``
 
 from __future__ import annotations
 
-import os
 import shutil
 import sys
 import weakref
@@ -28,6 +27,7 @@ from pathlib import Path
 import pandas as pd
 import yaml
 
+from smartreco import settings
 from smartreco.data import columns as C
 from smartreco.errors import DataError
 from smartreco.features._frame import EVENT_TIMESTAMP
@@ -41,18 +41,19 @@ ITEM_VIEWS = ("item_stats", "item_embeddings")
 USER_SERVICE, ITEM_SERVICE = "serving_user_v1", "serving_item_v1"
 #: rows converted to protobufs and written per batch during materialization (bounds memory)
 ONLINE_WRITE_BATCH = 10_000
-#: where ``scripts/services.sh start`` writes the URL of the Redis it started
-REDIS_URL_FILE = Path(os.environ.get("SMARTRECO_SERVICES_DIR", "/tmp/smartreco-services")) / "redis.url"
+#: file in ``$SMARTRECO_SERVICES_DIR`` where ``scripts/services.sh start`` writes the URL of the Redis it started
+REDIS_URL_FILE_NAME = "redis.url"
 DEFAULT_REDIS_PORT = 6390
 
 
 def default_redis_url() -> str:
     """``$SMARTRECO_REDIS_URL``, else the URL ``scripts/services.sh start`` recorded, else 127.0.0.1:6390."""
-    env = os.environ.get("SMARTRECO_REDIS_URL", "").strip()
+    env = settings.REDIS_URL.get()
     if env:
-        return env
-    if REDIS_URL_FILE.exists() and REDIS_URL_FILE.read_text().strip():
-        return REDIS_URL_FILE.read_text().strip()
+        return env.strip()
+    state = settings.SERVICES_DIR.get() / REDIS_URL_FILE_NAME
+    if state.exists() and state.read_text().strip():
+        return state.read_text().strip()
     return f"127.0.0.1:{DEFAULT_REDIS_PORT}"
 
 

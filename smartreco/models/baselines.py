@@ -13,6 +13,7 @@ from collections.abc import Sequence
 import numpy as np
 import scipy.sparse as sp
 
+from smartreco import settings
 from smartreco.models.base import Recommender, TrainData
 
 #: score given to items a model knows nothing about (no train positive): below any real score
@@ -140,9 +141,9 @@ def _als_threads(nnz: int) -> int:
     fits in 0.9 s with 1 thread and 1.8-2.2 s with 2 (thread spin-up and contention). Override with
     ``SMARTRECO_ALS_THREADS``.
     """
-    env = os.environ.get("SMARTRECO_ALS_THREADS")
+    env = settings.ALS_THREADS.get()
     if env:
-        return max(1, int(env))
+        return env
     return 1 if nnz < 1_000_000 else max(1, os.cpu_count() or 1)
 
 

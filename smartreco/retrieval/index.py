@@ -21,7 +21,6 @@ and, where faiss supports it, the faiss index itself. numpy + faiss-cpu only (se
 from __future__ import annotations
 
 import json
-import os
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -29,6 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
+from smartreco import settings
 from smartreco.errors import DataError
 from smartreco.models.serving_math import topk_blocked
 
@@ -45,14 +45,14 @@ FORMAT = "smartreco-retrieval-index"
 #: faiss OpenMP threads (env SMARTRECO_FAISS_THREADS). Default 1: measured on the shared 2-core box,
 #: 2 OpenMP threads under load made IVF training 10x slower (busy-waiting), and a graph node answers
 #: one request per thread anyway.
-THREADS_ENV = "SMARTRECO_FAISS_THREADS"
+THREADS_ENV = settings.FAISS_THREADS.name
 
 
 def _faiss():
     """Import faiss lazily (the exact path needs only numpy) and pin its thread count."""
     import faiss
 
-    faiss.omp_set_num_threads(int(os.environ.get(THREADS_ENV, "1")))
+    faiss.omp_set_num_threads(settings.FAISS_THREADS.get())
     return faiss
 
 

@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import json
-import os
 import urllib.error
 import urllib.request
 from typing import Any
 
+from smartreco import settings
 from smartreco.errors import SmartRecoError
 
-DEFAULT_URL = os.environ.get("SMARTRECO_GRAPH_URL", "http://127.0.0.1:8000")
+
+def default_url() -> str:
+    """``$SMARTRECO_GRAPH_URL`` (read now), else the local executor's address."""
+    return settings.GRAPH_URL.get()
+
 #: Reward of each feedback type for the router (ARCHITECTURE §6: click 1, purchase/like higher, ignore 0).
 REWARDS: dict[str, float] = {
     "view": 0.0,
@@ -53,7 +57,7 @@ def recommend(
     channel: str = "web",
     exclude: list[str] | None = None,
     explain: bool = True,
-    url: str = DEFAULT_URL,
+    url: str | None = None,
     timeout: float = 10.0,
 ) -> dict:
     body = {
@@ -65,7 +69,7 @@ def recommend(
             "include_explanation": explain,
         }
     }
-    return _post(url.rstrip("/") + "/api/v1.0/predictions", body, timeout)
+    return _post((url or default_url()).rstrip("/") + "/api/v1.0/predictions", body, timeout)
 
 
 def feedback(
@@ -74,7 +78,7 @@ def feedback(
     interaction_type: str,
     reward: float | None = None,
     response: dict | None = None,
-    url: str = DEFAULT_URL,
+    url: str | None = None,
     timeout: float = 10.0,
 ) -> dict:
     if reward is None:
@@ -88,4 +92,4 @@ def feedback(
     }
     if response is not None:
         body["response"] = response
-    return _post(url.rstrip("/") + "/api/v1.0/feedback", body, timeout)
+    return _post((url or default_url()).rstrip("/") + "/api/v1.0/feedback", body, timeout)

@@ -9,17 +9,16 @@ Only ONNX/npz/parquet artifacts are loaded (by the bundle), never pickles.
 from __future__ import annotations
 
 import importlib
-import json
-import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from smartreco import settings
 from smartreco.errors import SmartRecoError
 
-MODEL_URIS_ENV = "SMARTRECO_MODEL_URIS"
-LOADER_ENV = "SMARTRECO_BUNDLE_LOADER"
-DEFAULT_LOADER = "smartreco.serving.bundle:ModelBundle.load"
+MODEL_URIS_ENV = settings.MODEL_URIS.name
+LOADER_ENV = settings.BUNDLE_LOADER.name
+DEFAULT_LOADER = settings.BUNDLE_LOADER.default
 
 
 class ModelUriError(SmartRecoError):
@@ -27,15 +26,10 @@ class ModelUriError(SmartRecoError):
 
 
 def uri_map() -> dict[str, str]:
-    raw = os.environ.get(MODEL_URIS_ENV, "")
-    if not raw:
-        return {}
     try:
-        mapping = json.loads(raw)
-    except json.JSONDecodeError as exc:
-        raise ModelUriError(f"{MODEL_URIS_ENV}: not valid JSON ({exc.msg})") from None
-    if not isinstance(mapping, dict):
-        raise ModelUriError(f"{MODEL_URIS_ENV}: must be a JSON object of uri -> path")
+        mapping = settings.MODEL_URIS.get()
+    except settings.SettingError as exc:  # names the variable; a ModelUriError for the node's callers
+        raise ModelUriError(str(exc)) from None
     return {str(k): str(v) for k, v in mapping.items()}
 
 
@@ -69,5 +63,5 @@ def _import_attr(spec: str) -> Callable[..., Any]:
 
 def load_bundle(uri: str) -> Any:
     """Load the ModelBundle behind ``uri`` with the runtime's loader (overridable for tests)."""
-    loader = _import_attr(os.environ.get(LOADER_ENV, DEFAULT_LOADER))
+    loader = _import_attr(settings.BUNDLE_LOADER.get())
     return loader(resolve_local(uri))

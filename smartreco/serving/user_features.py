@@ -9,12 +9,13 @@ on without features and the node tags the answer, instead of failing it.
 from __future__ import annotations
 
 import importlib
-import os
 from collections.abc import Callable
 from typing import Any
 
-READER_ENV = "SMARTRECO_FEATURE_READER"
-DEFAULT_READER = "smartreco.features.online_client:get_user_features"
+from smartreco import settings
+
+READER_ENV = settings.FEATURE_READER.name
+DEFAULT_READER = settings.FEATURE_READER.default
 HISTORY_KEYS = ("recent_items", "history", "recent_item_ids", "recent_history")
 
 Reader = Callable[[str], dict]
@@ -22,7 +23,7 @@ Reader = Callable[[str], dict]
 
 def load_reader(store: str | None = None) -> Reader:
     """The configured reader; ``store`` (sqlite|redis) is passed on when the reader accepts it."""
-    spec = os.environ.get(READER_ENV, DEFAULT_READER)
+    spec = settings.FEATURE_READER.get()
     module_name, _, attr = spec.partition(":")
     func = getattr(importlib.import_module(module_name), attr)
     if store:

@@ -15,10 +15,10 @@
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Mapping
 from pathlib import Path
 
+from smartreco import settings
 from smartreco.paths import runs_dir
 from smartreco.tracking.gate import GATE_METRIC, GateDecision, promotion_decision
 
@@ -35,7 +35,7 @@ def mlflow_key(metric: str) -> str:
 
 
 def tracking_uri() -> str:
-    env = os.environ.get("MLFLOW_TRACKING_URI")
+    env = settings.MLFLOW_TRACKING_URI.get()
     if env:
         return env
     folder = runs_dir() / "mlflow"

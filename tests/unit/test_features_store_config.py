@@ -38,7 +38,7 @@ def test_materialization_is_batched_and_latest_only(feature_dir, tmp_path):
 def test_redis_url_from_env_then_state_file(feature_dir, tmp_path, monkeypatch):
     state = tmp_path / "redis.url"
     state.write_text("127.0.0.1:6444\n")
-    monkeypatch.setattr(S, "REDIS_URL_FILE", state)
+    monkeypatch.setenv("SMARTRECO_SERVICES_DIR", str(tmp_path))
     monkeypatch.delenv("SMARTRECO_REDIS_URL", raising=False)
     cfg = _config(S.prepare_repo(feature_dir, tmp_path / "a", online="redis"))
     assert cfg.online_store.type == "redis" and cfg.online_store.connection_string == "127.0.0.1:6444"
