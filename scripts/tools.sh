@@ -7,6 +7,8 @@
 #   promtool  `promtool check/test rules` for the alert rules: Debian's `prometheus` package ships it
 #             (2.42; only the binary is used, no service is started).
 #   kubernetes-validate  core object schemas; pinned in the `dev` extra (pyproject.toml).
+#   chromium  Debian's `chromium` + `chromium-driver` (/usr/bin/chromium, /usr/bin/chromedriver) for the
+#             `browser` tests (tests/browser, Selenium from the `dev` extra drives it headless).
 # Not root and a tool missing: say so; the tests then fail under CI=true and skip otherwise.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -44,6 +46,18 @@ ensure_promtool() {
   echo "[tools] promtool: $(promtool --version 2>&1 | head -1)"
 }
 
+ensure_chromium() {
+  if command -v chromium >/dev/null 2>&1 && command -v chromedriver >/dev/null 2>&1; then
+    echo "[tools] chromium: $(chromium --version 2>/dev/null | head -1)"; return 0
+  fi
+  if [ "$(id -u)" != 0 ]; then echo "[tools] chromium missing and not root: browser tests will skip"; return 0; fi
+  echo "[tools] apt-get install chromium chromium-driver (browser tests)"
+  apt-get update -qq >/dev/null 2>&1 || true
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium chromium-driver >/dev/null 2>&1 \
+    || { echo "[tools] ERROR: apt-get install chromium chromium-driver failed" >&2; return 1; }
+  echo "[tools] chromium: $(chromium --version 2>/dev/null | head -1)"
+}
+
 ensure_validator() {
   [ -x .venv/bin/python ] || { echo "[tools] .venv not built yet: kubernetes-validate comes with the dev extra"; return 0; }
   .venv/bin/python -c "import kubernetes_validate" 2>/dev/null && return 0
@@ -53,4 +67,5 @@ ensure_validator() {
 
 ensure_kubectl
 ensure_promtool
+ensure_chromium
 ensure_validator

@@ -41,6 +41,9 @@ def _register() -> None:
 
     cli.add_command(pipeline.pipeline)
     cli.add_command(drift.drift)
+    from smartreco.cli import web
+
+    cli.add_command(web.web)
 
 
 def main(argv: list[str] | None = None) -> int:
