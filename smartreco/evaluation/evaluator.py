@@ -24,9 +24,10 @@ from smartreco.evaluation import metrics as M
 from smartreco.evaluation.split import Split, temporal_split
 from smartreco.evaluation.stats import DEFAULT_SAMPLES, DEFAULT_SEED, paired_bootstrap
 from smartreco.models.base import InteractionMatrix, Recommender, TrainData
+from smartreco.models.registry import PEERS
 
-#: the peers every evaluation reports (ARCHITECTURE §5); names as in ``smartreco.models.registry``
-BASELINE_PEERS: tuple[str, ...] = ("mostpop", "itemknn", "ease", "als")
+#: the peers every evaluation reports (ARCHITECTURE §5), listed once in ``smartreco.models.registry``
+BASELINE_PEERS: tuple[str, ...] = PEERS
 #: share of the catalogue (by train popularity) that counts as the popular head
 POPULAR_HEAD = 0.10
 N_TARGETS = "n_targets"

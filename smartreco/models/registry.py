@@ -11,7 +11,6 @@ import importlib
 from collections.abc import Callable
 
 from smartreco.errors import SmartRecoError
-from smartreco.evaluation.evaluator import BASELINE_PEERS
 from smartreco.models.base import Recommender
 
 
@@ -48,8 +47,8 @@ MODEL_FACTORIES: dict[str, Callable[..., Recommender]] = {
     "cb": lazy("smartreco.models.content:make_cb"),
 }
 
-#: the peers every evaluation reports (ARCHITECTURE §5)
-PEERS: tuple[str, ...] = BASELINE_PEERS
+#: the peers every evaluation reports (ARCHITECTURE §5; smartreco.evaluation.evaluator.BASELINE_PEERS)
+PEERS: tuple[str, ...] = ("mostpop", "itemknn", "ease", "als")
 
 
 def model_names() -> list[str]:
