@@ -296,6 +296,8 @@ DEMO_PORT = _declare("SMARTRECO_DEMO_PORT", "int", 8000, "Port of the graph `scr
                      ("scripts",), cluster="local")
 DEMO_SAMPLE_USERS = _declare("SMARTRECO_DEMO_SAMPLE_USERS", "int", None, "Users `scripts/demo.sh` trains on "
                              "(a sample, for speed).", ("scripts",), cluster="local", default_doc="the script's own")
+WEB_PORT = _declare("SMARTRECO_WEB_PORT", "int", 8080, "Port of the storefront `scripts/demo.sh` starts.",
+                    ("scripts",), cluster="local")
 FEAST_PORT = _declare("SMARTRECO_FEAST_PORT", "int", 6566, "Port of the feature server `scripts/demo.sh` starts.",
                       ("scripts",), cluster="local")
 SERVICES_STARTED = _declare("SMARTRECO_SERVICES_STARTED", "path", None, "File `scripts/services.sh start` "
