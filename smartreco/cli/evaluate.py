@@ -15,7 +15,12 @@ from smartreco.data.sources import load_source
 @click.option("--report", default=None, type=click.Path(dir_okay=False),
               help="also write an HTML report here")
 @click.option("--quiet", is_flag=True, help="no progress bars")
-def evaluate(source: str, out: str, models: str | None, report: str | None, quiet: bool) -> None:
+@click.option("--ablation/--no-ablation", default=True, show_default=True,
+              help="also the hybrid without each retriever / feature group, each with its paired CI")
+@click.option("--validation", is_flag=True,
+              help="score a validation split cut inside train (for tuning; the test split is not read)")
+def evaluate(source: str, out: str, models: str | None, report: str | None, quiet: bool,
+             ablation: bool, validation: bool) -> None:
     """Fit and score models on a per-user temporal split; write metrics, per-peer bootstrap CIs."""
     from smartreco.evaluation.report import markdown_summary, write_html
     from smartreco.evaluation.run import run_evaluation, write_json
@@ -26,7 +31,8 @@ def evaluate(source: str, out: str, models: str | None, report: str | None, quie
         if name not in model_names():
             get_model(name)  # raises UnknownModelError: one line, exit 1, before loading any data
     data = load_source(source)
-    result = run_evaluation(data, names, progress=not quiet, warn=lambda m: click.echo(m, err=True))
+    result = run_evaluation(data, names, progress=not quiet, warn=lambda m: click.echo(m, err=True),
+                            ablation=ablation, validation=validation)
     payload = result.to_json()
     write_json(payload, out)
     if report:

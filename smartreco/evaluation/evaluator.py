@@ -56,14 +56,22 @@ class EvaluationResult:
     models: dict[str, ModelResult]
     skipped: dict[str, str] = field(default_factory=dict)
     comparisons: dict = field(default_factory=dict)
+    #: further peer comparisons by metric key (e.g. ``recall@10``), same layout as ``comparisons``
+    more_comparisons: dict = field(default_factory=dict)
+    ablation: dict = field(default_factory=dict)
 
     def to_json(self) -> dict:
-        return {
+        out = {
             "protocol": self.protocol,
             "models": {name: res.to_dict() for name, res in self.models.items()},
             "skipped": dict(self.skipped),
             "comparisons": self.comparisons,
         }
+        if self.more_comparisons:
+            out["more_comparisons"] = self.more_comparisons
+        if self.ablation:
+            out["ablation"] = self.ablation
+        return out
 
 
 class Evaluator:
@@ -83,6 +91,8 @@ class Evaluator:
         self.k = k
         self.batch_size = batch_size
         self.progress = progress
+        #: one entry per ranking scored against the held-out targets (the discipline's "test reads")
+        self.target_reads: list[str] = []
         self.train_data = TrainData.from_interactions(split.train, items)
         matrix = self.train_data.matrix
         self.n_items = matrix.n_items
@@ -162,7 +172,9 @@ class Evaluator:
         return np.asarray(self.targets[rows, top_items.ravel()]).reshape(top_items.shape) > 0
 
     def score_ranking(self, name: str, top_items: np.ndarray) -> ModelResult:
-        """Metrics of a ranking produced by :meth:`rank` (or any aligned top-k matrix)."""
+        """Metrics of a ranking produced by :meth:`rank` (or any aligned top-k matrix); every call is one
+        read of the held-out targets and is counted in :attr:`target_reads`."""
+        self.target_reads.append(name)
         per_user = M.per_user_metrics(self.hits(top_items), self.n_targets)
         frame = pd.DataFrame(per_user, index=pd.Index(self.eval_users, name=C.USER_ID))
         frame[N_TARGETS] = self.n_targets

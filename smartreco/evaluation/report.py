@@ -35,10 +35,11 @@ def metrics_table(result_json: dict, columns: tuple[str, ...] = TABLE_COLUMNS) -
     return table.sort_values(key, ascending=False) if key in table and len(table) else table
 
 
-def comparisons_table(result_json: dict) -> pd.DataFrame:
+def comparisons_table(result_json: dict, comparisons: dict | None = None) -> pd.DataFrame:
     """One row per (model, reference) paired-bootstrap comparison."""
     rows = []
-    for name, entry in result_json.get("comparisons", {}).get("by_model", {}).items():
+    comps = result_json.get("comparisons", {}) if comparisons is None else comparisons
+    for name, entry in comps.get("by_model", {}).items():
         for kind, comp in entry.items():
             rows.append({
                 "model": name, "vs": comp["reference"], "kind": kind, "diff": comp["mean_diff"],
@@ -76,12 +77,44 @@ def markdown_summary(result_json: dict, title: str = "Offline evaluation") -> st
         parts.append(f"Paired bootstrap ({comps.get('samples')} resamples of users, 95% CI) of the "
                      f"{comps.get('metric', 'ndcg@10')} difference; best peer: **{comps.get('best_peer')}**.")
         parts += ["", _md_table(comp.set_index("model"), index_name="model"), ""]
+    for key, more in (result_json.get("more_comparisons") or {}).items():
+        table = comparisons_table(result_json, more)
+        if len(table):
+            parts.append(f"The same on {key}; best peer on it: **{more.get('best_peer')}**.")
+            parts += ["", _md_table(table.set_index("model"), index_name="model"), ""]
+    parts += ablation_markdown(result_json)
+    reads = proto.get("target_reads")
+    if reads:
+        parts.append(f"Reads of the {reads['split']} targets in this run: **{reads['count']}** "
+                     f"({', '.join(reads['configurations'])}).")
+        parts.append("")
     skipped = result_json.get("skipped") or {}
     if skipped:
         reasons = "; ".join(f"`{k}`: {v}" for k, v in skipped.items())
         parts.append(f"Skipped (could not be imported): {reasons}")
         parts.append("")
     return "\n".join(parts)
+
+
+def ablation_markdown(result_json: dict) -> list[str]:
+    """The ablation table (variant, its metrics, paired CI of variant - full hybrid per metric)."""
+    abl = result_json.get("ablation") or {}
+    if not abl.get("variants"):
+        return []
+    rows = {}
+    for name, v in abl["variants"].items():
+        row = {"dropped": ", ".join(v["dropped_sources"]) or "features: " + ", ".join(v["dropped_features"])}
+        for key, comp in v["vs_full"].items():
+            row[key] = v["metrics"][key]
+            row[f"{key} diff [95% CI]"] = (f"{comp['mean_diff']:+.4f} [{comp['ci_low']:+.4f}, "
+                                          f"{comp['ci_high']:+.4f}]")
+            row[f"{key} worse"] = comp["ci_high"] < 0
+        rows[name] = row
+    head = (f"Ablation: the hybrid without one retriever (its candidates and score/rank features) or one "
+            f"feature group, ranker retrained with the full model's {abl.get('rounds')} rounds on the same "
+            f"training rows, same candidate pools; paired bootstrap of variant - {abl.get('reference')} "
+            f"(`worse` = CI entirely below 0).")
+    return [head, "", _md_table(pd.DataFrame.from_dict(rows, orient="index"), index_name="variant"), ""]
 
 
 # --- charts --------------------------------------------------------------------------------------

@@ -10,7 +10,9 @@ from pathlib import Path
 import numpy as np
 
 from smartreco.data.canonical import CanonicalData
-from smartreco.evaluation.evaluator import EvaluationResult, Evaluator, evaluate_models
+from smartreco.evaluation import metrics as M
+from smartreco.evaluation.evaluator import EvaluationResult, Evaluator, evaluate_models, peer_comparisons
+from smartreco.evaluation.split import temporal_split, validation_split
 from smartreco.models.registry import PEERS, build_models
 
 
@@ -20,20 +22,47 @@ def run_evaluation(
     *,
     progress: bool = True,
     warn: Callable[[str], None] = print,
+    ablation: bool = True,
+    validation: bool = False,
 ) -> EvaluationResult:
     """Evaluate ``model_names`` (default: every registered model) in one run on the §5 protocol.
 
-    Models that cannot be imported are skipped with a warning and listed under ``skipped``."""
+    Models that cannot be imported are skipped with a warning and listed under ``skipped``.
+    ``ablation``: also the hybrid without each retriever / feature group, each vs the full hybrid.
+    ``validation``: train and score inside the training window (the same rule cut once more), so
+    choices can be tuned without reading the test split; the result says which split it read."""
     models, skipped = build_models(model_names, warn=warn)
-    evaluator = Evaluator.from_data(data, progress=progress)
-    return evaluate_models(
+    split = temporal_split(data.interactions)
+    if validation:
+        split = validation_split(split.train)
+    evaluator = Evaluator(split, data.items, progress=progress)
+    hybrid = models.get("hybrid")
+    if ablation and hybrid is not None:
+        hybrid.keep_ranking_rows = True
+    result = evaluate_models(
         evaluator, models, skipped=skipped, peers=PEERS,
         extra_protocol={
             "source": data.source,
             "models_requested": list(model_names) if model_names else "all registered",
             "models_run": list(models),
+            "evaluated_split": "validation (inside train; test not read)" if validation else "test",
         },
     )
+    recall = peer_comparisons(result.models, PEERS, metric=M.RECALL)
+    result.more_comparisons = {recall["metric"]: recall} if recall.get("best_peer") else {}
+    if ablation and hybrid is not None and "hybrid" in result.models:
+        from smartreco.evaluation.ablation import run_ablation
+
+        result.ablation = run_ablation(evaluator, hybrid, result.models["hybrid"])
+        hybrid.ranking_rows = None
+    reads = list(evaluator.target_reads)
+    result.protocol["target_reads"] = {
+        "split": "validation" if validation else "test",
+        "count": len(reads),
+        "configurations": reads,
+        "rule": "each reported configuration scored once against the held-out targets",
+    }
+    return result
 
 
 def _jsonable(value: object) -> object:

@@ -49,6 +49,13 @@ class HybridConfig:
     k_cooc: int = 100
     k_cb: int = 30
     k_pop: int = 30
+    k_knn: int = 40  # item-kNN (cosine over all interactions) from the whole history
+    k_covisit: int = 40  # the same table from the last items, recency-weighted
+    k_trans: int = 40  # next-item transitions from the last items, recency-weighted
+    trans_window: int = 3  # a transition a -> b counts b up to this many positives after a (weight 1/2^gap)
+    trans_shrink: float = 10.0
+    n_folds: int = 2  # temporal folds cut from the training window the ranker learns from (1 = one fold)
+    graded_labels: bool = True  # ratings 4 / 4.5 / 5 -> relevance 1 / 2 / 3 (other positives 1)
     n_estimators: int = 600
     learning_rate: float = 0.03
     num_leaves: int = 31
@@ -60,7 +67,10 @@ class HybridConfig:
     lgb_params: dict = field(default_factory=dict)
 
     def candidates(self) -> F.CandidateConfig:
-        return F.CandidateConfig(k_cf=self.k_cf, k_cooc=self.k_cooc, k_cb=self.k_cb, k_pop=self.k_pop)
+        return F.CandidateConfig(
+            k_cf=self.k_cf, k_cooc=self.k_cooc, k_cb=self.k_cb, k_pop=self.k_pop,
+            k_knn=self.k_knn, k_covisit=self.k_covisit, k_trans=self.k_trans,
+        )
 
 
 # ------------------------------------------------------------------------------------ retrievers
@@ -83,7 +93,13 @@ def neighbour_table(
     deg = np.asarray(x.sum(axis=0)).ravel()
     co = co.tocoo()
     data = co.data / (np.sqrt(deg[co.row] * deg[co.col]) + shrink)
-    co = sp.csr_matrix((data, (co.row, co.col)), shape=(n, n))
+    return sparse_top_k_table(sp.csr_matrix((data, (co.row, co.col)), shape=(n, n)), k)
+
+
+def sparse_top_k_table(co: sp.csr_matrix, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Each row of a sparse ``(n, n)`` score matrix pruned to its top-k: ``(n, k)`` ids (-1 padded), scores."""
+    co = sp.csr_matrix(co)
+    n = co.shape[0]
     ids = np.full((n, k), -1, dtype=np.int32)
     sc = np.zeros((n, k), dtype=np.float32)
     for i in range(n):  # one pass over sparse rows; O(nnz) overall
@@ -94,6 +110,33 @@ def neighbour_table(
         ids[i, : len(row_ids)] = row_ids
         sc[i, : len(row_ids)] = row_sc
     return ids, sc
+
+
+def transition_table(
+    histories: dict[int, np.ndarray], n_items: int, k: int, window: int = 3, shrink: float = 10.0
+) -> tuple[np.ndarray, np.ndarray]:
+    """Next-item transitions: ``b`` counts after ``a`` when it comes 1..``window`` positives later in a
+    user's time-ordered history (weight ``2**-(gap-1)``), normalised by ``a``'s outgoing weight + shrink;
+    pruned to top-k per item. Read from the *same* histories the serving request sends, so the
+    sequence retriever sees offline exactly what it sees online."""
+    seqs = [np.asarray(h, dtype=np.int64) for h in histories.values() if len(h) > 1]
+    if not seqs:
+        return np.full((n_items, k), -1, dtype=np.int32), np.zeros((n_items, k), dtype=np.float32)
+    items = np.concatenate(seqs)
+    owner = np.repeat(np.arange(len(seqs)), [len(h) for h in seqs])
+    src, dst, wt = [], [], []
+    for gap in range(1, max(1, window) + 1):
+        same = owner[:-gap] == owner[gap:]
+        src.append(items[:-gap][same])
+        dst.append(items[gap:][same])
+        wt.append(np.full(int(same.sum()), 2.0 ** -(gap - 1)))
+    src, dst, wt = np.concatenate(src), np.concatenate(dst), np.concatenate(wt)
+    keep = src != dst
+    co = sp.csr_matrix((wt[keep], (src[keep], dst[keep])), shape=(n_items, n_items), dtype=np.float64)
+    co.sum_duplicates()
+    out = np.asarray(co.sum(axis=1)).ravel()
+    co = sp.diags(1.0 / (out + shrink)) @ co
+    return sparse_top_k_table(co.astype(np.float32), k)
 
 
 def _ease_table(x: sp.csr_matrix, k: int, lam: float) -> tuple[np.ndarray, np.ndarray]:
@@ -330,12 +373,26 @@ class HybridRanker(Recommender):
         inter = data.interactions.sort_values([C.USER_ID, C.TIMESTAMP, C.ITEM_ID], kind="stable")
         encoder = self.content_encoder or (lambda it: hashed_content_vectors(it, cfg.cb_dims))
         self.item_vectors = np.ascontiguousarray(encoder(self.items), dtype=np.float32)
-        # retrievers on the earlier part of each user's train, ranker labels from the later part
-        inner = validation_split(inter, cfg.label_fraction, cfg.min_user_events)
-        early = self._fit_window(inner.train)
-        x, y, groups, users = self._ranking_rows(early, inner.test)
+        # retrievers on the earlier part of each user's train, ranker labels from the later part; with
+        # n_folds > 1 the cut is repeated inside the earlier part, so the ranker sees more labelled groups
+        folds, rest = [], inter
+        for _ in range(max(1, cfg.n_folds)):
+            inner = validation_split(rest, cfg.label_fraction, cfg.min_user_events)
+            if inner.test.empty:
+                break
+            early = self._fit_window(inner.train)
+            folds.append(self._ranking_rows(early, inner.test))
+            del early
+            rest = inner.train
+        if not folds:
+            from smartreco.errors import DataError
+
+            raise DataError("hybrid: no user has enough train events to cut a label window")
+        x, y, groups, users, src = (np.concatenate([f[i] for f in folds]) for i in range(5))
+        if getattr(self, "keep_ranking_rows", False):  # the ablation retrains the ranker on subsets
+            self.ranking_rows = {"x": x, "y": y, "groups": groups, "users": users, "sources": src}
         self.booster, self.fit_info = _train_ranker(x, y, groups, users, cfg)
-        del early
+        self.fit_info["folds"] = len(folds)
         # retrievers refitted on all of train for scoring and serving
         self.window = self._fit_window(inter)
         self.data_end_s = float(inter[C.TIMESTAMP].max().value // 1_000_000_000) + 1.0
@@ -389,6 +446,7 @@ class HybridRanker(Recommender):
             r: pd.unique(h[::-1])[::-1] for r, h in histories.items()
         }  # keep each item's last position
         seen = {int(r): np.unique(g.to_numpy()) for r, g in frame.groupby("r", sort=False)["c"]}
+        self._add_sequence_tables(side, inter, histories)
         last = inter.groupby(C.USER_ID)[C.TIMESTAMP].max()
         last_ts = np.full(len(self.user_ids), np.nan)
         idx = self.user_index.get_indexer(last.index)
@@ -412,39 +470,52 @@ class HybridRanker(Recommender):
             last_context=last_context,
         )
 
+    def _add_sequence_tables(self, side: F.ItemSide, inter: pd.DataFrame, histories: dict) -> None:
+        """The item-kNN (cosine over all interactions) and next-item transition tables of a window."""
+        cfg = self.config
+        everything = InteractionMatrix.build(inter, self.item_ids, positives_only=False).matrix
+        side.knn_ids, side.knn_scores = neighbour_table(everything, cfg.nbr_k, "cosine", cfg.nbr_shrink)
+        side.trans_ids, side.trans_scores = transition_table(
+            histories, len(self.item_ids), cfg.nbr_k, cfg.trans_window, cfg.trans_shrink
+        )
+
     def _ranking_rows(self, w: _Window, label_part: pd.DataFrame) -> tuple:
-        """Candidates + features per label user, label = a positive in the user's later window."""
+        """Candidates + features per label user, label = a positive in the user's later window
+        (graded by rating when ``graded_labels``); also which retrievers produced each row."""
         cand_cfg = self.config.candidates()
-        labels = label_part[positive_mask(label_part)]
+        labels = label_part[positive_mask(label_part)].copy()
+        labels["_grade"] = relevance_grades(labels) if self.config.graded_labels else 1.0
         first = label_part.groupby(C.USER_ID).head(1)
         ctx_by_user = {
             u: _context_of(row)
             for u, row in zip(first[C.USER_ID], first.itertuples(index=False), strict=True)
         }
-        xs, ys, groups, users = [], [], [], []
-        grouped = labels.groupby(C.USER_ID)[C.ITEM_ID]
-        for uid, item_ids in tqdm(grouped, desc="hybrid: ranking rows", disable=not self.progress):
+        xs, ys, groups, users, srcs = [], [], [], [], []
+        grouped = labels.groupby(C.USER_ID)
+        for uid, lab in tqdm(grouped, desc="hybrid: ranking rows", disable=not self.progress):
             r = int(self.user_index.get_loc(uid))
             hist = w.histories.get(r, np.empty(0, dtype=np.int64))
             cutoff = (w.last_ts[r] + 1.0) if np.isfinite(w.last_ts[r]) else float("nan")
             if not np.isfinite(cutoff):
                 continue
             uc = self._candidates(w, r, hist, cutoff, ctx_by_user.get(uid, {}), cand_cfg)
-            target = self.item_index.get_indexer(item_ids.to_numpy())
-            y = np.isin(uc.items, target).astype(np.float32)
+            target = self.item_index.get_indexer(lab[C.ITEM_ID].to_numpy())
+            grade = pd.Series(lab["_grade"].to_numpy(), index=target).groupby(level=0).max()
+            y = grade.reindex(uc.items).fillna(0.0).to_numpy(dtype=np.float32)
             if y.sum() == 0 or len(y) < 2:
                 continue
             xs.append(uc.features)
             ys.append(y)
             groups.append(len(y))
             users.append(np.full(len(y), r))
+            srcs.append(F.source_matrix(uc))
         if not xs:
             from smartreco.errors import DataError
 
             raise DataError(
                 "hybrid: no user has a positive in the later window; need more interactions per user"
             )
-        return np.vstack(xs), np.concatenate(ys), np.asarray(groups), np.concatenate(users)
+        return np.vstack(xs), np.concatenate(ys), np.asarray(groups), np.concatenate(users), np.vstack(srcs)
 
     def _candidates(
         self,
@@ -513,6 +584,10 @@ class HybridRanker(Recommender):
             "nbr_scores": side.nbr_scores,
             "nbr_all_ids": side.nbr_all_ids,
             "nbr_all_scores": side.nbr_all_scores,
+            "knn_ids": side.knn_ids,
+            "knn_scores": side.knn_scores,
+            "trans_ids": side.trans_ids,
+            "trans_scores": side.trans_scores,
             "category_code": side.category_code,
             "item_count": side.item_count,
             "item_mean_rating": side.item_mean_rating,
@@ -580,10 +655,26 @@ def _context_of(row: object) -> dict:
     }
 
 
-def _train_ranker(
-    x: np.ndarray, y: np.ndarray, groups: np.ndarray, users: np.ndarray, cfg: HybridConfig
+def relevance_grades(positives: pd.DataFrame) -> np.ndarray:
+    """Graded relevance of positive events: a rating of 4 / 4.5 / 5 -> 1 / 2 / 3; any other positive 1."""
+    if C.RATING not in positives:
+        return np.ones(len(positives))
+    r = positives[C.RATING].to_numpy(dtype=np.float64)
+    graded = 1.0 + (r >= 4.5) + (r >= 5.0)
+    return np.where(np.isnan(r), 1.0, graded)
+
+
+def train_ranker(
+    x: np.ndarray,
+    y: np.ndarray,
+    groups: np.ndarray,
+    users: np.ndarray,
+    cfg: HybridConfig,
+    names: list[str] | None = None,
+    rounds: int | None = None,
 ) -> tuple:
-    """LightGBM lambdarank: early-stopped on held-out label users, then refitted on all of them."""
+    """LightGBM lambdarank: early-stopped on held-out label users, then refitted on all of them
+    (``rounds`` given: no early-stopping probe, e.g. the ablation reuses the full model's count)."""
     import lightgbm as lgb
 
     params = {
@@ -602,13 +693,13 @@ def _train_ranker(
         "force_row_wise": True,
         **cfg.lgb_params,
     }
-    names = list(F.FEATURE_NAMES)
+    names = list(names or F.FEATURE_NAMES)
     group_user = users[np.r_[0, np.cumsum(groups)[:-1]]]
     uniq = np.unique(group_user)
     rng = np.random.default_rng(cfg.seed)
     n_valid = int(len(uniq) * cfg.valid_fraction)
     best, valid_ndcg = cfg.n_estimators, float("nan")
-    if n_valid >= 1 and len(uniq) - n_valid >= 1:
+    if rounds is None and n_valid >= 1 and len(uniq) - n_valid >= 1:
         valid_users = rng.choice(uniq, size=n_valid, replace=False)
         g_valid = np.isin(group_user, valid_users)
         r_valid = np.repeat(g_valid, groups)
@@ -623,14 +714,17 @@ def _train_ranker(
         )
         best = int(probe.best_iteration or cfg.n_estimators)
         valid_ndcg = float(probe.best_score["valid_0"]["ndcg@10"])
-    rounds = max(10, int(round(best * 1.1)))
+    rounds = rounds or max(10, int(round(best * 1.1)))
     booster = lgb.train(params, lgb.Dataset(x, y, group=groups, feature_name=names), num_boost_round=rounds)
     info = {
         "label_users": int(len(uniq)),
         "ranking_rows": int(len(y)),
-        "positive_rows": int(y.sum()),
+        "positive_rows": int((y > 0).sum()),
         "best_iteration": best,
         "rounds": rounds,
         "valid_ndcg@10": valid_ndcg,
     }
     return booster, info
+
+
+_train_ranker = train_ranker

@@ -24,9 +24,19 @@ FEATURES: tuple[tuple[str, str], ...] = (
     ("cooc_rank", "cooccurrence"),
     ("cooc_recent", "cooccurrence"),
     ("cooc_all_score", "cooccurrence"),
+    ("knn_score", "cooccurrence"),
+    ("knn_rank", "cooccurrence"),
+    ("covisit_score", "cooccurrence"),
+    ("covisit_rank", "cooccurrence"),
+    ("trans_score", "cooccurrence"),
+    ("trans_rank", "cooccurrence"),
+    ("trans_last", "cooccurrence"),
+    ("because_age", "cooccurrence"),
     ("cb_score", "cb"),
     ("cb_rank", "cb"),
     ("category_affinity", "cb"),
+    ("cb_last_sim", "cb"),
+    ("cb_recent_max", "cb"),
     ("pop_short", "popularity"),
     ("pop_long", "popularity"),
     ("pop_rank", "popularity"),
@@ -40,12 +50,35 @@ FEATURES: tuple[tuple[str, str], ...] = (
 )
 FEATURE_NAMES: tuple[str, ...] = tuple(name for name, _ in FEATURES)
 COMPONENTS: tuple[str, ...] = ("cf", "cb", "cooccurrence", "popularity", "context")
+#: the candidate retrievers, in :attr:`UserCandidates.sources` order; ``cooccurrence`` is the EASE-family
+#: item-item table (pruned EASE up to ``ease_max_items``), ``itemknn`` the cosine table over all
+#: interactions, ``covisit`` that table from the last items only, ``transitions`` next-item counts
+SOURCES: tuple[str, ...] = ("cf", "cooccurrence", "itemknn", "covisit", "transitions", "cb", "popularity")
+#: feature columns owned by each retriever (dropped with it in the ablation)
+SOURCE_FEATURES: dict[str, tuple[str, ...]] = {
+    "cf": ("cf_score", "cf_rank"),
+    "cooccurrence": ("cooc_score", "cooc_max", "cooc_rank", "cooc_recent", "cooc_all_score"),
+    "itemknn": ("knn_score", "knn_rank"),
+    "covisit": ("covisit_score", "covisit_rank"),
+    "transitions": ("trans_score", "trans_rank", "trans_last"),
+    "cb": ("cb_score", "cb_rank"),
+    "popularity": ("pop_rank",),
+}
+#: feature groups that belong to no retriever (ablated on their own)
+FEATURE_GROUPS: dict[str, tuple[str, ...]] = {
+    "sequence": ("because_age", "trans_last", "covisit_score", "cooc_recent"),
+    "content_similarity": ("cb_last_sim", "cb_recent_max", "category_affinity"),
+    "item_statistics": ("pop_short", "pop_long", "item_count", "item_mean_rating", "item_age_days"),
+    "context": ("user_activity", "ctx_channel_share", "ctx_device_share", "ctx_hour_share"),
+}
 #: popularity windows before the cutoff (the user's last event offline, "now" when serving)
 POP_SHORT_DAYS = 90
 POP_LONG_DAYS = 365
 HOUR_BUCKETS = 4  # 6-hour buckets
 #: how many history items count as "recent" for the cooc_recent feature
 RECENT_ITEMS = 5
+#: weight of the j-th most recent history item (j = 0 the last) for the covisit / transitions retrievers
+RECENCY_DECAY = 0.6
 SECONDS_PER_DAY = 86_400.0
 
 
@@ -57,6 +90,9 @@ class CandidateConfig:
     k_cooc: int = 100
     k_cb: int = 30
     k_pop: int = 30
+    k_knn: int = 40
+    k_covisit: int = 40
+    k_trans: int = 40
 
 
 @dataclass
@@ -79,6 +115,10 @@ class ItemSide:
     ctx_hour: np.ndarray  # (n, HOUR_BUCKETS)
     channel_vocab: list[str] = field(default_factory=list)
     device_vocab: list[str] = field(default_factory=list)
+    knn_ids: np.ndarray | None = None  # (n, k) cosine neighbours over all interactions (item-kNN), or None
+    knn_scores: np.ndarray | None = None
+    trans_ids: np.ndarray | None = None  # (n, k) next items after each item in users' sequences, or None
+    trans_scores: np.ndarray | None = None
 
     @property
     def n_items(self) -> int:
@@ -106,13 +146,19 @@ def top_k(
     return ids[order].astype(np.int64), s[order]
 
 
-def neighbour_scores(history: np.ndarray, nbr_ids: np.ndarray, nbr_scores: np.ndarray) -> tuple:
-    """Sum of neighbour similarities over the history, sparse: (item ids, sum, max, argmax history pos)."""
-    if len(history) == 0:
+def neighbour_scores(
+    history: np.ndarray, nbr_ids: np.ndarray, nbr_scores: np.ndarray, weights: np.ndarray | None = None
+) -> tuple:
+    """Sum of neighbour similarities over the history, sparse: (item ids, sum, max, argmax history pos).
+
+    ``weights`` (one per history item) scale each history item's row, e.g. by recency."""
+    if len(history) == 0 or nbr_ids is None:
         e = np.empty(0, dtype=np.int64)
         return e, np.empty(0), np.empty(0), e
     ids = nbr_ids[history]  # (h, k)
     sc = nbr_scores[history].astype(np.float64)
+    if weights is not None:
+        sc = sc * np.asarray(weights, dtype=np.float64)[:, None]
     src = np.broadcast_to(np.arange(len(history))[:, None], ids.shape)
     ok = ids >= 0
     ids, sc, src = ids[ok].astype(np.int64), sc[ok], src[ok]
@@ -126,6 +172,20 @@ def neighbour_scores(history: np.ndarray, nbr_ids: np.ndarray, nbr_scores: np.nd
     best = sc[order][first]
     best_src = src[order][first]
     return uniq, total, best, best_src
+
+
+def recent_weights(n: int) -> np.ndarray:
+    """``RECENCY_DECAY ** j`` for the last ``min(n, RECENT_ITEMS)`` history items, oldest first."""
+    m = min(n, RECENT_ITEMS)
+    return RECENCY_DECAY ** np.arange(m - 1, -1, -1, dtype=np.float64)
+
+
+def _lookup(ids: np.ndarray, values: np.ndarray, cand: np.ndarray) -> np.ndarray:
+    """``values`` of ``cand`` in the sorted ``ids`` (0 where absent)."""
+    if len(ids) == 0:
+        return np.zeros(len(cand))
+    pos = np.clip(np.searchsorted(ids, cand), 0, len(ids) - 1)
+    return np.where(ids[pos] == cand, values[pos], 0.0)
 
 
 def user_profile(history: np.ndarray, item_vectors: np.ndarray | None) -> np.ndarray | None:
@@ -227,7 +287,15 @@ def candidate_features(
         cb_ids = np.empty(0, dtype=np.int64)
     pop_score = pop_long + 3.0 * pop_short
     pop_ids, _ = top_k(pop_score, cfg.k_pop, exclude)
-    parts = [cf_ids, cooc_ids, cb_ids, pop_ids]
+    recent = history[-RECENT_ITEMS:]
+    rw = recent_weights(len(history))
+    knn_ids_, knn_sum, _, _ = neighbour_scores(history, side.knn_ids, side.knn_scores)
+    knn_top, _ = top_k(knn_sum, cfg.k_knn, exclude, ids=knn_ids_)
+    cv_ids, cv_sum, _, _ = neighbour_scores(recent, side.knn_ids, side.knn_scores, rw)
+    cv_top, _ = top_k(cv_sum, cfg.k_covisit, exclude, ids=cv_ids)
+    tr_ids, tr_sum, _, _ = neighbour_scores(recent, side.trans_ids, side.trans_scores, rw)
+    tr_top, _ = top_k(tr_sum, cfg.k_trans, exclude, ids=tr_ids)
+    parts = [cf_ids, cooc_ids, cb_ids, pop_ids, knn_top, cv_top, tr_top]
     if extra_candidates is not None and len(extra_candidates):
         extra = np.asarray(extra_candidates, dtype=np.int64)
         parts.append(extra[(extra >= 0) & (extra < n) & ~np.isin(extra, exclude)])
@@ -246,7 +314,6 @@ def candidate_features(
     x[:, col["cooc_max"]] = np.where(hit, nb_max[pos] if len(nb_ids) else 0.0, 0.0)
     x[:, col["cooc_rank"]] = _ranks(cooc_ids, cand, cfg.k_cooc + 1)
     because = np.where(hit, history[nb_src[pos]] if len(nb_ids) else -1, -1).astype(np.int64)
-    recent = history[-RECENT_ITEMS:]
     r_ids, r_sum, _, _ = neighbour_scores(recent, side.nbr_ids, side.nbr_scores)
     if len(r_ids):
         rpos = np.clip(np.searchsorted(r_ids, cand), 0, len(r_ids) - 1)
@@ -264,6 +331,26 @@ def candidate_features(
             sims = np.asarray(side.item_vectors[cand[missing]] @ side.item_vectors[history].T)
             because[missing] = history[np.argmax(sims, axis=1)]
     x[:, col["cb_rank"]] = _ranks(cb_ids, cand, cfg.k_cb + 1)
+    x[:, col["knn_score"]] = _lookup(knn_ids_, knn_sum, cand)
+    x[:, col["knn_rank"]] = _ranks(knn_top, cand, cfg.k_knn + 1)
+    x[:, col["covisit_score"]] = _lookup(cv_ids, cv_sum, cand)
+    x[:, col["covisit_rank"]] = _ranks(cv_top, cand, cfg.k_covisit + 1)
+    x[:, col["trans_score"]] = _lookup(tr_ids, tr_sum, cand)
+    x[:, col["trans_rank"]] = _ranks(tr_top, cand, cfg.k_trans + 1)
+    if len(history):
+        l_ids, l_sum, _, _ = neighbour_scores(history[-1:], side.trans_ids, side.trans_scores)
+        x[:, col["trans_last"]] = _lookup(l_ids, l_sum, cand)
+        # how many steps back the history item behind the pick is (recency of the evidence)
+        pos_of = {int(h): len(history) - 1 - i for i, h in enumerate(history.tolist())}
+        x[:, col["because_age"]] = np.fromiter(
+            (pos_of.get(int(b), np.nan) for b in because.tolist()), dtype=np.float32, count=c
+        )
+    else:
+        x[:, col["because_age"]] = np.nan
+    if side.item_vectors is not None and len(history):
+        sims = np.asarray(side.item_vectors[cand] @ side.item_vectors[recent].T, dtype=np.float64)
+        x[:, col["cb_last_sim"]] = sims[:, -1]
+        x[:, col["cb_recent_max"]] = sims.max(axis=1)
     if len(history):
         cats = side.category_code[history]
         share = np.bincount(cats, minlength=int(side.category_code.max()) + 1) / len(history)
@@ -284,8 +371,21 @@ def candidate_features(
     )
     hb = hour_bucket(ctx.get("hour"))
     x[:, col["ctx_hour_share"]] = side.ctx_hour[cand, hb] if hb is not None else np.nan
-    sources = {"cf": cf_ids, "cooccurrence": cooc_ids, "cb": cb_ids, "popularity": pop_ids}
+    sources = {
+        "cf": cf_ids, "cooccurrence": cooc_ids, "itemknn": knn_top, "covisit": cv_top,
+        "transitions": tr_top, "cb": cb_ids, "popularity": pop_ids,
+    }
     return UserCandidates(items=cand, features=x, because=because, sources=sources)
+
+
+def source_matrix(uc: UserCandidates) -> np.ndarray:
+    """``(c, len(SOURCES))`` bool: which retrievers put each candidate in the pool (for the ablation)."""
+    out = np.zeros((len(uc.items), len(SOURCES)), dtype=bool)
+    for j, name in enumerate(SOURCES):
+        got = uc.sources.get(name)
+        if got is not None and len(got):
+            out[:, j] = np.isin(uc.items, got)
+    return out
 
 
 def vocab_share(table: np.ndarray, vocab: list[str], value: object, cand: np.ndarray) -> np.ndarray:

@@ -67,6 +67,10 @@ def sub_side(side: F.ItemSide, sub: np.ndarray) -> F.ItemSide:
         ctx_hour=np.asarray(side.ctx_hour[sub]),
         channel_vocab=side.channel_vocab,
         device_vocab=side.device_vocab,
+        knn_ids=None if side.knn_ids is None else _local_table(side.knn_ids[sub], sub),
+        knn_scores=_take(side.knn_scores, sub),
+        trans_ids=None if side.trans_ids is None else _local_table(side.trans_ids[sub], sub),
+        trans_scores=_take(side.trans_scores, sub),
     )
 
 
@@ -110,6 +114,8 @@ def indexed_candidate_features(
     parts.append(_neighbours(side.nbr_ids, history))
     if side.nbr_all_ids is not None:
         parts.append(_neighbours(side.nbr_all_ids, excl))
+    parts.append(_neighbours(side.knn_ids, history))
+    parts.append(_neighbours(side.trans_ids, history[-F.RECENT_ITEMS:]))
     extra = None
     if extra_candidates is not None and len(extra_candidates):
         extra = np.asarray(extra_candidates, dtype=np.int64)

@@ -129,6 +129,10 @@ class BundleRuntime:
             ctx_hour=a["ctx_hour"],
             channel_vocab=list(manifest.get("channel_vocab", [])),
             device_vocab=list(manifest.get("device_vocab", [])),
+            knn_ids=a.get("knn_ids"),
+            knn_scores=a.get("knn_scores"),
+            trans_ids=a.get("trans_ids"),
+            trans_scores=a.get("trans_scores"),
         )
         self.pop_short = np.asarray(a["pop_short"], dtype=np.float32)
         self.pop_long = np.asarray(a["pop_long"], dtype=np.float32)
