@@ -29,6 +29,9 @@ def _register() -> None:
     from smartreco.cli import ab
 
     cli.add_command(ab.ab)
+    from smartreco.cli import events
+
+    cli.add_command(events.events)
     from smartreco.cli import serve
 
     cli.add_command(serve.serve)

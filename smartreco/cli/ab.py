@@ -39,7 +39,7 @@ def ab() -> None:
     "logs",
     required=True,
     type=click.Path(path_type=Path),
-    help="feedback log directory (segment-*.log files)",
+    help="event log directory: the event service's --log-dir (segment-*.log files)",
 )
 @click.option("--out", "out", required=True, type=click.Path(path_type=Path), help="output directory")
 @click.option(
@@ -50,10 +50,11 @@ def ab() -> None:
     help="experiment.json (default: next to or inside --logs; else inferred from the logs)",
 )
 def report(logs: Path, out: Path, experiment_path: Path | None) -> None:
-    """Per-arm CTR/conversion with CIs, z/Welch/sequential tests, SRM, sample size, recommendation."""
+    """Per-arm CTR/conversion with CIs, z/Welch/sequential tests, SRM, sample size, recommendation, and
+    the impressions the log should hold but does not (feedback whose request id has no impression)."""
     from smartreco.experiments.analysis import analyse
     from smartreco.experiments.design import Experiment
-    from smartreco.experiments.report import write_report
+    from smartreco.experiments.report import missing_impressions_line, write_report
     from smartreco.feedback.dataset import read_dataset
 
     if not logs.is_dir():
@@ -63,6 +64,7 @@ def report(logs: Path, out: Path, experiment_path: Path | None) -> None:
     analysis = analyse(read_dataset(logs), experiment)
     paths = write_report(analysis, out)
     click.echo(analysis.summary["recommendation"])
+    click.echo(missing_impressions_line(analysis.summary))
     for kind, p in paths.items():
         click.echo(f"{kind}: {p}")
 

@@ -44,8 +44,18 @@ def per_impression(df: pd.DataFrame) -> tuple[pd.DataFrame, dict[str, int]]:
         if col not in df:
             raise DataError(f"feedback logs: missing column {col}")
     imp = df[df[EVENT] == IMPRESSION]
+    fb = df[df[EVENT] == FEEDBACK]
     if imp.empty:
-        raise DataError("feedback logs: no impressions (served recommendations) to analyse")
+        expected = int(fb[REQUEST_ID].dropna().nunique())
+        raise DataError(
+            "feedback logs: no impressions (served recommendations) to analyse"
+            + (
+                f"; {expected} request id(s) with feedback expected one (is the request logger set on the "
+                "graph and the event service reachable?)"
+                if expected
+                else ""
+            )
+        )
     imp = (
         imp.groupby(REQUEST_ID, sort=False)
         .agg(
@@ -59,7 +69,6 @@ def per_impression(df: pd.DataFrame) -> tuple[pd.DataFrame, dict[str, int]]:
     )
     if imp[VARIANT].isna().any():
         raise DataError(f"feedback logs: {int(imp[VARIANT].isna().sum())} impression(s) without a variant")
-    fb = df[df[EVENT] == FEEDBACK]
     attributed = fb[fb[REQUEST_ID].isin(imp[REQUEST_ID])]
     itype = attributed[C.INTERACTION_TYPE]
     reward = attributed[REWARD].fillna(itype.map(C.INTERACTION_WEIGHTS)).fillna(0.0)
@@ -85,8 +94,27 @@ def per_impression(df: pd.DataFrame) -> tuple[pd.DataFrame, dict[str, int]]:
         "feedback": len(fb),
         "feedback_attributed": len(attributed),
         "feedback_unattributed": len(fb) - len(attributed),
+        "feedback_without_request_id": int(fb[REQUEST_ID].isna().sum()),
     }
     return out, counts
+
+
+def missing_impressions(df: pd.DataFrame, limit: int = 50) -> dict[str, Any]:
+    """Impressions the log should hold but does not: request ids that feedback names and no impression
+    has. Seldon's request logger is an unretried asynchronous queue, so some answers are never logged;
+    their feedback cannot be attributed to an arm and is left out of the per-arm rates (counted here)."""
+    fb = df[(df[EVENT] == FEEDBACK) & df[REQUEST_ID].notna()]
+    served = set(df.loc[df[EVENT] == IMPRESSION, REQUEST_ID].dropna())
+    lost = fb[~fb[REQUEST_ID].isin(served)]
+    ids = sorted(lost[REQUEST_ID].astype(str).unique())
+    expected = int(fb[REQUEST_ID].nunique())
+    return {
+        "count": len(ids),
+        "feedback": len(lost),
+        "expected": expected,
+        "share": len(ids) / expected if expected else 0.0,
+        "request_ids": ids[:limit],
+    }
 
 
 def _arm_summary(g: pd.DataFrame, alpha: float) -> dict[str, Any]:
@@ -283,12 +311,14 @@ def analyse(df: pd.DataFrame, experiment: Experiment | None = None) -> Analysis:
             {"control": ctl, "treatment": arm, **comp, "decision": decision, "recommendation": sentence}
         )
         decisions.append(sentence)
+    lost = missing_impressions(df)
     summary = {
         "experiment": experiment.to_dict() if experiment is not None else None,
         "success_metric": metric,
         "alpha": alpha,
         "unit": "impression (served request)",
         "counts": counts,
+        "missing_impressions": lost,
         "days": int(imp[DAY].nunique()),
         "period": [imp[C.TIMESTAMP].min().isoformat(), imp[C.TIMESTAMP].max().isoformat()],
         "arms": {a: {"share": per_arm[a]["impressions"] / len(imp), **per_arm[a]} for a in arms},
@@ -312,6 +342,15 @@ def analyse(df: pd.DataFrame, experiment: Experiment | None = None) -> Analysis:
                 "fixed-horizon tests are only indicative; the always-valid test is the safer read."
             ]
             if not fixed
+            else []
+        )
+        + (
+            [
+                f"{lost['count']:,} of {lost['expected']:,} request id(s) named by feedback have no impression "
+                f"(the request logger is best effort); their {lost['feedback']:,} feedback record(s) are not in "
+                "the per-arm rates."
+            ]
+            if lost["count"]
             else []
         ),
     }

@@ -109,8 +109,21 @@ def summary_markdown(summary: dict) -> str:
         + (" — MISMATCH" if srm.get("mismatch") else ""),
         f"Sample size: {summary['sample_size']['smallest_arm']:,} of "
         f"{summary['sample_size']['required_per_arm']:,} per arm required.",
+        missing_impressions_line(summary),
     ]
     return "\n".join(lines) + "\n"
+
+
+def missing_impressions_line(summary: dict) -> str:
+    """Impressions expected (feedback names their request id) but not in the log."""
+    lost = summary.get("missing_impressions") or {"count": 0, "expected": 0}
+    if not lost["count"]:
+        return f"Missing impressions: none (every one of {lost['expected']:,} request id(s) with feedback has one)."
+    shown = ", ".join(lost["request_ids"][:10]) + (" ..." if lost["count"] > 10 else "")
+    return (
+        f"Missing impressions: {lost['count']:,} of {lost['expected']:,} request id(s) with feedback "
+        f"({lost['share']:.1%}; {lost['feedback']:,} feedback record(s) left out of the rates): {shown}"
+    )
 
 
 def render_html(analysis: Analysis) -> str:
@@ -154,7 +167,8 @@ table{{border-collapse:collapse;margin:1em 0}} td,th{{border:1px solid #ccc;padd
 <p class="rec"><b>Recommendation:</b> {html.escape(s["recommendation"])}</p>
 <p>Metric: {html.escape(s["success_metric"])}, alpha = {s["alpha"]}, unit: {html.escape(s["unit"])},
 {s["days"]} day(s) {html.escape(s["period"][0][:10])} .. {html.escape(s["period"][1][:10])};
-feedback attributed {s["counts"]["feedback_attributed"]:,} / {s["counts"]["feedback"]:,}.</p>
+feedback attributed {s["counts"]["feedback_attributed"]:,} / {s["counts"]["feedback"]:,}.
+{html.escape(missing_impressions_line(s))}</p>
 <h2>Arms</h2>{table(tables[:split])}<h2>Tests (treatment vs control)</h2>{table(tables[split:])}
 <p>Sample-ratio mismatch: {srm_txt}. Sample size: {s["sample_size"]["smallest_arm"]:,} of
 {s["sample_size"]["required_per_arm"]:,} impressions per arm required

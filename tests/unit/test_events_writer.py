@@ -1,0 +1,72 @@
+"""The event service's group commit: concurrent appends share one write, and a failing write
+acknowledges nothing of its own kind while a kind already durable in the same batch keeps its acks."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from smartreco.events.eventlog import LocalEventLog
+from smartreco.events.writer import GroupCommitWriter, LogClosing
+from smartreco.feedback import FEEDBACK, IMPRESSION, iter_records
+
+pytestmark = [pytest.mark.unit]
+
+
+def fb(i: int) -> dict:
+    return {"feedback_id": f"f{i}", "user_id": "1", "item_id": str(i), "interaction_type": "click"}
+
+
+def imp(i: int) -> dict:
+    return {"request_id": f"r{i}", "user_id": "1", "items": ["1", "2"]}
+
+
+class FailingImpressions:
+    """Feedback goes to a real log; every impression write fails (a disk error on the second fsync)."""
+
+    def __init__(self, real: LocalEventLog) -> None:
+        self.real = real
+        self.calls: list[tuple[str, int]] = []
+
+    def append_many(self, records, kind):
+        records = list(records)
+        self.calls.append((kind, len(records)))
+        if kind == IMPRESSION:
+            raise OSError(5, "Input/output error")
+        return self.real.append_many(records, kind)
+
+
+def test_a_failed_kind_fails_only_its_own_records(tmp_path):
+    async def main():
+        with LocalEventLog(tmp_path / "log") as real:
+            log = FailingImpressions(real)
+            writer = GroupCommitWriter(log)
+            writer.start()
+            # queued together before the writer task runs: one batch holding both kinds
+            futs = [asyncio.ensure_future(writer.append(FEEDBACK, fb(i))) for i in range(5)]
+            futs += [asyncio.ensure_future(writer.append(IMPRESSION, imp(i))) for i in range(3)]
+            results = await asyncio.gather(*futs, return_exceptions=True)
+            await writer.close()
+            return log.calls, results, writer
+
+    calls, results, writer = asyncio.run(main())
+    assert calls == [(FEEDBACK, 5), (IMPRESSION, 3)]  # one group commit per kind
+    assert [r.id for r in results[:5]] == [f"f{i}" for i in range(5)]
+    assert all(isinstance(r, OSError) for r in results[5:])
+    assert writer.records == 5 and writer.failures == 1
+    assert sorted(r["id"] for r in iter_records(tmp_path / "log")) == [f"f{i}" for i in range(5)]
+
+
+def test_appends_after_close_are_refused_not_lost(tmp_path):
+    async def main():
+        with LocalEventLog(tmp_path / "log") as real:
+            writer = GroupCommitWriter(real)
+            assert not (await writer.append(FEEDBACK, fb(1))).duplicate
+            assert (await writer.append(FEEDBACK, fb(1))).duplicate
+            await writer.close()
+            with pytest.raises(LogClosing):
+                await writer.append(FEEDBACK, fb(2))
+
+    asyncio.run(main())
+    assert [r["id"] for r in iter_records(tmp_path / "log")] == ["f1"]
