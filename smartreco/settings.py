@@ -200,11 +200,13 @@ def _declare(*args: Any, **kwargs: Any) -> Setting:
 
 
 # ------------------------------------------------------------------------------------------ places
+#: what runs the project's code from a checkout or an image
+_PROJECT_CODE = ("node:*", "pipeline-step", "event-service", "web", "executor", "cli")
 HOME = _declare("SMARTRECO_HOME", "path", _checkout, "Project root (data/, feature_repo/): the checkout, or the "
-                "image's copy.", ("node:*", "pipeline-step", "executor", "cli"), cluster="image",
+                "image's copy.", _PROJECT_CODE, cluster="image",
                 default_doc="the checkout holding `smartreco/`")
 RUNS = _declare("SMARTRECO_RUNS", "path", lambda: HOME.get() / "runs", "Working folder of local runs (MLflow db, "
-                "Feast stores, pipeline roots, logs).", ("node:*", "pipeline-step", "executor", "cli"),
+                "Feast stores, pipeline roots, logs).", _PROJECT_CODE,
                 cluster="image", default_doc="`$SMARTRECO_HOME/runs`")
 FEATURE_DATA = _declare("SMARTRECO_FEATURE_DATA", "path", None, "Offline feature parquet folder Feast's "
                         "definitions read (feature_repo/definitions.py).", ("pipeline-step", "cli"),
@@ -272,7 +274,7 @@ LOG_LEVEL = _declare("SMARTRECO_LOG_LEVEL", "str", "info", "Log level of the eve
 
 # ------------------------------------------------------------------------------ tracking / pipeline
 MLFLOW_TRACKING_URI = _declare("MLFLOW_TRACKING_URI", "str", None, "MLflow tracking server / registry.",
-                               ("pipeline-step", "init:model-fetch", "cli"), cluster="config", reader="smartreco",
+                               ("pipeline-step", "init:model-fetch", "web", "cli"), cluster="config",
                                default_doc="sqlite db in `$SMARTRECO_RUNS/mlflow`")
 KFP_HOST = _declare("KFP_HOST", "str", None, "Kubeflow Pipelines API the retrain step submits to (unset: run "
                     "locally).", ("pipeline-step",))
