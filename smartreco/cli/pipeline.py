@@ -72,8 +72,11 @@ def pipeline() -> None:
 @click.option("--sample-users", type=int, default=None, help="shortcut for --param sample_users=N")
 @click.option("--pipeline-root", default=None, help="where kfp.local writes artifacts (default <runs>/pipelines)")
 @click.option("--json", "as_json", is_flag=True, help="print the artifact index as JSON")
+@click.option("--log", "log_file", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="kfp.local's logs go to this file; stderr shows one line per step (a progress bar on a "
+                   "terminal) and, when a step fails, the log's last lines")
 def run_cmd(name: str, local: bool, runner: str, params: tuple[str, ...], sample_users: int | None,
-            pipeline_root: str | None, as_json: bool) -> None:
+            pipeline_root: str | None, as_json: bool, log_file: Path | None) -> None:
     """Run a pipeline end to end on this machine and print where every artifact is."""
     from pipelines.compile import get_pipeline
     from pipelines.runner import run_pipeline
@@ -83,10 +86,13 @@ def run_cmd(name: str, local: bool, runner: str, params: tuple[str, ...], sample
     if sample_users is not None:
         args.update(parse_params((f"sample_users={sample_users}",), func))
     args = {k: v for k, v in args.items() if k in (func.component_spec.inputs or {})}
-    # kfp.local logs every step to stdout: send that to stderr so stdout carries only the result (--json)
-    with contextlib.redirect_stdout(sys.stderr):
-        run = run_pipeline(func, args, runner=runner, pipeline_root=pipeline_root,
-                           echo=lambda m: click.echo(m, err=True))
+    if log_file is not None:
+        run = _run_logged(func, args, runner, pipeline_root, log_file)
+    else:
+        # kfp.local logs every step to stdout: send that to stderr so stdout carries only the result (--json)
+        with contextlib.redirect_stdout(sys.stderr):
+            run = run_pipeline(func, args, runner=runner, pipeline_root=pipeline_root,
+                               echo=lambda m: click.echo(m, err=True))
     index = artifact_index(run)
     if as_json:
         click.echo(json.dumps({"pipeline": run.pipeline, "runner": run.runner, "runner_reason": run.runner_reason,
@@ -98,6 +104,39 @@ def run_cmd(name: str, local: bool, runner: str, params: tuple[str, ...], sample
     click.echo(f"run folder: {run.run_dir}")
     for key, path in index:
         click.echo(f"  {key:45s} {path}")
+
+
+#: log lines a failed ``--log`` run shows
+FAILED_TAIL_LINES = 25
+
+
+def _run_logged(func, args: dict, runner: str, pipeline_root: str | None, log_file: Path):
+    """``run_pipeline`` with its output in ``log_file`` and one line per step on stderr; a failure shows the
+    log's last lines, then raises (exit 1)."""
+    from pipelines.progress import count_steps, step_log
+    from pipelines.runner import PipelineRunError, run_pipeline
+
+    log_file.parent.mkdir(parents=True, exist_ok=True)
+    log_file.write_text("")
+
+    stderr = sys.stderr  # inside step_log sys.stderr is the log file
+
+    def say(message: str) -> None:
+        click.echo(message, file=stderr)
+
+    total = count_steps(func)
+    say(f"{func.name}: {total} steps; kfp.local logs -> {log_file}")
+    try:
+        with step_log(log_file, total, say) as log:
+            run = run_pipeline(func, args, runner=runner, pipeline_root=pipeline_root, echo=print)
+    except PipelineRunError:
+        say(f"--- last {FAILED_TAIL_LINES} lines of {log_file} ---")
+        for line in log.tail(FAILED_TAIL_LINES):
+            say(f"  {line}")
+        say("---")
+        raise
+    say(f"{func.name}: {len(log.finished)} steps done in {run.seconds:.1f} s ({run.runner} runner)")
+    return run
 
 
 @pipeline.command("compile")
