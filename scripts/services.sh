@@ -19,6 +19,10 @@ REDIS_PORT=${SMARTRECO_REDIS_PORT:-6390}
 REDIS_PID="$STATE/redis.pid"
 REDIS_URL_FILE="$STATE/redis.url"
 
+# `start` names each service it starts (not one that already answered) in $SMARTRECO_SERVICES_STARTED when
+# that is set, so a caller (.ci/run) can stop exactly those: `stop docker redis` stops only the named ones.
+started() { [ -z "${SMARTRECO_SERVICES_STARTED:-}" ] || echo "$1" >> "$SMARTRECO_SERVICES_STARTED"; }
+
 engine_answers() { command -v docker >/dev/null 2>&1 && timeout 10 docker version --format '{{.Server.Version}}' >/dev/null 2>&1; }
 
 apt_install() {  # packages that are missing, in one apt-get call
@@ -44,6 +48,7 @@ start_docker() {
   setsid nohup dockerd --iptables=false --ip6tables=false --bridge=none -H unix:///var/run/docker.sock \
     >"$STATE/dockerd.log" 2>&1 < /dev/null &
   echo $! > "$DOCKERD_PID"
+  started docker
   for _ in $(seq 1 60); do
     if engine_answers; then echo "[services] docker engine ready (pid $(cat "$DOCKERD_PID"))"; return 0; fi
     kill -0 "$(cat "$DOCKERD_PID")" 2>/dev/null || break
@@ -86,6 +91,7 @@ start_redis() {
   setsid nohup redis-server --bind 127.0.0.1 --port "$REDIS_PORT" --save '' --appendonly no \
     --daemonize no --dir "$STATE" --logfile "$STATE/redis.log" >/dev/null 2>&1 < /dev/null &
   echo $! > "$REDIS_PID"
+  started redis
   for _ in $(seq 1 30); do
     if redis_answers; then
       echo "127.0.0.1:$REDIS_PORT" > "$REDIS_URL_FILE"
@@ -103,6 +109,11 @@ stop_redis() { stop_started redis-server "$REDIS_PID" 10; rm -f "$REDIS_URL_FILE
 
 case "${1:-start}" in
   start) bash scripts/tools.sh; start_docker; start_redis ;;
-  stop) stop_redis; stop_docker ;;
-  *) echo "usage: $0 start|stop" >&2; exit 2 ;;
+  stop)
+    shift
+    want=" ${*:-redis docker} "
+    [[ $want == *" redis "* ]] && stop_redis
+    [[ $want == *" docker "* ]] && stop_docker
+    true ;;
+  *) echo "usage: $0 start | stop [redis] [docker]" >&2; exit 2 ;;
 esac

@@ -57,9 +57,8 @@ def _metrics(run: dict) -> dict[str, dict[str, float]]:
 
 
 @pytest.fixture(scope="module")
-def docker_run(tmp_path_factory):
-    if subprocess.run(["docker", "image", "inspect", IMAGES["pipeline"].tag], capture_output=True).returncode:
-        pytest.fail(f"{IMAGES['pipeline'].tag} missing: `smartreco images build` first")
+def docker_run(tmp_path_factory, smartreco_images):
+    assert smartreco_images["pipeline"]["tag"] == IMAGES["pipeline"].tag  # built when missing (tests/conftest.py)
     runs = tmp_path_factory.mktemp("docker") / "runs"
     run, log = _run("docker", runs, _reference()["config"])
     return run, log, runs

@@ -55,13 +55,9 @@ def _run_containers(label: str) -> list[str]:
 
 
 @pytest.fixture(scope="module")
-def serving_image() -> str:
-    """The serving image, rebuilt only when its inputs hash changed (seconds when it did not)."""
-    py = ROOT / ".venv" / "bin" / "python"
-    if py.exists():
-        proc = subprocess.run([str(py), "-m", "smartreco", "images", "build", "--only", "serving"], cwd=ROOT,
-                              capture_output=True, text=True, timeout=1200)
-        assert proc.returncode == 0, proc.stderr[-2000:]
+def serving_image(smartreco_images) -> str:
+    """The serving image, from the session's build (tests/conftest.py: built when missing or stale)."""
+    assert smartreco_images["serving"]["tag"] == SERVING_IMAGE
     assert _docker("image", "inspect", SERVING_IMAGE).returncode == 0, f"{SERVING_IMAGE} missing"
     return SERVING_IMAGE
 

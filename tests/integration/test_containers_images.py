@@ -1,6 +1,7 @@
-"""The real images, built once per session with `smartreco images build` (a no-op when the inputs hash
-matches): the pipeline image imports its stack and encodes offline; the serving image runs a graph node
-as a non-root user that answers /health/ping and a prediction."""
+"""The real images, built once per session with `smartreco images build` (the ``smartreco_images``
+fixture of tests/conftest.py; a no-op when the inputs hash matches): the pipeline image imports its stack
+and encodes offline; the serving image runs a graph node as a non-root user that answers /health/ping and
+a prediction."""
 
 from __future__ import annotations
 
@@ -33,11 +34,9 @@ def _docker(*args: str, timeout: float = 300) -> subprocess.CompletedProcess[str
 
 
 @pytest.fixture(scope="module")
-def built() -> dict[str, dict]:
-    """Build both images (from scratch on a clean machine: ~10-15 min here; seconds when unchanged)."""
-    proc = _smartreco("images", "build", "--json")
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    return {r["name"]: r for r in json.loads(proc.stdout)}
+def built(smartreco_images) -> dict[str, dict]:
+    """Both images, from the session's build (tests/conftest.py: built when missing, seconds when unchanged)."""
+    return smartreco_images
 
 
 def _labels(tag: str) -> dict[str, str]:
