@@ -135,7 +135,8 @@ def test_ports_and_env_agree_with_the_serving_dockerfile():
         assert env["PREDICTIVE_UNIT_HTTP_SERVICE_PORT"] == str(ports["http"])
         assert env["PREDICTIVE_UNIT_GRPC_SERVICE_PORT"] == str(ports["grpc"])
         assert env["PREDICTIVE_UNIT_METRICS_SERVICE_PORT"] == str(ports["metrics"])
-        assert c["readinessProbe"]["httpGet"] == {"path": "/health/ping", "port": ports["http"]}
+        # /health/status calls the node's health_status(), which fails until its bundle is loaded; ping would not
+        assert c["readinessProbe"]["httpGet"] == {"path": "/health/status", "port": ports["http"]}
         assert not seen & set(ports.values())
         seen |= set(ports.values())
 
