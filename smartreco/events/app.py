@@ -34,6 +34,7 @@ from starlette.routing import Route
 
 from smartreco.errors import DataError
 from smartreco.events.cloudevents import (
+    EVENT_TYPES,
     FEEDBACK_SEEN,
     REQUEST,
     RESPONSE,
@@ -109,6 +110,10 @@ def feedback_payload(body: Mapping[str, Any]) -> dict[str, Any]:
         if key == "kind":
             continue  # a make_record() output sent as is
         name = FEEDBACK_ALIASES.get(key, key)
+        if isinstance(value, dict | list) and name != "truth":
+            raise InvalidEvent(key, "must be a single value, not an object or a list")
+        if isinstance(value, float) and not math.isfinite(value):
+            raise InvalidEvent(key, "must be a finite number")
         if name in out and out[name] != value:
             raise InvalidEvent(key, f"conflicts with {name}")
         out[name] = value
@@ -146,7 +151,9 @@ def create_app(event_log: EventLog, *, max_body_bytes: int = DEFAULT_MAX_BODY_BY
             metrics.events.labels("unknown", "too_large").inc()
             return _error(413, str(exc), "body")
         except InvalidEvent as exc:
-            metrics.events.labels(request.headers.get("ce-type", "unknown")[:80], "invalid").inc()
+            ce_type = request.headers.get("ce-type", "")
+            # label values only from the known set: a client must not grow the metric's cardinality
+            metrics.events.labels(ce_type if ce_type in EVENT_TYPES else "other", "invalid").inc()
             return _error(400, str(exc), exc.field)
         if event.type == REQUEST:
             counts["request_events_dropped"] += 1
@@ -188,8 +195,8 @@ def create_app(event_log: EventLog, *, max_body_bytes: int = DEFAULT_MAX_BODY_BY
             raw = await _body(request, max_body_bytes)
             try:
                 body = json.loads(raw)
-            except (ValueError, UnicodeDecodeError):
-                raise InvalidEvent("body", "is not valid JSON") from None
+            except (ValueError, UnicodeDecodeError, RecursionError):
+                raise InvalidEvent("body", "is not valid JSON (or nested too deeply)") from None
             if not isinstance(body, dict):
                 raise InvalidEvent("body", "must be a JSON object")
             payload = feedback_payload(body)

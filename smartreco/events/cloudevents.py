@@ -72,8 +72,8 @@ def _text(value: Any, name: str, *, required: bool) -> str | None:
 def _decode_json(body: bytes, name: str) -> dict[str, Any]:
     try:
         doc = json.loads(body)
-    except (ValueError, UnicodeDecodeError):
-        raise InvalidEvent(name, "is not valid JSON") from None
+    except (ValueError, UnicodeDecodeError, RecursionError):
+        raise InvalidEvent(name, "is not valid JSON (or nested too deeply)") from None
     if not isinstance(doc, dict):
         raise InvalidEvent(name, f"must be a JSON object (a SeldonMessage), got {type(doc).__name__}")
     return doc

@@ -114,14 +114,18 @@ def test_feedback_is_acknowledged_once_and_a_duplicate_id_changes_nothing(servic
         ({**FEEDBACK, "interaction_type": "stare"}, "interaction_type"),
         ({**FEEDBACK, "colour": "red"}, "colour"),
         ({**FEEDBACK, "reward": "lots"}, "reward"),
+        ({**FEEDBACK, "reward": float("nan")}, "reward"),
+        ({**FEEDBACK, "user_id": {"id": 1}}, "user_id"),
     ],
 )
 def test_invalid_feedback_is_400_naming_the_field(service, body, field):
     client, log_dir = service
-    resp = client.post("/api/v1/feedback", json=body)
+    resp = client.post("/api/v1/feedback", content=json.dumps(body))  # json.dumps writes NaN as a client may
     assert resp.status_code == 400 and resp.json()["field"] == field
     assert list(iter_records(log_dir)) == []
     assert client.post("/api/v1/feedback", content=b"{oops").json()["field"] == "body"
+    deep = client.post("/api/v1/feedback", content=b"[" * 100_000 + b"]" * 100_000)
+    assert deep.status_code == 400 and deep.json()["field"] == "body"
 
 
 class GatedLog:
