@@ -53,9 +53,11 @@ class LocalEventLog:
     """:class:`EventLog` over one directory of fsync'd segments (the existing feedback log format, so
     ``read_dataset``, the retrain ingest, drift and ``smartreco ab report`` read it unchanged)."""
 
-    def __init__(self, directory: str | os.PathLike[str], *, fsync: bool = True) -> None:
+    def __init__(self, directory: str | os.PathLike[str], *, fsync: bool = True, **log_options: Any) -> None:
+        """``log_options`` go to :class:`~smartreco.feedback.log.FeedbackLog` (retention, segment size,
+        ``retry_after_s``, a fault-injecting ``opener`` in tests)."""
         self.directory = Path(directory)
-        self._log = FeedbackLog(self.directory, fsync=fsync)
+        self._log = FeedbackLog(self.directory, fsync=fsync, **log_options)
         self._closed = False
 
     @property

@@ -215,6 +215,32 @@ def test_retry_after_follows_the_logs_repair_back_off():
     assert resp.status_code == 503 and resp.headers["retry-after"] == "3"
 
 
+def test_a_failing_fsync_of_the_real_log_is_503_and_the_retry_stores_it_once(tmp_path):
+    from smartreco.feedback.log import SegmentFile
+
+    broken = {"on": False}
+
+    class FlakyDisk(SegmentFile):
+        def fsync(self) -> None:
+            if broken["on"]:
+                raise OSError(5, "Input/output error")
+            super().fsync()
+
+    log = LocalEventLog(tmp_path / "events", opener=FlakyDisk, retry_after_s=0.0, maintenance_interval_s=None)
+    with starlette_testclient.TestClient(create_app(log)) as client:
+        broken["on"] = True
+        resp = client.post("/api/v1/feedback", json=FEEDBACK)
+        assert resp.status_code == 503 and int(resp.headers["retry-after"]) >= 1
+        ready = client.get("/health/ready")
+        assert ready.status_code == 200 and ready.json()["healthy"] is False  # the next append repairs it
+        assert list(iter_records(tmp_path / "events")) == []  # truncated back: nothing half-acknowledged
+        broken["on"] = False
+        again = client.post("/api/v1/feedback", json=FEEDBACK)
+        assert again.status_code == 200 and again.json()["duplicate"] is False
+        assert client.get("/health/ready").json()["healthy"] is True
+    assert [r["id"] for r in iter_records(tmp_path / "events", dedupe=False)] == ["fb-1"]
+
+
 def test_concurrent_feedback_is_all_stored_once(tmp_path):
     log = LocalEventLog(tmp_path / "events")
     with starlette_testclient.TestClient(create_app(log)) as client:
