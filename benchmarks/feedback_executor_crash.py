@@ -30,7 +30,7 @@ sys.path[:0] = [str(ROOT), str(ROOT / "tests" / "integration")]
 
 import graph_fake_bundle as fake  # noqa: E402
 
-from inference_graph.executor.crashcheck import run_executor_crash  # noqa: E402
+from smartreco.feedback.executor_crashcheck import run_executor_crash  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results"
 KEYS = (

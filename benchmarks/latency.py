@@ -174,9 +174,11 @@ def start_graph(bundle: Path, tmp: Path, env: dict, node_args: tuple[str, ...] =
             str(ready),
             "--log-dir",
             str(tmp / "logs"),
-            "--feedback-log",  # impressions are logged (fsync'd) as in production, but not into runs/
+            "--feedback-log",  # impressions reach the event service (request logger) as in production, not runs/
             str(tmp / "feedback"),
             "--no-push",
+            "--graph-state",
+            str(tmp / "graph-state.sqlite"),
             *node_args,
         ],
         cwd=ROOT,
@@ -219,9 +221,8 @@ def node_breakdown(rest_base: str) -> dict:
 
 #: node wrapper settings compared with --knobs (baseline first and last: the drift of a shared machine)
 KNOBS = {
-    "baseline (write-behind impressions, threads 4, workers 1, node gRPC on)": (),
-    "impressions sync (the answer waits for its fsync: the old default)": ("--impressions", "sync"),
-    "impression log off (no fsync at all)": ("--feedback-log", "off"),
+    "baseline (request logger to the event service, threads 4, workers 1, node gRPC on)": (),
+    "event service off (no request logger, no impressions)": ("--feedback-log", "off"),
     "node gRPC off (GRPC_WORKERS=0)": ("--grpc-workers", "0"),
     "GUNICORN_WORKERS=2": ("--node-workers", "2"),
     "GUNICORN_THREADS=1 (no keep-alive)": ("--node-threads", "1"),

@@ -4,6 +4,13 @@ Modes: ``fixed`` (consistent per-user sha256 hashing, ``ratio_a`` to arm 0), ``e
 ``thompson`` (bandits over the rewards of past feedback). Arm statistics live in a shared store
 (SQLite WAL file or Redis) because every Seldon worker has its own memory, and so they survive a
 restart. ``route`` must return a plain int (Seldon rejects numpy ints).
+
+Feedback (``send_feedback_raw``): the reward goes to the arm that really served the answer, as the graph
+recorded it (the ranking node writes request id -> user, variant into the shared node state), never to
+the arm a client names in ``response.meta.routing`` (a forged route cannot steer the bandit: SECURITY.md
+O2); an answer served to another user, or never served, counts for no arm. Arm names are the arms'
+``variant`` parameters. The reward is applied once per feedback id (``<id>:reward``), so a retry after a
+failed later node does not count it twice.
 """
 
 from __future__ import annotations
@@ -15,8 +22,11 @@ from collections import Counter
 from typing import Any
 
 from inference_graph.base import GraphNode, as_payload, bad_request
+from inference_graph.graph_io import feedback_reply, node_state
 from smartreco.experiments.assignment import assign_ratio
 from smartreco.experiments.bandits import MODES, epsilon_greedy, open_store, thompson
+from smartreco.schema import RequestValidationError
+from smartreco.serving.graph_feedback import attribute, parse_feedback
 
 
 class ABRouter(GraphNode):
@@ -54,6 +64,7 @@ class ABRouter(GraphNode):
         self.store_url = store
         self.stats_refresh_s = float(stats_refresh_s)
         self.store: Any = None
+        self.state: Any = None  # the shared node state: which arm served which answer
         self._rng = random.Random()
         self._stats_at = 0.0
         # served counts go to the shared store at most every stats_refresh_s (a store write per request
@@ -65,6 +76,7 @@ class ABRouter(GraphNode):
 
     def load(self) -> None:
         self.store = open_store(self.store_url or None, self.experiment)
+        self.state = node_state()
         self.loaded = True
 
     def choose(self, user_id: str) -> int:
@@ -103,23 +115,37 @@ class ABRouter(GraphNode):
         for name, n in pending.items():
             self.store.record_served(name, n)
 
-    def send_feedback(
-        self, features: Any, feature_names: Any, reward: float, truth: Any, routing: int | None = None
-    ) -> list:
+    def send_feedback_raw(self, request: Any) -> Any:
+        """Reward the arm that served the answer (recorded, not claimed), once per feedback id."""
         started = self._begin()
         self.ensure_loaded()
-        if routing is None or not 0 <= int(routing) < len(self.arms):
-            # Seldon sends feedback with no recorded route to every child: nothing to attribute
-            self.add_metric("COUNTER", "smartreco_feedback_unattributed_total", 1)
-            self._finish(started, "send_feedback")
-            return []
-        arm = self.arms[int(routing)]
-        self.store.record_reward(arm, float(reward))
-        self.add_metric("COUNTER", "smartreco_arm_feedback_total", 1, arm=arm)
-        self.add_metric("COUNTER", "smartreco_arm_reward_total", float(reward), arm=arm)
+        try:
+            event = parse_feedback(request)
+        except RequestValidationError as exc:
+            raise bad_request(str(exc)) from None
+        served = attribute(event, self.state)
+        arm = served.variant if served is not None and served.variant in self.arms else None
+        tags: dict[str, Any] = {"feedback_id": event.feedback_id, "routing_known": arm is not None}
+        claimed = (event.client_routing or {}).get(self.name)
+        if claimed is not None and (arm is None or claimed != self.arms.index(arm)):
+            tags["routing_ignored"] = "meta.routing disagrees with the route the graph recorded"
+            self.add_metric("COUNTER", "smartreco_feedback_routing_ignored_total", 1)
+
+        def reward() -> None:
+            if arm is None:  # nothing to attribute; the key still marks this feedback as handled
+                self.add_metric("COUNTER", "smartreco_feedback_unattributed_total", 1)
+                return
+            self.store.record_reward(arm, event.reward)
+            self.add_metric("COUNTER", "smartreco_arm_feedback_total", 1, arm=arm)
+            self.add_metric("COUNTER", "smartreco_arm_reward_total", event.reward, arm=arm)
+
+        applied = self.state.run_once(f"{event.feedback_id}:reward", reward)
+        tags["duplicate"] = not applied
+        if arm is not None:
+            tags["arm"] = arm
         self._finish(started, "send_feedback")
         self._arm_gauges(force=True)
-        return []
+        return feedback_reply(request, tags)
 
     def arm_stats(self) -> dict[str, dict]:
         self.ensure_loaded()

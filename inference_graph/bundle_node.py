@@ -1,19 +1,32 @@
-"""Base for nodes that serve a model bundle loaded from ``model_uri`` (MLflow URI or path)."""
+"""Base for nodes that serve a model bundle loaded from ``model_uri`` (MLflow URI or path).
+
+A bundle node is a leaf of the graph, so on feedback Seldon's executor (children first) calls it before any
+other node: with ``append_feedback`` set (the deployment sets it on the CF models and the fused arms) it
+appends the feedback durably through the event service before it answers, so the executor's 200 (which
+needs every node's) never precedes durability, and a failed append fails the feedback (the client retries
+with the same id; the event log deduplicates it).
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
 from inference_graph.base import GraphNode, as_payload, bad_request
+from inference_graph.graph_io import append_feedback, event_client, feedback_reply, node_state
+from smartreco.schema import RequestValidationError
 from smartreco.serving.model_uri import load_bundle
 
 
 class BundleNode(GraphNode):
-    def __init__(self, model_uri: str = "", num_candidates: int = 200, **parameters: Any) -> None:
+    def __init__(
+        self, model_uri: str = "", num_candidates: int = 200, append_feedback: bool = False, **parameters: Any
+    ) -> None:
         super().__init__(model_uri=model_uri, num_candidates=num_candidates, **parameters)
         self.model_uri = model_uri
         self.num_candidates = int(num_candidates)
+        self.append_feedback = bool(append_feedback)
         self.bundle: Any = None
+        self._events: Any = None
 
     def load(self) -> None:
         self.bundle = load_bundle(self.model_uri)
@@ -45,14 +58,24 @@ class BundleNode(GraphNode):
             "model_version": self.model_version,
         }
 
-    def send_feedback(
-        self, features: Any, feature_names: Any, reward: float, truth: Any, routing: int | None = None
-    ) -> list:
-        """Count the reward per node (variant quality shows per model); learning happens offline."""
-        self._begin()
+    def send_feedback_raw(self, request: Any) -> Any:
+        """Count the reward per node (variant quality shows per model); with ``append_feedback``, append the
+        feedback durably first. Learning from it happens in the nodes above and offline."""
+        started = self._begin()
+        tags: dict = {}
+        if self.append_feedback:
+            if self._events is None:
+                self._events = event_client() or False
+            try:
+                tags = append_feedback(request, node_state(), self._events or None)
+            except RequestValidationError as exc:
+                raise bad_request(str(exc)) from None
+        reward = getattr(request, "reward", None) if not isinstance(request, dict) else request.get("reward")
+        ok = isinstance(reward, (int, float)) and not isinstance(reward, bool)
         self.add_metric("COUNTER", "smartreco_model_feedback_total", 1)
-        self.add_metric("COUNTER", "smartreco_model_reward_total", float(reward))
-        return []
+        self.add_metric("COUNTER", "smartreco_model_reward_total", float(reward) if ok else 0.0)
+        self._finish(started, "send_feedback")
+        return feedback_reply(request, tags)
 
 
 def graph_input(X: Any) -> tuple[dict, dict, list[str]]:

@@ -10,6 +10,11 @@ to (0, 1] by the hottest one) join the content (cb) candidate slot, the only one
 start scores (weight 0.2 of its 0..1 score; a warm user's ranker re-scores them from its own features).
 For a cold start that share is reported as popularity, not content, in the explanation. The lift is
 bounded on purpose: feedback is client-supplied, so a burst cannot push a tail item over the head.
+
+Every answer is recorded in the shared node state (request id -> user, variant, model version): the
+router rewards the arm that really served it and feedback sent without the response is attributed to the
+user's last answer. Answers are cached per user and state generation (``cache``: local | redis://... |
+off; a feedback bumps the generation, so the next answer is fresh); a hit is tagged ``cache: hit``.
 """
 
 from __future__ import annotations
@@ -20,7 +25,9 @@ from typing import Any
 
 from inference_graph.base import bad_request
 from inference_graph.bundle_node import BundleNode, exclusions
+from inference_graph.graph_io import AnswerCache, node_state
 from smartreco.explain.reasons import explain
+from smartreco.serving.graph_state import Served
 
 COMPONENT_KEYS = ("cf", "cb", "cooccurrence", "popularity", "context")
 
@@ -61,10 +68,46 @@ def popularity_boost(message: dict) -> dict[str, float]:
 class HybridCombiner(BundleNode):
     node_type = "COMBINER"
 
-    def __init__(self, variant: str = "champion", max_category_share: float = 0.5, **parameters: Any) -> None:
+    def __init__(
+        self,
+        variant: str = "champion",
+        max_category_share: float = 0.5,
+        cache: str = "local",
+        cache_ttl_s: float = 30.0,
+        **parameters: Any,
+    ) -> None:
         super().__init__(variant=variant, max_category_share=max_category_share, **parameters)
         self.variant = variant
         self.max_category_share = float(max_category_share)
+        self.cache = AnswerCache(cache, cache_ttl_s)
+        self.state: Any = None
+
+    def load(self) -> None:
+        super().load()
+        self.state = node_state()
+
+    def cached(self, message: dict, key: str | None = None) -> dict | None:
+        """The cached answer for this transformed message (with its own request id, recorded as served)."""
+        self.ensure_loaded()
+        request = message["request"]
+        if key is None:
+            key = self.cache.key(self.state, message, str(self.model_version))
+        hit = self.cache.get(str(request["user_id"]), key)
+        if hit is None:
+            return None
+        self.add_tag("cache", "hit")
+        self.add_tag("variant", self.variant)
+        return self._served(
+            {**hit, "request_id": request.get("request_id"), "timestamp": datetime.now(UTC).isoformat()}
+        )
+
+    def _served(self, answer: dict) -> dict:
+        """Record the answer (the router's reward and the feedback attribution read it), then return it."""
+        if answer.get("request_id"):
+            self.state.record_served(
+                Served(str(answer["request_id"]), str(answer["user_id"]), self.variant, str(self.model_version))
+            )
+        return answer
 
     def _title(self, item_id: str | None) -> str | None:
         if not item_id:
@@ -89,6 +132,12 @@ class HybridCombiner(BundleNode):
         if base is None:
             raise bad_request("seldonMessages: no child message carries jsonData.request")
         request, history = base["request"], [str(i) for i in base.get("history") or []]
+        user = str(request["user_id"])
+        key = self.cache.key(self.state, base, str(self.model_version))
+        hit = self.cached(base, key)
+        if hit is not None:
+            self._finish(started, "aggregate")
+            return hit
         by_source = {m.get("source"): _evidence(m) for m in messages if m.get("source")}
         cf, cb = by_source.get("cf", {}), by_source.get("cb", {})
         degraded = [s for s in ("cf", "cb") if s not in by_source]
@@ -149,7 +198,7 @@ class HybridCombiner(BundleNode):
         if len(recs) < n:
             self.add_metric("COUNTER", "smartreco_short_answers_total", 1, variant=self.variant)
         self._finish(started, "aggregate")
-        return {
+        answer = {
             "user_id": request["user_id"],
             "recommendations": recs,
             "model_version": self.model_version,
@@ -160,3 +209,6 @@ class HybridCombiner(BundleNode):
             "cold_start": cold,
             "degraded": degraded,
         }
+        if not degraded:  # a degraded answer is not kept: the next request may get the whole graph again
+            self.cache.put(user, key, answer)
+        return self._served(answer)

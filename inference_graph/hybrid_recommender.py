@@ -7,6 +7,12 @@ node runs the very same classes (FeatureTransformer, CFModel, CBModel, HybridCom
 behind the ABRouter, so one request is two hops. What the executor does for a combiner's children it
 does here too: a failed candidate source is dropped and named in ``degraded``, never a failed answer;
 an unreadable feature store is served without user features.
+
+It is also the arm's feedback node: Seldon calls it first (children first: it is the leaf the route
+names), so it appends the feedback durably (``append_feedback``), then applies what the transformer
+part applies in the five-node graph (history, popularity, cache generation, push); the router above
+rewards the arm. The graph's request id is set here (the router root cannot tag an answer: Seldon
+drops a router's meta).
 """
 
 from __future__ import annotations
@@ -14,11 +20,14 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from inference_graph.base import GraphNode
+from inference_graph.base import GraphNode, bad_request
 from inference_graph.cb_model import CBModel
 from inference_graph.cf_model import CFModel
 from inference_graph.feature_transformer import FeatureTransformer
+from inference_graph.graph_io import append_feedback, event_client, feedback_reply, node_state
 from inference_graph.hybrid_combiner import HybridCombiner
+from smartreco.schema import RequestValidationError
+from smartreco.serving.graph_feedback import parse_feedback
 
 log = logging.getLogger(__name__)
 PER_CALL_KEYS = ("smartreco_node_ms", "smartreco_node_requests_total")  # base.GraphNode._finish
@@ -36,6 +45,10 @@ class HybridRecommender(GraphNode):
         max_category_share: float = 0.5,
         online_store: str = "sqlite",
         num_candidates: int = 200,
+        append_feedback: bool = True,
+        push_feedback: bool = True,
+        cache: str = "local",
+        cache_ttl_s: float = 30.0,
         **parameters: Any,
     ) -> None:
         super().__init__(
@@ -46,14 +59,24 @@ class HybridRecommender(GraphNode):
             max_category_share=max_category_share,
             online_store=online_store,
             num_candidates=num_candidates,
+            append_feedback=append_feedback,
+            push_feedback=push_feedback,
+            cache=cache,
             **parameters,
         )
+        self.append_feedback = bool(append_feedback)
+        self._events: Any = None
         # one bundle serves every part unless the deployment names separate ones (as the full graph does)
-        self.transformer = FeatureTransformer(online_store=online_store)
+        self.transformer = FeatureTransformer(online_store=online_store, push_feedback=push_feedback)
         self.cf = CFModel(model_uri=cf_model_uri or model_uri, num_candidates=num_candidates)
         self.cb = CBModel(model_uri=cb_model_uri or model_uri, num_candidates=num_candidates)
         self.combiner = HybridCombiner(
-            model_uri=model_uri, variant=variant, max_category_share=max_category_share, **parameters
+            model_uri=model_uri,
+            variant=variant,
+            max_category_share=max_category_share,
+            cache=cache,
+            cache_ttl_s=cache_ttl_s,
+            **parameters,
         )
         self._rename()
 
@@ -76,7 +99,11 @@ class HybridRecommender(GraphNode):
     def predict(self, X: Any, features_names: list[str] | None = None, **kwargs: Any) -> dict:
         started = self._begin()
         self.ensure_loaded()
-        transformed = self.transformer.transform_input(X)  # a bad request is the transformer's 400
+        transformed = self.transformer.transform_input(X, meta=kwargs.get("meta"))  # a bad request: its 400
+        hit = self.combiner.cached(transformed)
+        if hit is not None:  # the user's state has not changed since: no candidate search
+            self._finish(started, "predict")
+            return hit
         children, failed = [], []
         for part in (self.cf, self.cb):
             try:
@@ -93,13 +120,21 @@ class HybridRecommender(GraphNode):
         self._finish(started, "predict")
         return out
 
-    def send_feedback(
-        self, features: Any, feature_names: Any, reward: float, truth: Any, routing: int | None = None
-    ) -> list:
-        self._begin()
-        for part in (self.cf, self.cb):
-            part.send_feedback(features, feature_names, reward, truth, routing)
-        return []
+    def send_feedback_raw(self, request: Any) -> Any:
+        """Durable append first (this is the first node Seldon calls), then the transformer part's effects."""
+        started = self._begin()
+        self.ensure_loaded()
+        tags: dict[str, Any] = {}
+        try:
+            if self.append_feedback:
+                if self._events is None:
+                    self._events = event_client() or False
+                tags.update(append_feedback(request, node_state(), self._events or None))
+            tags.update(self.transformer.effects.learn(parse_feedback(request)))
+        except RequestValidationError as exc:
+            raise bad_request(str(exc)) from None
+        self._finish(started, "send_feedback")
+        return feedback_reply(request, tags)
 
     def metrics(self) -> list[dict]:
         """The node's own timer and count plus the parts' domain metrics (cold starts, known users, ...).

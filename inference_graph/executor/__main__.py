@@ -28,7 +28,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--set", default="{}", help='parameter overrides, JSON {"node"|"*": {"param": value}}')
     ap.add_argument("--cache", default="local", help="local | redis://HOST:PORT/DB | off")
     ap.add_argument("--cache-ttl", type=float, default=30.0)
-    ap.add_argument("--timeout-ms", type=float, default=2000.0, help="default per-node timeout")
+    ap.add_argument("--timeout-ms", type=float, default=None,
+                    help="per-node-call timeout (default: the manifest's seldon.io/rest-timeout)")
     ap.add_argument("--node-threads", type=int, default=4, help="GUNICORN_THREADS of each node process")
     ap.add_argument("--node-workers", type=int, default=1, help="GUNICORN_WORKERS of each node process")
     ap.add_argument("--grpc-workers", type=int, default=1, help="GRPC_WORKERS of each node (0: none)")
@@ -37,15 +38,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument(
         "--feedback-log",
         default=None,
-        help="durable feedback/impression log directory, or 'off' (default: <runs>/feedback)",
+        help="event log directory of the event service started next to the graph, or 'off' "
+        "(default: <runs>/feedback)",
     )
-    ap.add_argument(
-        "--impressions",
-        choices=("async", "sync"),
-        default="async",
-        help="async: answer once the impression is queued (durable before any feedback about it is "
-        "acknowledged); sync: answer after its fsync",
-    )
+    ap.add_argument("--events-url", help="use this running event service instead of starting one")
+    ap.add_argument("--graph-state", help="the nodes' shared state file (default: $SMARTRECO_GRAPH_STATE)")
     ap.add_argument("--feature-server", help="online store feature server URL for feedback pushes")
     ap.add_argument("--no-push", action="store_true", help="do not push feedback to the online store")
     ap.add_argument(
@@ -80,7 +77,8 @@ def main(argv: list[str] | None = None) -> int:
             feature_server=args.feature_server,
             push_feedback=not args.no_push,
             token_file=args.token_file,
-            sync_impressions=args.impressions == "sync",
+            events_url=args.events_url,
+            graph_state=args.graph_state,
         )
         asyncio.run(serve_forever(cfg))
     except (SmartRecoError, json.JSONDecodeError) as exc:

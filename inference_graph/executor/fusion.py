@@ -65,10 +65,16 @@ def fuse_arms(predictor: dict[str, Any]) -> dict[str, Any]:
                     f"graph: {child['name']!r} under {arm['name']!r} is not a CF/CB model with a model_uri"
                 )
             params.append({**uri, "name": target})
+            append = _param(child, "append_feedback")  # the feedback-appending leaf: now the arm itself
+            if append is not None and _param({"parameters": params}, "append_feedback") is None:
+                params.append(dict(append))
             dropped.add(child["name"])
         taken = {p["name"] for p in params}
         params += [p for p in transformer_params if p["name"] not in taken]
-        arms.append({"name": arm["name"], "type": "MODEL", "parameters": params})
+        fused = {"name": arm["name"], "type": "MODEL", "parameters": params}
+        if arm.get("logger"):  # the request logger stays on the arm (the node that answers)
+            fused["logger"] = dict(arm["logger"])
+        arms.append(fused)
         for env in containers[arm["name"]].get("env") or []:
             if env["name"] == "MODEL_NAME":
                 env["value"] = FUSED_CLASS

@@ -38,6 +38,8 @@ class GraphNodeSpec:
     children: list[GraphNodeSpec] = field(default_factory=list)
     implementation: str | None = None
     methods: list[str] = field(default_factory=list)
+    #: Seldon's request logger of this node (``{mode, url}``), None when it has none
+    logger: dict[str, Any] | None = None
     #: the node's container and its pod spec's securityContext + volumes, as the manifest has them (the
     #: container launcher takes env, ports, resources, mounts and security settings from here)
     container: dict[str, Any] = field(default_factory=dict, repr=False)
@@ -76,6 +78,17 @@ class GraphSpec:
     deployment: str
     predictor: str
     root: GraphNodeSpec
+    #: the SeldonDeployment's annotations (``seldon.io/rest-timeout``, ``seldon.io/grpc-timeout``)
+    annotations: dict[str, str] = field(default_factory=dict)
+    namespace: str = "default"
+
+    def timeout_ms(self, protocol: str = "rest", default: float = 2000.0) -> float:
+        """The deployment's per-call timeout to a node, as Seldon's executor applies it."""
+        raw = self.annotations.get(f"seldon.io/{protocol}-timeout")
+        try:
+            return float(raw) if raw is not None else default
+        except ValueError:
+            raise GraphError(f"metadata.annotations.seldon.io/{protocol}-timeout: not a number: {raw!r}") from None
 
     def nodes(self) -> list[GraphNodeSpec]:
         return list(self.root.walk())
@@ -124,6 +137,7 @@ def _build(node: dict, containers: dict[str, dict], where: str) -> GraphNodeSpec
         children=children,
         implementation=node.get("implementation"),
         methods=list(node.get("methods") or []),
+        logger=dict(node["logger"]) if isinstance(node.get("logger"), dict) else None,
         container={k: v for k, v in container.items() if k != "_pod"},
         pod=dict(container.get("_pod") or {}),
     )
@@ -150,7 +164,14 @@ def load_graph(path: str | Path | None = None, predictor: str | None = None, fus
 
         chosen = fuse_arms(chosen)
     root = _build(chosen["graph"], _containers(chosen), "graph")
-    return GraphSpec(deployment=doc["metadata"]["name"], predictor=chosen.get("name", "default"), root=root)
+    meta = doc.get("metadata") or {}
+    return GraphSpec(
+        deployment=meta["name"],
+        predictor=chosen.get("name", "default"),
+        root=root,
+        annotations={str(k): str(v) for k, v in (meta.get("annotations") or {}).items()},
+        namespace=str(meta.get("namespace") or "default"),
+    )
 
 
 def override_parameters(graph: GraphSpec, overrides: dict[str, dict[str, Any]]) -> None:

@@ -18,10 +18,11 @@ from seldon_core.proto import prediction_pb2, prediction_pb2_grpc
 
 from inference_graph.executor.auth import bearer_ok
 from inference_graph.executor.engine import GraphEngine, GraphUnavailable
+from inference_graph.executor.gateway import check_prediction, normalize_feedback
 from inference_graph.executor.limits import check_depth
 from inference_graph.executor.rest import public_reason
 from inference_graph.executor.transport import NodeCallError
-from smartreco.schema import RequestValidationError
+from smartreco.schema import RequestValidationError, check_message_meta
 
 log = logging.getLogger(__name__)
 
@@ -54,6 +55,7 @@ class SeldonServicer(prediction_pb2_grpc.SeldonServicer):
                 await context.abort(grpc.StatusCode.UNAUTHENTICATED, "authorization: missing or invalid bearer token")
             doc = json_format.MessageToDict(request)
             check_depth(doc)
+            check_message_meta(doc)
             return _to_proto(await fn(doc))
         except RequestValidationError as exc:
             code = "INVALID_ARGUMENT"
@@ -74,11 +76,17 @@ class SeldonServicer(prediction_pb2_grpc.SeldonServicer):
             m.requests.labels("grpc", endpoint, code).inc()
             m.request_seconds.labels("grpc", endpoint).observe(time.perf_counter() - started)
 
+    async def _predict(self, message: dict) -> dict:
+        return await self.engine.predict(check_prediction(message))
+
+    async def _feedback(self, message: dict) -> dict:
+        return await self.engine.feedback(normalize_feedback(message))
+
     async def Predict(self, request, context):  # noqa: N802 - gRPC method name
-        return await self._run("predictions", request, context, self.engine.predict)
+        return await self._run("predictions", request, context, self._predict)
 
     async def SendFeedback(self, request, context):  # noqa: N802
-        return await self._run("feedback", request, context, self.engine.feedback)
+        return await self._run("feedback", request, context, self._feedback)
 
 
 async def start_grpc(

@@ -37,23 +37,12 @@ class ExecutorMetrics:
         self.degraded = Counter(
             "smartreco_executor_degraded_total", "Answers served without a node", ["node"], registry=r
         )
-        self.cache = Counter("smartreco_executor_cache_total", "Response cache lookups", ["result"], registry=r)
-        self.feedback = Counter("smartreco_executor_feedback_total", "Feedback messages", registry=r)
-        self.reward = Counter("smartreco_executor_reward_total", "Sum of feedback rewards", registry=r)
-        self.feedback_duplicates = Counter(
-            "smartreco_executor_feedback_duplicates_total",
-            "Retried feedback ids acknowledged without applying them again",
-            registry=r,
+        self.feedback = Counter(
+            "smartreco_executor_feedback_total", "Feedback messages walked through the graph", registry=r
         )
-        self.log_appends = Counter(
-            "smartreco_executor_feedback_log_total",
-            "Feedback-log appends by record kind and result (written|duplicate|failed)",
-            ["kind", "result"],
-            registry=r,
-        )
-        self.routing_mismatch = Counter(
-            "smartreco_executor_feedback_routing_ignored_total",
-            "Feedback whose client-supplied meta.routing disagreed with the route this executor recorded "
-            "(ignored: feedback follows the recorded route)",
+        self.logger_events = Counter(
+            "smartreco_executor_logger_events_total",
+            "Request-logger CloudEvents by type and outcome (sent|failed|dropped: queue full); best effort as Seldon's",
+            ["type", "outcome"],
             registry=r,
         )

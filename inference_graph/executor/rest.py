@@ -1,4 +1,5 @@
 """The executor's REST front (aiohttp): Seldon's predictions/feedback endpoints, health and metrics.
+The ingress duties (auth, body limits, request shape) are ``gateway.py``'s.
 
 Bad input is a 400 in Seldon's error shape naming the field: malformed or too deeply nested JSON, a
 body over the limit, a missing/ill-typed field. A graph that cannot answer at all is a 503; a degraded
@@ -18,14 +19,18 @@ from typing import Any
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from inference_graph.executor.auth import OPEN_PATHS, bearer_ok
 from inference_graph.executor.engine import GraphEngine, GraphUnavailable
-from inference_graph.executor.limits import loads_limited
+from inference_graph.executor.gateway import (
+    MAX_BODY_BYTES,
+    auth_middleware,
+    check_prediction,
+    normalize_feedback,
+    read_json,
+)
 from inference_graph.executor.transport import NodeCallError
 from smartreco.schema import RequestValidationError
 
 log = logging.getLogger(__name__)
-MAX_BODY_BYTES = 1 << 20
 
 
 def public_reason(exc: Exception) -> str:
@@ -40,33 +45,15 @@ def _status(code: int, info: str, reason: str) -> web.Response:
     return web.json_response(body, status=code)
 
 
-async def _read_json(request: web.Request, limit: int) -> Any:
-    if request.content_length is not None and request.content_length > limit:
-        raise RequestValidationError(f"request body: larger than {limit} bytes", "body")
-    chunks, size = [], 0
-    async for chunk in request.content.iter_chunked(64 * 1024):
-        size += len(chunk)
-        if size > limit:
-            raise RequestValidationError(f"request body: larger than {limit} bytes", "body")
-        chunks.append(chunk)
-    raw = b"".join(chunks)
-    if not raw.strip():
-        raise RequestValidationError("request body: empty; send a SeldonMessage with jsonData", "body")
-    return loads_limited(raw)
-
-
 def make_app(engine: GraphEngine, max_body: int = MAX_BODY_BYTES, token: str | None = None) -> web.Application:
     """The REST app; ``token`` (None: auth off) is required as a bearer token outside health/metrics."""
 
-    @web.middleware
-    async def auth(request: web.Request, handler: Any) -> web.StreamResponse:
-        if request.path in OPEN_PATHS or bearer_ok(request.headers.get("Authorization"), token):
-            return await handler(request)
-        engine.metrics.requests.labels("rest", "auth", "401").inc()
+    def unauthorized() -> web.Response:
         resp = _status(401, "Authorization: missing or invalid bearer token", "UNAUTHENTICATED")
         resp.headers["WWW-Authenticate"] = "Bearer"
         return resp
 
+    auth = auth_middleware(token, engine.metrics, unauthorized)
     app = web.Application(client_max_size=max_body * 4, middlewares=[auth] if token else [])
     m = engine.metrics
 
@@ -74,7 +61,7 @@ def make_app(engine: GraphEngine, max_body: int = MAX_BODY_BYTES, token: str | N
         started = time.perf_counter()
         code = 200
         try:
-            payload = await _read_json(request, max_body)
+            payload = await read_json(request, max_body)
             result = await fn(payload)
             return web.json_response(result, dumps=json.dumps)
         except RequestValidationError as exc:
@@ -93,11 +80,17 @@ def make_app(engine: GraphEngine, max_body: int = MAX_BODY_BYTES, token: str | N
             m.requests.labels("rest", endpoint, str(code)).inc()
             m.request_seconds.labels("rest", endpoint).observe(time.perf_counter() - started)
 
+    async def predict(message: Any) -> dict:
+        return await engine.predict(check_prediction(message))
+
+    async def give_feedback(message: Any) -> dict:
+        return await engine.feedback(normalize_feedback(message))
+
     async def predictions(request: web.Request) -> web.Response:
-        return await handle(request, "predictions", engine.predict)
+        return await handle(request, "predictions", predict)
 
     async def feedback(request: web.Request) -> web.Response:
-        return await handle(request, "feedback", engine.feedback)
+        return await handle(request, "feedback", give_feedback)
 
     async def ping(_: web.Request) -> web.Response:
         return web.Response(text="pong")

@@ -1,6 +1,9 @@
-"""Assemble and run the local graph: parse the manifest, start nodes (processes or in-process),
-open the durable feedback log (this process is its one writer), serve REST + gRPC until stopped,
-and stop every node process on the way out."""
+"""Assemble and run the local graph as a cluster would: the event service (its own process, the single
+writer of the event log), the nodes (processes, containers or in-process), the executor's REST + gRPC
+fronts with the request logger pointed at the event service; stop everything on the way out.
+
+The executor itself keeps no product state: nodes reach the event service (``SMARTRECO_EVENTS_URL``) and
+their shared state file (``SMARTRECO_GRAPH_STATE``) through their environment, as on a cluster."""
 
 from __future__ import annotations
 
@@ -10,6 +13,7 @@ import functools
 import hashlib
 import json
 import logging
+import os
 import signal
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,16 +24,15 @@ from aiohttp import web
 from inference_graph.executor.auth import load_token
 from inference_graph.executor.containers import ContainerGroup
 from inference_graph.executor.engine import GraphEngine
-from inference_graph.executor.feedback_writer import FeedbackWriter
+from inference_graph.executor.event_service import EventServiceProcess
 from inference_graph.executor.graph import GraphSpec, load_graph, override_parameters
 from inference_graph.executor.grpc_server import start_grpc
 from inference_graph.executor.processes import LOOPBACK, ProcessGroup, free_port
+from inference_graph.executor.request_logger import RequestLogger
 from inference_graph.executor.rest import make_app
 from inference_graph.executor.transport import InProcessTransport, RestTransport
-from smartreco.feedback import FeedbackLog
+from smartreco import settings
 from smartreco.paths import runs_dir
-from smartreco.serving.cache import open_cache
-from smartreco.serving.online_learning import OnlineLearner
 
 log = logging.getLogger(__name__)
 
@@ -46,24 +49,24 @@ class ServeConfig:
     container_image: str | None = None  # None: each node's image from the manifest
     container_ports: str = "manifest"  # manifest (when free) | free
     overrides: dict[str, dict[str, Any]] = field(default_factory=dict)
-    cache: str = "local"  # local | redis://... | off
+    # the ranking nodes' answer cache (their ``cache`` / ``cache_ttl_s`` parameters): local | redis://... | off
+    cache: str = "local"
     cache_ttl_s: float = 30.0
-    timeout_ms: float = 2000.0
+    timeout_ms: float | None = None  # None: the deployment's seldon.io/rest-timeout
     node_threads: int = 4  # GUNICORN_THREADS per node (>1 also keeps connections alive)
     node_workers: int = 1  # GUNICORN_WORKERS per node
     grpc_workers: int = 1  # GRPC_WORKERS per node (0: no node gRPC server; the executor calls nodes over REST)
     log_dir: str | None = None
     ready_file: str | None = None
     node_env: dict[str, str] = field(default_factory=dict)  # extra environment for node processes
-    push_feedback: bool = True  # push feedback interactions to the online store (Feast push source)
-    feature_server: str | None = None  # the online store's feature server (None: the client's default)
-    # durable feedback + impression log directory; None/"off": not logged (library use, tests).
+    push_feedback: bool = True  # the nodes' ``push_feedback`` parameter (Feast push source on feedback)
+    feature_server: str | None = None  # the nodes' online store feature server (None: SMARTRECO_FEATURE_SERVER)
+    # event log directory of the event service this starts (its single writer); None/"off": no event
+    # service (library use, tests): nodes apply feedback but log nothing and the request logger is off.
     # ``python -m inference_graph.executor`` defaults it to runs_dir()/feedback.
     feedback_log: str | None = None
-    feedback_segment_bytes: int = 64 * 1024 * 1024
-    sync_impressions: bool = False  # True: an answer waits for its impression's fsync
-    online_users: int = 100_000  # users kept in the recent-history overlay (LRU)
-    online_half_life_s: float = 3600.0  # popularity counters' decay
+    events_url: str | None = None  # an event service already running elsewhere (instead of starting one)
+    graph_state: str | None = None  # the nodes' shared state file (None: SMARTRECO_GRAPH_STATE's default)
     # bearer token for REST/gRPC (SECURITY.md O1): from a secret file, else $SMARTRECO_API_TOKEN[_FILE];
     # ``api_token`` is for library use/tests only (never a CLI flag: argv is visible in ps)
     token_file: str | None = None
@@ -87,16 +90,6 @@ def graph_version(graph: GraphSpec) -> str:
     return hashlib.sha256(json.dumps(desc, sort_keys=True).encode()).hexdigest()[:12]
 
 
-def _online_pusher(url: str | None = None) -> Any:
-    """``(user_id, item_id) -> None`` through the online client's push source; None without a client."""
-    try:
-        from smartreco.features.online_client import OnlineFeatureClient
-    except ImportError:
-        return None
-    client = OnlineFeatureClient(url) if url else OnlineFeatureClient()
-    return lambda user_id, item_id: client.push_interaction(user_id, item_id)
-
-
 def _launcher(cfg: ServeConfig) -> Any:
     """ProcessGroup, or ContainerGroup (same interface) bound to the container settings."""
     if not cfg.containers:
@@ -110,26 +103,48 @@ class LocalGraph:
     def __init__(self, cfg: ServeConfig) -> None:
         self.cfg = cfg
         self.graph = load_graph(cfg.manifest, cfg.predictor, fused=cfg.fused)
+        # serve's options are node parameters (only where a node has them: "*")
+        node_params: dict[str, Any] = {"push_feedback": cfg.push_feedback}
+        if cfg.cache != "local":
+            node_params["cache"] = cfg.cache
+        node_params["cache_ttl_s"] = cfg.cache_ttl_s
+        override_parameters(self.graph, {"*": node_params})
         override_parameters(self.graph, cfg.overrides)
         self.processes: ProcessGroup | ContainerGroup | None = None
         self.engine: GraphEngine | None = None
-        self.writer: FeedbackWriter | None = None
+        self.events: EventServiceProcess | None = None
+        self.events_url: str | None = cfg.events_url
+        self.request_logger: RequestLogger | None = None
         self._runner: web.AppRunner | None = None
         self._grpc: Any = None
         self.port = cfg.port
         self.grpc_port = cfg.grpc_port
 
+    def _node_env(self) -> dict[str, str]:
+        """What the nodes get from their pod spec on a cluster: the event service and the state file."""
+        # blank = unset (settings): an in-process graph must not inherit a previous graph's values
+        env = {settings.EVENTS_URL.name: self.events_url or "", settings.GRAPH_STATE.name: self.cfg.graph_state or ""}
+        if self.cfg.feature_server:
+            env[settings.FEATURE_SERVER.name] = self.cfg.feature_server
+        return env
+
     async def start(self) -> None:
         cfg = self.cfg
         token = cfg.api_token if cfg.api_token is not None else load_token(cfg.token_file)
+        log_dir = Path(cfg.log_dir) if cfg.log_dir else runs_dir() / "graph-logs"
+        if cfg.feedback_log and cfg.feedback_log != "off" and not self.events_url:
+            # started from this thread: it dies with this process (PDEATHSIG), as the nodes do
+            self.events = EventServiceProcess(cfg.feedback_log, log_dir)
+            self.events_url = self.events.start()
+        node_env = {**self._node_env(), **cfg.node_env}
         if cfg.in_process:
+            os.environ.update(node_env)  # in-process nodes read their settings from this process
             transport: Any = InProcessTransport(self.graph.nodes())
         else:
-            log_dir = Path(cfg.log_dir) if cfg.log_dir else runs_dir() / "graph-logs"
             self.processes = _launcher(cfg)(
                 self.graph.nodes(),
                 log_dir,
-                extra_env={**NODE_ENV_DEFAULTS, "GUNICORN_WORKERS": str(cfg.node_workers), **cfg.node_env},
+                extra_env={**NODE_ENV_DEFAULTS, "GUNICORN_WORKERS": str(cfg.node_workers), **node_env},
                 threads=cfg.node_threads,
                 grpc_workers=cfg.grpc_workers,
             )
@@ -139,27 +154,18 @@ class LocalGraph:
                 self.processes.spawn()  # PDEATHSIG follows the forking thread: spawn from this one
             await asyncio.to_thread(self.processes.wait)
             transport = RestTransport(self.processes.urls())
-        cache = None if cfg.cache == "off" else open_cache(cfg.cache, cfg.cache_ttl_s)
-        if cfg.feedback_log and cfg.feedback_log != "off":
-            # opening recovers a torn tail left by a crash; a second writer fails fast (flock)
-            log_ = FeedbackLog(cfg.feedback_log, max_segment_bytes=cfg.feedback_segment_bytes)
-            if log_.recovery.truncated_bytes or log_.recovery.corrupt:
-                log.warning("feedback log %s recovered: %s", cfg.feedback_log, log_.recovery)
-            self.writer = FeedbackWriter(log_)
-            self.writer.start()
-        self.engine = GraphEngine(
-            self.graph,
-            transport,
-            cache=cache,
-            default_timeout_ms=cfg.timeout_ms,
-            graph_version=graph_version(self.graph),
-            writer=self.writer,
-            sync_impressions=cfg.sync_impressions,
-            learner=OnlineLearner(max_users=cfg.online_users, popularity_half_life_s=cfg.online_half_life_s),
-        )
-        if cfg.push_feedback:
-            self.engine.push_interaction = _online_pusher(cfg.feature_server)
         self.port = self.port or free_port()
+        if self.events_url:
+            self.request_logger = RequestLogger(
+                source=f"http://{LOOPBACK}:{self.port}",
+                deployment=self.graph.deployment,
+                predictor=self.graph.predictor,
+                namespace=self.graph.namespace,
+                url_override=self.events_url.rstrip("/") + "/",
+            )
+        self.engine = GraphEngine(
+            self.graph, transport, default_timeout_ms=cfg.timeout_ms, request_logger=self.request_logger
+        )
         self.grpc_port = self.grpc_port or free_port()
         self._runner = web.AppRunner(make_app(self.engine, token=token), access_log=None)
         await self._runner.setup()
@@ -171,7 +177,8 @@ class LocalGraph:
             "in_process": cfg.in_process,
             "nodes_as": "in-process" if cfg.in_process else "containers" if cfg.containers else "processes",
             "auth": "bearer" if token else "off",
-            "feedback_log": str(self.writer.log.directory) if self.writer else None,
+            "events": self.events_url,
+            "feedback_log": cfg.feedback_log if self.events is not None else None,
             "nodes": self.processes.describe() if self.processes else {},
         }
         if cfg.ready_file:
@@ -184,13 +191,15 @@ class LocalGraph:
                 await self._grpc.stop(grace=1)
             if self._runner is not None:
                 await self._runner.cleanup()
+            if self.request_logger is not None:
+                await self.request_logger.close()
             if self.engine is not None:
                 await self.engine.transport.close()
-            if self.writer is not None:
-                await self.writer.close()
         finally:
             if self.processes is not None:
                 await asyncio.to_thread(self.processes.stop)
+            if self.events is not None:
+                await asyncio.to_thread(self.events.stop)
 
 
 async def serve_forever(cfg: ServeConfig) -> None:

@@ -5,6 +5,7 @@ Both speak Seldon JSON messages (``{"jsonData": ..., "meta": {...}}``) so the en
 
 from __future__ import annotations
 
+import asyncio
 import importlib
 import json
 from typing import Any, Protocol
@@ -63,6 +64,11 @@ class InProcessTransport:
     async def call(self, node: GraphNodeSpec, method: str, message: dict) -> dict:
         if node.name in self.failing:
             raise NodeCallError(node.name, "connection refused (stopped)")
+        if method == "send_feedback":  # it waits on the event service's fsync: not on the event loop
+            return await asyncio.to_thread(self._call, node, method, message)
+        return self._call(node, method, message)
+
+    def _call(self, node: GraphNodeSpec, method: str, message: dict) -> dict:
         obj = self.objects[node.name]
         try:
             if method == "aggregate":
@@ -74,18 +80,25 @@ class InProcessTransport:
                     "meta": self._meta(obj),
                 }
             elif method == "send_feedback":
+                if hasattr(obj, "send_feedback_raw"):  # as the wrapper: the raw method wins, its reply as is
+                    reply = obj.send_feedback_raw(message)
+                    self._meta(obj)
+                    return reply
                 routing = ((message.get("response") or {}).get("meta") or {}).get("routing") or {}
                 out = obj.send_feedback(
                     [], [], float(message.get("reward", 0.0)), message.get("truth"), routing.get(node.name)
                 )
                 return {"meta": self._meta(obj)}
             else:
-                out = getattr(obj, method)(message.get("jsonData"), [])
+                fn = getattr(obj, method)
+                try:  # as the wrapper's client_transform_input / client_predict: meta when the method takes it
+                    out = fn(message.get("jsonData"), [], meta=message.get("meta") or {})
+                except TypeError:
+                    out = fn(message.get("jsonData"), [])
         except Exception as exc:
             status = getattr(exc, "status_code", None)
-            raise NodeCallError(
-                node.name, str(exc) if status else f"{type(exc).__name__}: {exc}", status
-            ) from exc
+            text = str(getattr(exc, "message", "") or exc)  # SeldonMicroserviceException keeps it in .message
+            raise NodeCallError(node.name, text if status else f"{type(exc).__name__}: {exc}", status) from exc
         return {"jsonData": out, "meta": self._meta(obj)}
 
     async def healthy(self, node: GraphNodeSpec) -> bool:

@@ -163,6 +163,7 @@ class GraphThread:
             "ab-router": {"store": str(tmp / "arms.sqlite"), "mode": mode},
         }
         cfg.setdefault("push_feedback", False)
+        cfg.setdefault("graph_state", str(tmp / "graph-state.sqlite"))  # the nodes' shared state, per graph
         self.cfg = ServeConfig(
             in_process=in_process,
             overrides=overrides,

@@ -10,7 +10,7 @@ pytest.importorskip("seldon_core")  # serving venv only (collected but deselecte
 
 import graph_fake_bundle as fake  # noqa: E402
 
-from inference_graph.executor.crashcheck import run_executor_crash
+from smartreco.feedback.executor_crashcheck import run_executor_crash
 
 pytestmark = [pytest.mark.serving, pytest.mark.integration]
 

@@ -25,7 +25,8 @@ def graph(tmp_path_factory):
                 i: np.eye(8)[CATEGORIES.index(bundle.category[i])] + rng.normal(0, 0.05, 8) for i in bundle.items
             }
     g.pushed = []
-    g.graph.engine.push_interaction = lambda user, item: g.pushed.append((user, item))
+    effects = g.graph.engine.transport.objects["feature-transformer"].effects  # the node that pushes
+    effects.push = lambda user, item: g.pushed.append((user, item))
     yield g
     g.stop()
 
@@ -87,13 +88,14 @@ def test_click_on_a_new_category_changes_the_very_next_recommendations(graph):
 
 
 def test_popularity_counters_and_overlay_reach_the_transformer(graph):
-    engine = graph.graph.engine
-    resp = _recs(graph, "online-pop")
+    transformer = graph.graph.engine.transport.objects["feature-transformer"]
+    state = transformer.effects.state  # the shared node state (one SQLite file for every node process)
+    resp = _recs(graph, "7")
     for _ in range(3):
         graph.post(
             "/api/v1.0/feedback",
             {
-                "request": {"jsonData": {"user_id": "online-pop"}},
+                "request": {"jsonData": {"user_id": "7"}},
                 "response": resp,
                 "reward": 5.0,
                 "truth": {"item_id": "200", "interaction_type": "purchase"},
@@ -107,12 +109,11 @@ def test_popularity_counters_and_overlay_reach_the_transformer(graph):
             "truth": {"item_id": "200", "interaction_type": "click"},
         },
     )
-    top = engine.learner.popularity.top(5)
+    top = state.top_popular(5)
     assert next(iter(top)) == "200"
     assert top["200"] == pytest.approx(4.0 + 0.5, rel=1e-3)  # purchase + click weights, decayed ~0
-    block = engine.learner.online_block("online-pop")
-    assert block["history"][0] == "200"
-    transformer = engine.transport.objects["feature-transformer"]
-    out = transformer.transform_input({"user_id": "7", "online": block})
+    assert state.history("7")[0] == "200"
+    out = transformer.transform_input({"user_id": "7"})
     assert out["history"][:1] == ["200"] and out["history"][1:4] == ["10", "11", "12"]  # overlay + store
     assert out["online"]["popularity_boost"]["200"] == pytest.approx(top["200"], rel=1e-3)
+    assert out["request"]["request_id"]  # the root gives every answer the graph's request id

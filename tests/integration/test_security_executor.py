@@ -1,7 +1,7 @@
 """Serving-path security fixes (SECURITY.md): O1 optional bearer token on REST and gRPC with open
-health/metrics, O2 feedback routed by the executor's own recorded route (a forged meta.routing cannot
-steer the bandit), O3 no exception text on a 500 and a 400 (not a 500) for a bad routing value or
-deeply nested JSON."""
+health/metrics, O2 the bandit rewards the arm the graph recorded for the answer (a forged meta.routing
+cannot steer it: the router node checks, so this holds under Seldon's executor too), O3 no exception
+text on a 500 and a 400 (not a 500) for a bad routing value or deeply nested JSON."""
 
 import json
 import urllib.error
@@ -116,8 +116,7 @@ def test_forged_routing_cannot_steer_the_bandit(graph):
         "/api/v1.0/feedback", {"request": {"jsonData": {"user_id": "11"}}, "response": forged, "reward": 100.0}
     )
     assert code == 200, out
-    assert out["meta"]["routing"] == {"ab-router": served}
-    assert "routing_ignored" in out["meta"]["tags"]
+    assert out["meta"]["tags"]["routing_known"] is True  # the graph knows which arm served it
     after = router.arm_stats()
     assert after[forged_arm]["reward_sum"] == before[forged_arm]["reward_sum"]
     assert after[served_arm]["reward_sum"] == before[served_arm]["reward_sum"] + 100.0

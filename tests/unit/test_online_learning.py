@@ -1,14 +1,11 @@
-"""The executor's online-learning state: bounded recent history (LRU users, newest first), decayed and
-bounded popularity counters, feedback truth parsing and idempotency ids (stdlib only, both venvs)."""
+"""Feedback truth parsing, idempotency ids and the history merge every graph node uses (stdlib only, both
+venvs); the shared state they feed is tested in test_graph_state.py."""
 
 import pytest
 
 from smartreco.schema import RequestValidationError
 from smartreco.serving.online_learning import (
     Interaction,
-    OnlineLearner,
-    PopularityCounters,
-    RecentHistory,
     feedback_id_of,
     interaction_of,
     merge_history,
@@ -16,52 +13,6 @@ from smartreco.serving.online_learning import (
 )
 
 pytestmark = [pytest.mark.unit]
-
-
-def test_recent_history_is_newest_first_deduplicated_and_lru_bounded():
-    h = RecentHistory(max_users=2, per_user=3)
-    for item in ("a", "b", "c", "a", "d"):
-        h.add("u1", item)
-    assert h.get("u1") == ["d", "a", "c"]
-    h.add("u2", "x")
-    h.get("u1")  # touch: u2 is now the least recently used
-    h.add("u3", "y")
-    assert len(h) == 2 and h.get("u2") == [] and h.get("u1") == ["d", "a", "c"]
-
-
-class _Clock:
-    def __init__(self):
-        self.t = 0.0
-
-    def __call__(self):
-        return self.t
-
-
-def test_popularity_counters_decay_with_their_half_life_and_stay_bounded():
-    clock = _Clock()
-    p = PopularityCounters(half_life_s=10.0, max_items=10, clock=clock)
-    p.add("old", 4.0)
-    clock.t = 10.0
-    p.add("new", 1.0)
-    assert p.top(2) == {"old": pytest.approx(2.0), "new": pytest.approx(1.0)}
-    clock.t = 30.0
-    assert p.top(1) == {"old": pytest.approx(0.5)}
-    for i in range(50):
-        p.add(f"i{i}", 1.0 + i)
-    assert len(p) <= 10 and "i49" in p.top(3)
-    clock.t = 10.0 * 60  # far in the future: rebased, not overflowed
-    p.add("late", 1.0)
-    assert p.top(1) == {"late": pytest.approx(1.0)}
-
-
-def test_learner_views_add_popularity_but_not_history_and_ignore_changes_nothing():
-    learner = OnlineLearner(boost_items=5)
-    learner.observe(Interaction("u", "5", "view"))
-    learner.observe(Interaction("u", "6", "ignore"))
-    assert learner.online_block("u") == {"popularity_boost": {"5": pytest.approx(0.1, rel=1e-3)}}
-    g = learner.history.generation("u")
-    learner.observe(Interaction("u", "7", "click"))
-    assert learner.online_block("u")["history"] == ["7"] and learner.history.generation("u") == g + 1
 
 
 def test_truth_parsing_names_the_bad_field():

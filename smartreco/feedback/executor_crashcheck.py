@@ -1,13 +1,16 @@
 """Crash check of the REAL executor process: SIGKILL it during a feedback load, then audit the log.
 
-``python -m inference_graph.executor --in-process`` (the node classes in the executor process, to
-keep it light) serves on loopback; ``concurrency`` client threads send feedback with unique ids
-(plus a prediction every ``predict_every`` requests, so impressions are in the log too) over
-keep-alive HTTP. A feedback counts as acknowledged when its 200 carries its id back. After
-``kill_after`` acks the executor gets SIGKILL mid-stream. Then the log is reopened (torn-tail
-recovery) and read as a dataset: every acknowledged id must be there, and the log must read
-cleanly. Optionally the executor is restarted on the same log and every sent id is retried: the
-acknowledged ones must come back as duplicates (idempotency across the crash) and nothing may be
+``python -m inference_graph.executor --in-process`` (the node classes in the executor process, to keep
+it light) serves on loopback with the event service it starts (its own process, the single writer of
+the event log: the feedback-appending node posts to it, and a feedback is acknowledged only after the
+event service's fsync). SIGKILL of the executor takes its node classes down with it and makes the event
+service stop (PDEATHSIG: SIGTERM, it finishes its queued appends). ``concurrency`` client threads send
+feedback with unique ids (plus a prediction every ``predict_every`` requests, so impressions reach the
+log through the request logger) over keep-alive HTTP. A feedback counts as acknowledged when its 200
+carries its id back. After ``kill_after`` acks the executor gets SIGKILL mid-stream. Then the log is
+reopened (torn-tail recovery) and read as a dataset: every acknowledged id must be there, and the log
+must read cleanly. Optionally the executor is restarted on the same log and every sent id is retried:
+the acknowledged ones must come back as duplicates (idempotency across the crash) and nothing may be
 stored twice. Bounded (``n_feedback``) and loopback only. Used by the test and by
 ``benchmarks/feedback_executor_crash.py``.
 """
@@ -25,7 +28,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from smartreco.feedback import FEEDBACK, IMPRESSION, FeedbackLog, iter_records, read_dataset
+from smartreco.feedback import FEEDBACK, IMPRESSION, FeedbackLog, FeedbackLogError, iter_records, read_dataset
 from smartreco.paths import project_root
 
 
@@ -38,6 +41,7 @@ class Executor:
             python, "-m", "inference_graph.executor", "--in-process", "--port", "0", "--grpc-port", "0",
             "--cache", "off", "--no-push", "--feedback-log", str(log_dir), "--ready-file", str(self.ready),
             "--set", json.dumps(overrides), "--log-dir", str(workdir / "logs"),
+            "--graph-state", str(workdir / "graph-state.sqlite"),
         ]  # fmt: skip
         root = str(project_root())
         full_env = {**os.environ, **env, "PYTHONUNBUFFERED": "1"}
@@ -150,6 +154,18 @@ def _pct(values: list[float], q: float) -> float | None:
     return round(s[min(len(s) - 1, int(q * len(s)))], 3)
 
 
+def _reopen(log_dir: Path, timeout_s: float = 60.0) -> FeedbackLog:
+    """The log, once the event service (stopping after the executor's death) has released it."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            return FeedbackLog(log_dir)
+        except FeedbackLogError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.1)
+
+
 def run_executor_crash(
     workdir: Path,
     *,
@@ -187,7 +203,7 @@ def run_executor_crash(
         t.join(timeout=60)
     rc = ex.wait()
 
-    reopened = FeedbackLog(log_dir)  # recovery: truncates a torn tail
+    reopened = _reopen(log_dir)  # recovery: truncates a torn tail
     recovery = reopened.recovery
     reopened.close()
     records = list(iter_records(log_dir))
@@ -246,6 +262,7 @@ def _resend(
             t.join(timeout=120)
     finally:
         ex.kill(signal.SIGTERM)
+    _reopen(log_dir).close()  # the event service has stopped and released the log
     records = list(iter_records(log_dir))
     raw = list(iter_records(log_dir, dedupe=False))
     dup = set(retry.duplicates)
