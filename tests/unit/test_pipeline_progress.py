@@ -54,3 +54,17 @@ def test_failing_step_shows_the_log_tail_and_raises(tmp_path, monkeypatch, capsy
     assert "maybe-fail" in err and "FAILURE" in err
     tail = err.split(f"--- last 25 lines of {log} ---", 1)[1]
     assert "boom: the step failed on purpose" in tail
+
+
+def test_cli_training_run_with_a_bad_source_fails_with_the_log_tail(tmp_path, monkeypatch, capsys):
+    """The real command the demo runs: the first step fails, the CLI shows its log lines and exits 1."""
+    from smartreco.cli import main
+
+    monkeypatch.setenv("SMARTRECO_RUNS", str(tmp_path / "runs"))
+    log = tmp_path / "demo" / "pipeline.log"
+    code = main(["pipeline", "run", "training", "--local", "--runner", "subprocess", "--json", "--log", str(log),
+                 "--param", f"source={tmp_path / 'no-such-data'}"])
+    out, err = capsys.readouterr()
+    assert code == 1 and out == ""  # nothing on stdout: the demo's run record is not written
+    assert "smartreco-training: 11 steps" in err and "ingest" in err and "FAILURE" in err
+    assert f"--- last 25 lines of {log} ---" in err and "no-such-data" in err.split("--- last 25 lines", 1)[1]
