@@ -74,6 +74,7 @@ def training_pipeline(
     online_store: str = "sqlite",
     eval_models: str = "hybrid,mostpop",
     gate_min_ndcg: float = 0.0,
+    gate_margin: float = 0.0,
     deploy_target: str = "auto",
     deploy_namespace: str = "",
 ) -> None:
@@ -82,7 +83,9 @@ def training_pipeline(
     is the promotion floor and must stay); ``sample_users`` > 0 trains on that many random users (tests,
     smoke runs); ``gate_min_ndcg`` is an
     absolute floor on the gate metric on top of "beats MostPopular and the champion" (set it above 1
-    to force the gate to fail); ``deploy_target``: auto | local | cluster; ``embedding_cache_dir``: MiniLM
+    to force the gate to fail); ``gate_margin``: how far below MostPopular / the champion the candidate may
+    land and still promote (0: strictly better; >= 1 promotes any candidate, <= -1 none);
+    ``deploy_target``: auto | local | cluster; ``embedding_cache_dir``: MiniLM
     vectors cached by content hash (local runs pass ``<runs>/embeddings``; empty = no cache)."""
     ing = configure(ingest(source=source, sample_users=sample_users, seed=seed), "ingest")
     val = configure(validate(dataset=ing.outputs["dataset"]), "validate")
@@ -99,7 +102,8 @@ def training_pipeline(
     hyb.after(cf, mat)  # serve only what the online store can feed
     ev = configure(evaluate(dataset=ing.outputs["dataset"], models=eval_models), "evaluate")
     ev.after(hyb)
-    reg = configure(register(bundle=hyb.outputs["bundle"], report=ev.outputs["report"]), "register")
+    reg = configure(register(bundle=hyb.outputs["bundle"], report=ev.outputs["report"], gate_margin=gate_margin),
+                    "register")
     gate = configure(summary(report=ev.outputs["report"], version=reg.outputs["Output"],
                              metric_value=ev.outputs["Output"],
                              gate_min_ndcg=gate_min_ndcg,

@@ -260,10 +260,10 @@ SELDON_VENV = _declare("SMARTRECO_SELDON_VENV", "path", None, "Any venv holding 
 NODE_ID = _declare("PREDICTIVE_UNIT_ID", "str", None, "The graph node's name, set by Seldon's operator (and by the "
                    "local executor).", ("node:*",), cluster="platform", reader="seldon-core",
                    default_doc="the node class name")
-GRAPH_STATE = _declare("SMARTRECO_GRAPH_STATE", "path", lambda: RUNS.get() / "graph-state.sqlite", "SQLite file "
-                       "the graph nodes share (recent history, live popularity, served answers, feedback effect "
-                       "ledger): every worker process of every node of a pod sees it.", ("node:*",),
-                       cluster="config", default_doc="`$SMARTRECO_RUNS/graph-state.sqlite`")
+GRAPH_STATE = _declare("SMARTRECO_GRAPH_STATE", "path", lambda: RUNS.get() / "graph-state" / "state.sqlite",
+                       "SQLite file the graph nodes share (recent history, live popularity, served answers, "
+                       "feedback effect ledger): every worker process of every node of a pod sees it.", ("node:*",),
+                       cluster="config", default_doc="`$SMARTRECO_RUNS/graph-state/state.sqlite`")
 EVENTS_URL = _declare("SMARTRECO_EVENTS_URL", "url", None, "Event service the graph node that appends feedback "
                       "posts to (unset: feedback is applied but not logged, library/test use only).",
                       ("node:*",), cluster="config")

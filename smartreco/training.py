@@ -169,9 +169,10 @@ def train_hybrid(data: CanonicalData, out_dir: Path | str, *, cb_dir: Path | str
 
 def register(bundle_dir: Path | str, evaluation: dict, *, params: dict | None = None,
              report_dir: Path | str | None = None, run_name: str = "train",
-             kinds: tuple[str, ...] = ("cf", "cb", "hybrid")) -> dict:
+             kinds: tuple[str, ...] = ("cf", "cb", "hybrid"), gate_margin: float = 0.0) -> dict:
     """One MLflow run: params, metrics of every evaluated model, reports, the three pyfunc models;
-    then register each as ``challenger`` and let the gate decide ``champion``."""
+    then register each as ``challenger`` and let the gate decide ``champion`` (``gate_margin``: the
+    gate's margin, see smartreco.tracking.gate.promotion_decision)."""
     import mlflow
 
     from smartreco.tracking import mlflow_tracking as T
@@ -194,7 +195,8 @@ def register(bundle_dir: Path | str, evaluation: dict, *, params: dict | None = 
         registered = {}
         for kind, uri in uris.items():
             # each registered model is gated on the hybrid's numbers: all three serve from this bundle
-            version, decision = T.register(uri, T.MODEL_NAMES[kind], _numeric(hybrid), _numeric(mostpop))
+            version, decision = T.register(uri, T.MODEL_NAMES[kind], _numeric(hybrid), _numeric(mostpop),
+                                           margin=gate_margin)
             registered[T.MODEL_NAMES[kind]] = {"version": version, **decision.to_dict()}
     return {"run_id": run.info.run_id, "tracking_uri": T.tracking_uri(), "models": uris, "registered": registered}
 

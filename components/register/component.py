@@ -7,8 +7,10 @@ from components.common import component
 
 
 @component()
-def register(bundle: Input[Model], report: Input[Dataset], summary: Output[Markdown], tracking_uri: str = "") -> str:
-    """Returns the registered smartreco-hybrid version. ``tracking_uri`` overrides MLFLOW_TRACKING_URI."""
+def register(bundle: Input[Model], report: Input[Dataset], summary: Output[Markdown], tracking_uri: str = "",
+             gate_margin: float = 0.0) -> str:
+    """Returns the registered smartreco-hybrid version. ``tracking_uri`` overrides MLFLOW_TRACKING_URI;
+    ``gate_margin``: the promotion gate's margin (smartreco.tracking.gate.promotion_decision)."""
     import json
     import os
     from pathlib import Path
@@ -19,7 +21,7 @@ def register(bundle: Input[Model], report: Input[Dataset], summary: Output[Markd
     if tracking_uri:
         os.environ[settings.MLFLOW_TRACKING_URI.name] = tracking_uri  # read by smartreco.tracking when used
     evaluation = json.loads((Path(report.path) / "evaluation.json").read_text())
-    result = run(bundle.path, evaluation, report_dir=report.path, run_name="kfp-register")
+    result = run(bundle.path, evaluation, report_dir=report.path, run_name="kfp-register", gate_margin=gate_margin)
     lines = [f"- `{name}` v{r['version']}: {'**champion**' if r['promote'] else 'challenger'} "
              f"({'; '.join(r['reasons'])})" for name, r in result["registered"].items()]
     Path(summary.path).write_text(f"# Registry\n\nMLflow run `{result['run_id']}`\n\n" + "\n".join(lines) + "\n")

@@ -469,6 +469,13 @@ class ContainerGroup:
         _own_dedicated(bandits, uid, gid)
         if not any(m.path == bandits for m in mounts):
             mounts.append(Mount(bandits, writable=True))
+        # the nodes' shared state (SQLite): one file every node container sees, as a pod's shared /tmp on a cluster
+        default_state = Path(env["SMARTRECO_RUNS"]) / "graph-state" / "state.sqlite"
+        state = Path(env.get(settings.GRAPH_STATE.name) or default_state)
+        if state.parent.name == default_state.parent.name:  # a dedicated "graph-state" folder: ours to hand over
+            _own_dedicated(state.parent, uid, gid)
+        if not any(m.path == state.parent for m in mounts):
+            mounts.append(Mount(state.parent, writable=True, files=(state,)))
         for m in mounts:
             problem = _readable_problem(m.path, uid) or (
                 _writable_problem(m.path, uid, gid, m.files) if m.writable else None)

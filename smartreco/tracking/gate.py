@@ -33,14 +33,22 @@ def _value(metrics: Mapping[str, float] | None, metric: str) -> float | None:
     return float(metrics[metric])
 
 
+def _margin(margin: float) -> str:
+    return f" (margin {margin:g})" if margin else ""
+
+
 def promotion_decision(
     candidate: Mapping[str, float],
     champion: Mapping[str, float] | None,
     mostpop: Mapping[str, float] | None,
     metric: str = GATE_METRIC,
+    margin: float = 0.0,
 ) -> GateDecision:
-    """Promote iff candidate > MostPopular and (no champion or candidate > champion) on ``metric``.
+    """Promote iff candidate > MostPopular - margin and (no champion or candidate > champion - margin).
 
+    ``margin`` (the training pipeline's ``gate_margin``) is how far below each reference the candidate may
+    land and still promote: 0 (the default) means strictly better; a margin >= 1 promotes every measured
+    candidate and one <= -1 none (``metric`` lies in [0, 1]), which is how tests fix the gate's outcome.
     A missing candidate or MostPopular value never promotes (the floor must be measured).
     """
     cand, champ, pop = _value(candidate, metric), _value(champion, metric), _value(mostpop, metric)
@@ -51,16 +59,16 @@ def promotion_decision(
     if pop is None:
         ok = False
         reasons.append(f"MostPopular {metric} not measured: the floor is required")
-    elif cand <= pop:
+    elif cand <= pop - margin:
         ok = False
-        reasons.append(f"{metric} {cand:.4f} does not beat MostPopular {pop:.4f}")
+        reasons.append(f"{metric} {cand:.4f} does not beat MostPopular {pop:.4f}{_margin(margin)}")
     else:
-        reasons.append(f"{metric} {cand:.4f} beats MostPopular {pop:.4f}")
+        reasons.append(f"{metric} {cand:.4f} beats MostPopular {pop:.4f}{_margin(margin)}")
     if champ is None:
         reasons.append("no current champion")
-    elif cand <= champ:
+    elif cand <= champ - margin:
         ok = False
-        reasons.append(f"{metric} {cand:.4f} does not beat the champion {champ:.4f}")
+        reasons.append(f"{metric} {cand:.4f} does not beat the champion {champ:.4f}{_margin(margin)}")
     else:
-        reasons.append(f"{metric} {cand:.4f} beats the champion {champ:.4f}")
+        reasons.append(f"{metric} {cand:.4f} beats the champion {champ:.4f}{_margin(margin)}")
     return GateDecision(ok, metric, cand, champ, pop, reasons)

@@ -126,14 +126,15 @@ def champion_metrics(client, name: str) -> dict[str, float] | None:
 
 def register(
     model_uri: str, name: str, metrics: Mapping[str, float], mostpop: Mapping[str, float] | None,
-    metric: str = GATE_METRIC,
+    metric: str = GATE_METRIC, margin: float = 0.0,
 ) -> tuple[str, GateDecision]:
-    """Register a version, alias it ``challenger``, promote to ``champion`` if the gate passes."""
+    """Register a version, alias it ``challenger``, promote to ``champion`` if the gate passes (``margin``:
+    :func:`promotion_decision`'s)."""
     import mlflow
 
     client = configure()
     current = champion_metrics(client, name)
-    decision = promotion_decision(metrics, current, mostpop, metric)
+    decision = promotion_decision(metrics, current, mostpop, metric, margin=margin)
     mv = mlflow.register_model(model_uri, name)
     version = str(mv.version)
     for k, v in metrics.items():

@@ -1,5 +1,7 @@
 """End to end: `smartreco pipeline compile` writes all three pipelines; the training pipeline runs on
 MovieLens through the CLI (kfp.local) to a deployed model, and the batch pipeline serves that model.
+The gate's outcome is fixed by its margin parameter, not left to the sample: one run must promote and
+deploy, a second into the same registry must not (the champion and the deploy record stay the first's).
 
 The training run uses ``SMARTRECO_E2E_SAMPLE_USERS`` users (default 100) to fit the default test budget;
 set it to 0 for the whole of MovieLens (what ``scripts/demo.sh`` and benchmarks/pipeline_runtime.py run).
@@ -36,51 +38,93 @@ def test_bad_parameter_is_a_one_line_error(capsys):
     assert "epochz: not a parameter of smartreco-training" in capsys.readouterr().err
 
 
-@pytest.fixture(scope="module")
-def trained(tmp_path_factory):
-    mp = pytest.MonkeyPatch()
-    runs = tmp_path_factory.mktemp("e2e") / "runs"
-    mp.setenv("SMARTRECO_RUNS", str(runs))
-    mp.delenv("MLFLOW_TRACKING_URI", raising=False)
-    sample = os.environ.get("SMARTRECO_E2E_SAMPLE_USERS", "100")
-    out = runs / "training.json"
-    runs.mkdir(parents=True)
+#: the gate's margin fixes its outcome whatever the sample gives (metric values lie in [0, 1]):
+#: >= 1 promotes any measured candidate, <= -1 none (smartreco.tracking.gate.promotion_decision)
+PROMOTE, REJECT = "1.0", "-1.0"
+
+
+def _train(runs: Path, gate_margin: str) -> dict:
+    """One `smartreco pipeline run training --local` into ``runs`` (its own MLflow registry); the run's JSON."""
     import contextlib
     import io
 
+    sample = os.environ.get("SMARTRECO_E2E_SAMPLE_USERS", "100")
     buf = io.StringIO()
     with contextlib.redirect_stdout(buf):
         rc = main(["pipeline", "run", "training", "--local", "--runner", "subprocess", "--json",
-                   "--sample-users", sample, "--param", "deploy_target=local",
+                   "--sample-users", sample, "--param", "deploy_target=local", "--param", f"gate_margin={gate_margin}",
                    # MiniLM vectors are cached by content hash in the project's runs folder across test runs
                    "--param", f"embedding_cache_dir={project_root() / 'runs' / 'embeddings'}"])
     assert rc == 0, buf.getvalue()[-2000:]
-    out.write_text(buf.getvalue())
-    yield json.loads(buf.getvalue()), runs
+    return json.loads(buf.getvalue())
+
+
+@pytest.fixture(scope="module")
+def runs_dir(tmp_path_factory):
+    """One runs folder (MLflow registry, deploy record) shared by the promoted and the rejected run."""
+    mp = pytest.MonkeyPatch()
+    runs = tmp_path_factory.mktemp("e2e") / "runs"
+    runs.mkdir(parents=True)
+    mp.setenv("SMARTRECO_RUNS", str(runs))
+    mp.delenv("MLFLOW_TRACKING_URI", raising=False)
+    yield runs
     mp.undo()
 
 
-def test_training_pipeline_runs_on_movielens_and_deploys_when_promoted(trained, monkeypatch):
-    run, runs = trained
-    gate = json.loads(Path(run["artifacts"]["summary/gate"]).read_text())
+@pytest.fixture(scope="module")
+def trained(runs_dir):
+    """A training run whose gate must promote (margin 1): the first version becomes champion and deploys."""
+    run = _train(runs_dir, PROMOTE)
+    return run, runs_dir, json.loads((runs_dir / "deploy" / "current.json").read_text())
+
+
+@pytest.fixture(scope="module")
+def rejected(trained):
+    """A second run into the same registry whose gate must not promote (margin -1)."""
+    _, runs, _ = trained
+    return _train(runs, REJECT), runs
+
+
+def _gate(run: dict) -> dict:
+    return json.loads(Path(run["artifacts"]["summary/gate"]).read_text())
+
+
+def _alias(alias: str) -> str:
+    from smartreco.tracking import mlflow_tracking as T
+
+    return str(T.configure().get_model_version_by_alias(T.MODEL_NAMES["hybrid"], alias).version)
+
+
+def test_training_pipeline_promotes_and_deploys_when_the_gate_passes(trained, monkeypatch):
+    run, runs, record = trained
+    gate = _gate(run)
     monkeypatch.setenv("SMARTRECO_RUNS", str(runs))
     from smartreco.tracking import mlflow_tracking as T
 
+    assert gate["promoted"] is True, gate["reasons"]
+    assert _alias(T.CHAMPION) == _alias(T.CHALLENGER) == gate["versions"]["hybrid"]
     client = T.configure()
-    hybrid = client.get_model_version_by_alias(T.MODEL_NAMES["hybrid"], T.CHALLENGER)
-    assert str(hybrid.version) == gate["versions"]["hybrid"]
     assert client.search_runs([client.get_experiment_by_name(T.EXPERIMENT).experiment_id])  # MLflow shows the run
-    if gate["promoted"]:
-        record = json.loads((runs / "deploy" / "current.json").read_text())
-        assert record["target"] == "local"
-        assert record["model_uris"]["hybrid-a"] == run["artifacts"]["train-hybrid/bundle"]
-        assert "deploy/deployment" in run["artifacts"]
-    else:  # a tiny sample can lose to MostPopular: then nothing may be deployed
-        assert "deploy/deployment" not in run["artifacts"]
+    assert "deploy/deployment" in run["artifacts"]  # the dsl.If branch ran
+    assert record["target"] == "local"
+    assert record["model_uris"]["hybrid-a"] == run["artifacts"]["train-hybrid/bundle"]
+
+
+def test_training_pipeline_keeps_the_champion_and_deploys_nothing_when_the_gate_fails(rejected, monkeypatch):
+    run, runs = rejected
+    gate = _gate(run)
+    monkeypatch.setenv("SMARTRECO_RUNS", str(runs))
+    from smartreco.tracking import mlflow_tracking as T
+
+    assert gate["promoted"] is False, gate["reasons"]
+    assert "deploy/deployment" not in run["artifacts"]  # the dsl.If branch never ran
+    assert _alias(T.CHALLENGER) == gate["versions"]["hybrid"] != _alias(T.CHAMPION)
+    record = json.loads((runs / "deploy" / "current.json").read_text())
+    assert record["model_uris"]["hybrid-a"] != run["artifacts"]["train-hybrid/bundle"]  # still the first run's
 
 
 def test_batch_pipeline_writes_one_row_per_user_and_rank(trained, tmp_path, monkeypatch):
-    run, runs = trained
+    run, runs, _ = trained
     monkeypatch.setenv("SMARTRECO_RUNS", str(runs))
     bundle = run["artifacts"]["train-hybrid/bundle"]
     assert main(["pipeline", "run", "batch", "--local", "--runner", "subprocess", "--pipeline-root",

@@ -163,7 +163,8 @@ class GraphThread:
             "ab-router": {"store": str(tmp / "arms.sqlite"), "mode": mode},
         }
         cfg.setdefault("push_feedback", False)
-        cfg.setdefault("graph_state", str(tmp / "graph-state.sqlite"))  # the nodes' shared state, per graph
+        # the nodes' shared state, per graph (a dedicated folder: node containers mount it read-write)
+        cfg.setdefault("graph_state", str(tmp / "graph-state" / "state.sqlite"))
         self.cfg = ServeConfig(
             in_process=in_process,
             overrides=overrides,

@@ -252,7 +252,8 @@ def test_local_executor_learns_logs_and_ignores_retries(tmp_path):
             assert code == 200, body
             return body
 
-        run_flow(predict, feedback, tmp_path / "events", tmp_path / "graph-state.sqlite", tmp_path / "arms.sqlite")
+        run_flow(predict, feedback, tmp_path / "events", tmp_path / "graph-state" / "state.sqlite",
+                 tmp_path / "arms.sqlite")  # fmt: skip
     finally:
         g.stop()
 
