@@ -77,9 +77,11 @@ class StepLog(io.TextIOBase):
         elif m := _FINISHED.search(line):
             task, status = m.groups()
             seconds = time.perf_counter() - self.started.get(task, time.perf_counter())
+            attempt = 1 + sum(1 for done in self.finished if done[0] == task)  # a step with retries reruns
             self.finished.append((task, status, seconds))
-            self.bar.update(1)
-            mark = "ok" if status == "SUCCESS" else status
+            if attempt == 1:
+                self.bar.update(1)
+            mark = ("ok" if status == "SUCCESS" else status) + (f" (attempt {attempt})" if attempt > 1 else "")
             self.bar.clear()
             self.echo(f"  {task:<24s} {seconds:7.1f} s  {mark}")
             self.bar.refresh()

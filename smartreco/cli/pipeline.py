@@ -135,7 +135,8 @@ def _run_logged(func, args: dict, runner: str, pipeline_root: str | None, log_fi
             say(f"  {line}")
         say("---")
         raise
-    say(f"{func.name}: {len(log.finished)} steps done in {run.seconds:.1f} s ({run.runner} runner)")
+    steps = len({task for task, _, _ in log.finished})
+    say(f"{func.name}: {steps} steps done in {run.seconds:.1f} s ({run.runner} runner)")
     return run
 
 
