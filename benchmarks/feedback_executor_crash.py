@@ -4,12 +4,16 @@ load, several times; count sent / acknowledged / recovered feedback and check th
     .venv-serving/bin/python benchmarks/feedback_executor_crash.py               # 6 kills x 1500 feedback
     .venv-serving/bin/python benchmarks/feedback_executor_crash.py --trials 2 --feedback 300
 
-Each trial starts the executor with in-process nodes (fake bundle from tests/integration, so the
-number measures the feedback path, not a model), drives ``--concurrency`` keep-alive HTTP clients on
-loopback (one prediction every 5 feedbacks, logged as impressions), kills it with SIGKILL after a
-random number of acks, reopens the log (torn-tail recovery), reads it as a dataset, restarts the
-executor on the same log and retries every sent id (acked ones must be duplicates). Bounded.
-Results: benchmarks/results/feedback_executor_crash.{json,md}.
+Each trial starts the executor with in-process nodes (fake bundle from tests/integration, so the number
+measures the feedback path, not a model) and the event service it starts next to the graph (its own
+process, the event log's single writer): the CF node appends each feedback through the event service
+(fsync before its 200) before the router and the transformer apply theirs, so the executor's 200 means
+durable. ``--concurrency`` keep-alive HTTP clients on loopback (one prediction every 5 feedbacks: its
+impression reaches the log through the request logger, best effort), SIGKILL of the executor after a
+random number of acks (the event service then stops on its parent's death, finishing queued appends),
+the log reopened (torn-tail recovery) and read as a dataset, the executor restarted on the same log and
+every sent id retried (acked ones must be duplicates). Bounded. The SIGKILL of the event service itself
+is ``benchmarks/event_service_crash.py``. Results: benchmarks/results/feedback_executor_crash.{json,md}.
 """
 
 from __future__ import annotations
@@ -73,7 +77,8 @@ def main() -> None:
     ok = all(t["killed"] and t["after_resend_all_sent_present"] and not any(t[k] for k in clean) for t in trials)
     out = {
         "benchmark": "feedback_executor_crash",
-        "what": "SIGKILL of `python -m inference_graph.executor --in-process` during a loopback feedback load",
+        "what": "SIGKILL of `python -m inference_graph.executor --in-process` (nodes append feedback through the "
+        "event service it starts) during a loopback feedback load",
         "machine": {"python": platform.python_version(), "platform": platform.platform(), "cpus": os.cpu_count()},
         "params": {
             "trials": args.trials,
@@ -105,7 +110,9 @@ def main() -> None:
         "",
         "`recovered` = this trial's feedback ids in the reopened log (>= acked: some were durable but",
         "the client never saw the 200). `resent_not_duplicate` = acked ids that a retry after the",
-        "restart did not recognise (must be 0). ack latency includes the fsync (group commit).",
+        "restart did not recognise (must be 0). ack latency includes the walk through the graph's feedback",
+        "nodes and the event service's fsync (group commit). `impressions` come from the request logger",
+        "(asynchronous, best effort as Seldon's): the last few before a kill may be lost, never a feedback.",
     ]
     (res / "feedback_executor_crash.md").write_text("\n".join(lines) + "\n")
     print(json.dumps({k: out[k] for k in ("totals", "all_acked_recovered_and_log_clean", "wall_s")}))
