@@ -85,7 +85,10 @@ def _resolve_model_uris(manifest: str | None, dst_root: Path | None = None) -> d
 )
 @click.option("--cache", default="local", show_default=True, help="local | redis://HOST:PORT/DB | off")
 @click.option(
-    "--feedback-log", default=None, help="durable feedback/impression log directory or 'off' (default: runs/feedback)"
+    "--feedback-log",
+    default=None,
+    help="event log directory of the event service started next to the graph (impressions + durable feedback), "
+    "or 'off' (default: runs/feedback)",
 )
 @click.option(
     "--containers", is_flag=True,
