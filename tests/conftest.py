@@ -150,6 +150,10 @@ def manifest_tools():
     return tools
 
 
+#: the images' build has its own bound (from scratch ~20-25 min on a busy 2-core machine), outside any test's
+_IMAGE_BUILD_LIMIT_S = 5400
+
+
 @pytest.fixture(scope="session")
 def smartreco_images(request: pytest.FixtureRequest) -> dict[str, dict]:
     """Both project images (``{"pipeline"|"serving": BuildResult.as_dict()}``), built when missing or stale by
@@ -159,9 +163,11 @@ def smartreco_images(request: pytest.FixtureRequest) -> dict[str, dict]:
     at once. Every test that runs a project image asks for this fixture."""
     import fcntl
     import json
+    import signal
     import subprocess
     import sys
     import tempfile
+    import threading
     import time
 
     root = _TESTS.parent
@@ -178,21 +184,32 @@ def smartreco_images(request: pytest.FixtureRequest) -> dict[str, dict]:
 
     lock_path = Path(tempfile.gettempdir()) / "smartreco-images-build.lock"
     start = time.monotonic()
-    with open(lock_path, "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        say("[images] smartreco images build: making sure the project images exist for the container tests "
-            "(seconds when up to date, ~20 min from scratch) ...")
-        proc = subprocess.Popen([python, "-m", "smartreco", "images", "build", "--json"], cwd=root,
-                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        tail: list[str] = []
-        for line in proc.stderr:
-            tail = [*tail[-40:], line.rstrip()]
-            if line.startswith(("[build]", "[base]", "[wheels]")) or "error" in line.lower():
-                say(f"[images] {line.rstrip()}")
-        out = proc.stdout.read()
-        rc = proc.wait()
+    # the build belongs to the session, not to the test that happens to ask first: pause that test's
+    # pytest-timeout alarm (signal method) while building, and bound the build on its own instead
+    paused = signal.setitimer(signal.ITIMER_REAL, 0)[0] if hasattr(signal, "setitimer") else 0.0
+    try:
+        with open(lock_path, "w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            say("[images] smartreco images build: making sure the project images exist for the container tests "
+                "(seconds when up to date, ~20 min from scratch) ...")
+            proc = subprocess.Popen([python, "-m", "smartreco", "images", "build", "--json"], cwd=root,
+                                    stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+            watchdog = threading.Timer(_IMAGE_BUILD_LIMIT_S, proc.kill)
+            watchdog.start()
+            tail: list[str] = []
+            for line in proc.stderr:
+                tail = [*tail[-40:], line.rstrip()]
+                if line.startswith(("[build]", "[base]", "[wheels]")) or "error" in line.lower():
+                    say(f"[images] {line.rstrip()}")
+            out = proc.stdout.read()
+            rc = proc.wait()
+            watchdog.cancel()
+    finally:
+        if paused > 0:
+            signal.setitimer(signal.ITIMER_REAL, paused)
     if rc != 0:
-        pytest.fail("`smartreco images build` failed (exit {}):\n{}".format(rc, "\n".join(tail)), pytrace=False)
+        pytest.fail("`smartreco images build` failed (exit {}{}):\n{}".format(
+            rc, f", killed after {_IMAGE_BUILD_LIMIT_S} s" if rc == -9 else "", "\n".join(tail)), pytrace=False)
     results = {r["name"]: r for r in json.loads(out)}
     say(f"[images] ready in {time.monotonic() - start:.0f} s: "
         + ", ".join(f"{r['tag']} ({'built' if r['built'] else 'up to date'})" for r in results.values()))
