@@ -158,7 +158,7 @@ class Setting(Generic[T]):
     def shown_default(self) -> str:
         if self.default_doc:
             return self.default_doc
-        if self.default is None:
+        if self.default is None or self.default == "":
             return "(unset)"
         return f"`{self.default}`"
 
@@ -294,10 +294,10 @@ K8S_VERSION = _declare("SMARTRECO_K8S_VERSION", "str", "1.32.0", "Kubernetes ver
                        "against (manifests/tools/validate.py).", ("cli",), cluster="local")
 
 # ----------------------------------------------------------------------------------------- scripts
-DEMO_PORT = _declare("SMARTRECO_DEMO_PORT", "int", 8000, "Port of the graph `scripts/demo.sh` serves.",
+DEMO_PORT = _declare("SMARTRECO_DEMO_PORT", "int", 8089, "Port of the graph `scripts/demo.sh` serves.",
                      ("scripts",), cluster="local")
 DEMO_SAMPLE_USERS = _declare("SMARTRECO_DEMO_SAMPLE_USERS", "int", None, "Users `scripts/demo.sh` trains on "
-                             "(a sample, for speed).", ("scripts",), cluster="local", default_doc="the script's own")
+                             "(a sample, for speed).", ("scripts",), cluster="local", default_doc="all users")
 WEB_PORT = _declare("SMARTRECO_WEB_PORT", "int", 8080, "Port of the storefront `scripts/demo.sh` starts.",
                     ("scripts",), cluster="local")
 FEAST_PORT = _declare("SMARTRECO_FEAST_PORT", "int", 6566, "Port of the feature server `scripts/demo.sh` starts.",
@@ -305,8 +305,8 @@ FEAST_PORT = _declare("SMARTRECO_FEAST_PORT", "int", 6566, "Port of the feature 
 SERVICES_STARTED = _declare("SMARTRECO_SERVICES_STARTED", "path", None, "File `scripts/services.sh start` "
                             "appends the services it started to (so CI stops exactly those).", ("scripts",),
                             cluster="local")
-RUNNER = _declare("SMARTRECO_RUNNER", "str", None, "Pipeline runner `scripts/demo.sh` uses (subprocess|docker).",
-                  ("scripts",), cluster="local", default_doc="the script's own")
+RUNNER = _declare("SMARTRECO_RUNNER", "str", "auto", "Pipeline runner `scripts/demo.sh` uses "
+                  "(auto|docker|subprocess).", ("scripts",), cluster="local")
 
 # ------------------------------------------------------- set by our ConfigMaps, read by other tools
 # Declared so the check "every name a ConfigMap sets is a name something reads" holds; ``reader`` says who.
@@ -366,7 +366,8 @@ def markdown_table() -> str:
             "|---|---|---|---|---|---|---|"]
     for s in SETTINGS.values():
         needs = ", ".join(f"`{n}`" for n in s.needs)
-        rows.append(f"| `{s.name}` | {s.type} | {s.shown_default()} | {needs} | {s.cluster} | {s.reader} | {s.doc} |")
+        cells = [f"`{s.name}`", s.type, s.shown_default(), needs, s.cluster, s.reader, s.doc]
+        rows.append("| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |")  # a | ends a cell
     legend = "; ".join(f"**{k}**: {v}" for k, v in CLUSTER_WAYS.items())
     return "\n".join(rows) + f"\n\nOn a cluster: {legend}.\n"
 
