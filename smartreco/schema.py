@@ -10,9 +10,17 @@ its unknown keys are accepted, bounded, and named back in the answer's ``meta.ta
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from smartreco.data.columns import CHANNELS, INTERACTION_TYPES
 from smartreco.errors import SmartRecoError
@@ -30,7 +38,19 @@ MAX_REQUEST_ID_CHARS = 128
 REQUEST_ID_PATTERN = r"^[\x21-\x7e]*$"
 MAX_CONTEXT_EXTRA_KEYS = 32
 MAX_META_TAGS = 64
-_ID = Field(min_length=1, max_length=256)
+
+
+def _id_json_schema(schema: dict[str, Any]) -> None:
+    """What ``_strict_id`` accepts, for the OpenAPI document: a 1-256 character string or an integer."""
+    schema.clear()
+    schema["anyOf"] = [{"type": "string", "minLength": 1, "maxLength": 256}, {"type": "integer"}]
+
+
+_ID = Field(min_length=1, max_length=256, json_schema_extra=_id_json_schema)
+#: a string taken as sent: no whitespace stripping, so a pattern means what it says
+_RequestId = Annotated[
+    str, StringConstraints(strip_whitespace=False, max_length=MAX_REQUEST_ID_CHARS, pattern=REQUEST_ID_PATTERN)
+]
 
 
 class RequestValidationError(SmartRecoError, ValueError):
@@ -113,7 +133,12 @@ class RequestContext(_Model):
     ``MAX_CONTEXT_EXTRA_KEYS``, names up to 64 chars) and listed by :meth:`unknown_keys` so the answer
     can name them in ``meta.tags``; the known keys are checked as strictly as everywhere else."""
 
-    model_config = ConfigDict(extra="allow", str_strip_whitespace=True)
+    model_config = ConfigDict(
+        extra="allow",
+        str_strip_whitespace=True,
+        strict=True,  # JSON types as sent: "5" is not an hour (the OpenAPI document says integer)
+        json_schema_extra={"maxProperties": MAX_CONTEXT_EXTRA_KEYS + 4, "propertyNames": {"maxLength": 64}},
+    )
 
     channel: Channel = "web"
     device_type: str | None = Field(default=None, max_length=64)
@@ -143,12 +168,20 @@ class RequestContext(_Model):
 
 
 class RecommendationRequest(_Model):
+    # strict JSON types ("10" is not a count, "yes" not a bool); ids and integral floats are converted by the
+    # before-validators first (gRPC Struct numbers arrive as floats)
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True, strict=True)
+
     user_id: str = _ID
     num_recommendations: int = Field(default=10, ge=1, le=MAX_RECOMMENDATIONS)
     context: RequestContext = Field(default_factory=RequestContext)
-    exclude_items: list[str] = Field(default_factory=list, max_length=MAX_EXCLUDED_ITEMS)
+    exclude_items: list[str] = Field(
+        default_factory=list,
+        max_length=MAX_EXCLUDED_ITEMS,
+        json_schema_extra={"items": {"anyOf": [{"type": "string"}, {"type": "integer"}]}},
+    )
     include_explanation: bool = True
-    request_id: str | None = Field(default=None, max_length=MAX_REQUEST_ID_CHARS, pattern=REQUEST_ID_PATTERN)
+    request_id: _RequestId | None = None
 
     _id = field_validator("user_id", mode="before")(_strict_id)
 
@@ -226,7 +259,9 @@ class SeldonMeta(_Model):
     ``puid`` is the client's request id: a string of at most ``MAX_REQUEST_ID_CHARS`` printable ASCII
     characters (empty means none), because it becomes a log id and a key of the routing memory."""
 
-    puid: str | None = Field(default=None, max_length=MAX_REQUEST_ID_CHARS, pattern=REQUEST_ID_PATTERN)
+    model_config = ConfigDict(extra="forbid", strict=True)  # as sent: a puid with spaces is refused, not trimmed
+
+    puid: _RequestId | None = None
     tags: dict[str, Any] = Field(default_factory=dict, max_length=MAX_META_TAGS)
     routing: dict[str, int] = Field(default_factory=dict)
     requestPath: dict[str, str] = Field(default_factory=dict)  # noqa: N815 - Seldon's field name
