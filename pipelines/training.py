@@ -7,8 +7,10 @@ Cluster settings live here, per step:
   store), register (MLflow registry), deploy (kubectl / local graph), summary (cheap, always fresh);
 * retries: on the steps that touch flaky services (ingest, materialize_features, register, deploy);
 * resources: CPU/memory requests and limits sized from the MovieLens run (kfp.local ignores them);
-* the gate: ``register`` registers every model as ``challenger`` and promotes to ``champion`` only when
-  the hybrid beats MostPopular (and the current champion); ``summary`` adds the absolute floor
+* the gate: ``evaluate`` refits the current champion's recipe on the same split (paired bootstrap of
+  challenger - champion; it reads the registry, so it is not cached); ``register`` registers every model
+  as ``challenger`` and promotes to ``champion`` only when the hybrid beats MostPopular and the CI's lower
+  bound is above -``gate_margin`` (non-inferiority); ``summary`` adds the absolute floor
   ``gate_min_ndcg`` (demoting a promoted version that misses it) and returns ``promoted``; ``deploy``
   runs inside ``dsl.If(promoted == True)``, so a losing model is never deployed.
 """
@@ -45,7 +47,7 @@ RESOURCES: dict[str, tuple[str, str, str, str]] = {
     "deploy": ("100m", "500m", "256Mi", "512Mi"),
 }
 #: steps whose outputs depend on more than their inputs or that change the world: never cached
-UNCACHED = frozenset({"ingest", "materialize-features", "register", "summary", "deploy"})
+UNCACHED = frozenset({"ingest", "materialize-features", "evaluate", "register", "summary", "deploy"})
 #: steps that talk to services that may blip (object store, MLflow, Feast, the API server)
 RETRIED = {"ingest": 2, "materialize-features": 2, "register": 2, "deploy": 2}
 
@@ -69,12 +71,12 @@ def training_pipeline(
     seed: int = 7,
     embedding_dim: int = 64,
     epochs: int = 10,
-    content_encoder: str = "hashed",
+    content_encoder: str = "minilm+tfidf+numeric",
     embedding_cache_dir: str = "",
     online_store: str = "sqlite",
-    eval_models: str = "hybrid,mostpop",
+    eval_models: str = "hybrid,mostpop,ease",
     gate_min_ndcg: float = 0.0,
-    gate_margin: float = 0.0,
+    gate_margin: float = 0.01,
     deploy_target: str = "auto",
     deploy_namespace: str = "",
 ) -> None:
@@ -83,8 +85,11 @@ def training_pipeline(
     is the promotion floor and must stay); ``sample_users`` > 0 trains on that many random users (tests,
     smoke runs); ``gate_min_ndcg`` is an
     absolute floor on the gate metric on top of "beats MostPopular and the champion" (set it above 1
-    to force the gate to fail); ``gate_margin``: how far below MostPopular / the champion the candidate may
-    land and still promote (0: strictly better; >= 1 promotes any candidate, <= -1 none);
+    to force the gate to fail); ``gate_margin``: the non-inferiority margin delta: promote when the paired
+    bootstrap CI of challenger - champion (champion refitted on the same split in ``evaluate``) has its lower
+    bound above -delta and the challenger beats MostPopular (>= 1 promotes any candidate, <= -1 none;
+    README "Promotion gate"); ``content_encoder``: the CB node's vectors (MiniLM + TF-IDF + numeric;
+    ``hashed`` for smoke runs);
     ``deploy_target``: auto | local | cluster; ``embedding_cache_dir``: MiniLM
     vectors cached by content hash (local runs pass ``<runs>/embeddings``; empty = no cache)."""
     ing = configure(ingest(source=source, sample_users=sample_users, seed=seed), "ingest")
@@ -98,8 +103,9 @@ def training_pipeline(
     cb = configure(train_cb(dataset=ing.outputs["dataset"], encoder=content_encoder), "train-cb")
     for t in (cf, cb):
         t.after(val)
-    hyb = configure(train_hybrid(dataset=ing.outputs["dataset"], cb_vectors=cb.outputs["vectors"]), "train-hybrid")
-    hyb.after(cf, mat)  # serve only what the online store can feed
+    hyb = configure(train_hybrid(dataset=ing.outputs["dataset"], cb_vectors=cb.outputs["vectors"],
+                                 cf_model=cf.outputs["model"]), "train-hybrid")
+    hyb.after(mat)  # serve only what the online store can feed
     ev = configure(evaluate(dataset=ing.outputs["dataset"], models=eval_models), "evaluate")
     ev.after(hyb)
     reg = configure(register(bundle=hyb.outputs["bundle"], report=ev.outputs["report"], gate_margin=gate_margin),

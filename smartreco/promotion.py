@@ -1,8 +1,9 @@
 """What the registry decided for a training run, plus the pipeline's extra gate floor.
 
 ``register`` (``smartreco.training.register``) gives every new version the ``challenger`` alias and
-moves ``champion`` when :func:`~smartreco.tracking.gate.promotion_decision` passes (beats MostPopular
-and the current champion). The training pipeline adds an absolute floor (``gate_min_ndcg``): a
+moves ``champion`` when :func:`~smartreco.tracking.gate.promotion_decision` passes (beats MostPopular,
+and the paired bootstrap CI against the current champion on the same split has its lower bound
+above -``gate_margin``). The training pipeline adds an absolute floor (``gate_min_ndcg``): a
 version that was promoted but misses the floor is demoted again here (``champion`` goes back to
 the previous champion, or is removed when there was none), so the registry and the deploy step
 always agree: deploy runs only when this says ``promoted``.
@@ -42,6 +43,7 @@ def gate_outcome(version: str, metric_value: float, min_metric: float = 0.0, met
     versions["hybrid"] = str(version)
     promoted = _alias_version(client, hybrid, T.CHAMPION) == str(version)
     reasons: list[str] = []
+    gate: dict = {}
     try:
         gate = json.loads((client.get_model_version(hybrid, str(version)).tags or {}).get("smartreco.gate", "{}"))
         reasons += list(gate.get("reasons", []))
@@ -63,4 +65,14 @@ def gate_outcome(version: str, metric_value: float, min_metric: float = 0.0, met
         reasons.append(f"{metric} {metric_value:.4f} clears the gate floor {min_metric}")
     uris = {kind: f"models:/{T.MODEL_NAMES[kind]}/{v}" for kind, v in versions.items() if v}
     return {"promoted": promoted, "version": str(version), "versions": versions, "model_uris": uris,
-            "reasons": reasons, "tracking_uri": T.tracking_uri()}
+            "reasons": reasons, "tracking_uri": T.tracking_uri(), "margin": gate.get("margin"),
+            "ci": gate.get("ci"), "report": gate_report(gate, promoted, reasons)}
+
+
+def gate_report(gate: dict, promoted: bool, reasons: list[str]) -> str:
+    """The gate's Markdown report: the decision, the paired CI against the champion and the margin delta."""
+    from smartreco.tracking.gate import GateDecision
+
+    decision = GateDecision(promoted, gate.get("metric", "ndcg@10"), gate.get("candidate"), gate.get("champion"),
+                            gate.get("mostpop"), list(reasons), float(gate.get("margin") or 0.0), gate.get("ci"))
+    return decision.markdown()

@@ -27,9 +27,12 @@ from smartreco.data.canonical import CanonicalData
 from smartreco.errors import DataError
 from smartreco.models.base import TrainData
 
-#: what `smartreco train` evaluates by default: the hybrid, its two retrievers and the promotion floor
-DEFAULT_EVAL_MODELS: tuple[str, ...] = ("hybrid", "mostpop")
-ENCODERS = ("hashed", "minilm")
+#: what `smartreco train` and the pipeline's evaluate step run by default: the hybrid, the promotion floor
+#: (MostPopular) and the strongest peer (EASE on MovieLens and synthetic)
+DEFAULT_EVAL_MODELS: tuple[str, ...] = ("hybrid", "mostpop", "ease")
+#: content encoders by name; the first is the served default (see smartreco.models.content.content_encoder)
+ENCODERS = ("minilm+tfidf+numeric", "hashed", "minilm")
+DEFAULT_ENCODER = ENCODERS[0]
 
 
 def load(source: str) -> CanonicalData:
@@ -38,29 +41,29 @@ def load(source: str) -> CanonicalData:
     return load_source(source)
 
 
-def content_vectors(items: pd.DataFrame, encoder: str = "hashed", dims: int = 256) -> np.ndarray:
-    """Item content vectors: ``hashed`` (numpy, instant) or ``minilm`` (sentence-transformers, cached)."""
-    from smartreco.errors import DataError
+def content_vectors(items: pd.DataFrame, encoder: str = DEFAULT_ENCODER, dims: int = 256) -> np.ndarray:
+    """Item content vectors by encoder name: ``minilm+tfidf+numeric`` (served: MiniLM sentence embeddings,
+    cached by content hash, + TF-IDF + numeric item features; ``minilm`` is the same) or ``hashed``."""
+    from smartreco.models.content import content_encoder
 
-    if encoder == "hashed":
-        from smartreco.models.hybrid import hashed_content_vectors
-
-        return hashed_content_vectors(items, dims)
-    if encoder == "minilm":
-        from smartreco.features.embeddings import encode_items
-        from smartreco.paths import runs_dir
-
-        return np.asarray(encode_items(items, cache_dir=runs_dir() / "embeddings"), dtype=np.float32)
-    raise DataError(f"--encoder: expected one of {', '.join(ENCODERS)}, got {encoder!r}")
+    if encoder not in ENCODERS:
+        raise DataError(f"--encoder: expected one of {', '.join(ENCODERS)}, got {encoder!r}")
+    encode = content_encoder(encoder, dims=dims)  # MiniLM cache: ContentConfig's default (runs/cache/minilm)
+    return np.asarray(encode(items), dtype=np.float32)
 
 
 def _encoder_from(vectors_dir: Path | None, encoder: str) -> Callable[[pd.DataFrame], np.ndarray]:
-    """Content encoder for the hybrid: precomputed vectors (train_cb output) aligned by item id, or fresh."""
+    """Content encoder for the hybrid: precomputed vectors (train_cb output) aligned by item id, or fresh;
+    named after the encoder that made the vectors (the bundle's ``params.content``)."""
     if vectors_dir is None:
-        return lambda items: content_vectors(items, encoder)
+        def fresh(items: pd.DataFrame) -> np.ndarray:
+            return content_vectors(items, encoder)
+
+        fresh.__name__ = _canonical_encoder(encoder)
+        return fresh
     from smartreco.models.serving_math import load_item_vectors
 
-    ids, vecs, _ = load_item_vectors(vectors_dir)
+    ids, vecs, cb_meta = load_item_vectors(vectors_dir)
 
     def aligned(items: pd.DataFrame) -> np.ndarray:
         rows = ids.get_indexer(items[C.ITEM_ID].astype(str))
@@ -68,8 +71,14 @@ def _encoder_from(vectors_dir: Path | None, encoder: str) -> Callable[[pd.DataFr
         out[rows >= 0] = vecs[rows[rows >= 0]]
         return out
 
-    aligned.__name__ = f"precomputed:{Path(vectors_dir).name}"
+    aligned.__name__ = _canonical_encoder(str(cb_meta.get("encoder", "unknown")))
     return aligned
+
+
+def _canonical_encoder(name: str) -> str:
+    from smartreco.models.content import MINILM_CONTENT
+
+    return MINILM_CONTENT if name == "minilm" else name
 
 
 # ------------------------------------------------------------------------------------------- steps
@@ -120,9 +129,10 @@ def train_cf(data: CanonicalData, out_dir: Path | str, n_factors: int = 64, *, b
     return info
 
 
-def train_cb(data: CanonicalData, out_dir: Path | str, encoder: str = "hashed") -> dict:
+def train_cb(data: CanonicalData, out_dir: Path | str, encoder: str = DEFAULT_ENCODER) -> dict:
     """Content item vectors (L2-normalised) in the serving_math layout (item_vectors.npy + ids)."""
     from smartreco.models import serving_math as SM
+    from smartreco.models.content import describe_encoder
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -130,24 +140,36 @@ def train_cb(data: CanonicalData, out_dir: Path | str, encoder: str = "hashed") 
     vecs = content_vectors(data.items, encoder)
     np.save(out / SM.ITEM_VECTORS, vecs)
     SM.write_ids(out / SM.ITEM_IDS, data.items[C.ITEM_ID].astype(str))
-    info = {"encoder": encoder, "dims": int(vecs.shape[1]), "items": int(len(vecs)),
-            "fit_seconds": round(time.perf_counter() - t0, 2)}
+    info = {"encoder": _canonical_encoder(encoder), "dims": int(vecs.shape[1]), "items": int(len(vecs)),
+            "fit_seconds": round(time.perf_counter() - t0, 2), "describe": describe_encoder(encoder)}
     (out / SM.CB_META).write_text(json.dumps(info, indent=2))
     return info
 
 
 def evaluate(data: CanonicalData, out_dir: Path | str, models: tuple[str, ...] | list[str] = DEFAULT_EVAL_MODELS,
-             progress: bool = True) -> dict:
-    """The §5 protocol over ``models`` (shared evaluator); writes evaluation.json / .md / .html."""
+             progress: bool = True, champion: dict | None = None, ablation: bool = False) -> dict:
+    """The §5 protocol over ``models`` (shared evaluator); writes evaluation.json / .md / .html.
+
+    ``champion`` (``{"version", "params"}``, :func:`smartreco.tracking.mlflow_tracking.champion_params`):
+    the current champion's recipe is refitted and scored on the SAME split, and the paired bootstrap of
+    hybrid - champion lands in ``comparisons["champion"]`` (what the promotion gate tests)."""
     from smartreco.evaluation.report import markdown_summary, write_html
     from smartreco.evaluation.run import run_evaluation, write_json
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    result = run_evaluation(data, list(models), progress=progress)
+    result = run_evaluation(data, list(models), progress=progress, ablation=ablation)
+    if champion and "hybrid" in result.models:
+        result.comparisons["champion"] = _champion_comparison(data, result.models["hybrid"], champion, progress)
     payload = result.to_json()
     write_json(payload, out / "evaluation.json")
-    (out / "evaluation.md").write_text(markdown_summary(payload, title=f"Evaluation: {data.source}"))
+    md = markdown_summary(payload, title=f"Evaluation: {data.source}")
+    if "champion" in result.comparisons:
+        c = result.comparisons["champion"]
+        md += (f"\nChallenger (hybrid) vs the current champion v{c['version']} refitted on the same split: "
+               f"{c['metric']} {c['champion_value']:.4f}, paired bootstrap of the difference {c['mean_diff']:+.4f}, "
+               f"95% CI [{c['ci_low']:+.4f}, {c['ci_high']:+.4f}] over {c['n_users']} users.\n")
+    (out / "evaluation.md").write_text(md)
     try:
         write_html(result, out / "evaluation.html")
     except Exception as exc:  # noqa: BLE001 - the HTML report is a nicety; JSON/Markdown are the contract
@@ -155,21 +177,60 @@ def evaluate(data: CanonicalData, out_dir: Path | str, models: tuple[str, ...] |
     return payload
 
 
+def hybrid_from_params(params: dict):
+    """A fresh :class:`HybridRanker` with the recipe recorded in a bundle manifest's ``params`` (keys
+    this code does not know are ignored; a content encoder name selects the encoder)."""
+    from dataclasses import fields
+
+    from smartreco.models.hybrid import HybridConfig, HybridRanker
+
+    known = {f.name for f in fields(HybridConfig)}
+    return HybridRanker(HybridConfig(**{k: v for k, v in params.items() if k in known}), progress=False)
+
+
+def _champion_comparison(data: CanonicalData, hybrid_result, champion: dict, progress: bool) -> dict:
+    """The champion's recipe refitted and scored on the split ``run_evaluation`` used (the same
+    deterministic temporal split), then the paired bootstrap of challenger - champion."""
+    from smartreco.evaluation.evaluator import Evaluator, compare
+    from smartreco.evaluation.split import temporal_split
+
+    evaluator = Evaluator(temporal_split(data.interactions), data.items, progress=progress)
+    res = evaluator.evaluate(hybrid_from_params(champion.get("params") or {}), "champion")
+    out = compare(hybrid_result, res)
+    return {**out, "version": str(champion.get("version")), "champion_value": float(res.metrics[out["metric"]])}
+
+
 def train_hybrid(data: CanonicalData, out_dir: Path | str, *, cb_dir: Path | str | None = None,
-                 encoder: str = "hashed", config=None, meta: dict | None = None, progress: bool = True) -> Path:
-    """The served hybrid: fitted on ALL data, written as a verified bundle directory."""
+                 cf_dir: Path | str | None = None, encoder: str = DEFAULT_ENCODER, config=None,
+                 meta: dict | None = None, progress: bool = True) -> Path:
+    """The served hybrid: fitted on ALL data, written as a verified bundle directory.
+
+    ``cf_dir`` (train_cf's output, Lightning backend): its factors are the bundle's CF, served by the CF
+    node, and its ONNX scorer travels in the bundle (``extra/cf_scorer.onnx``); ``cb_dir`` (train_cb's
+    output): the content vectors the CB node serves."""
+    from smartreco.models import serving_math as SM
+    from smartreco.models.content import describe_encoder
     from smartreco.models.hybrid import HybridRanker
 
     train = TrainData.from_interactions(data.interactions, data.items)
-    model = HybridRanker(config, content_encoder=_encoder_from(Path(cb_dir) if cb_dir else None, encoder),
-                         progress=progress)
+    cf_model = SM.CFArtifacts.load(cf_dir) if cf_dir else None
+    encode = _encoder_from(Path(cb_dir) if cb_dir else None, encoder)
+    model = HybridRanker(config, content_encoder=encode, progress=progress, cf_model=cf_model)
     model.fit(train)
-    return model.save_bundle(Path(out_dir), meta={"source": data.source, **(meta or {})})
+    extra = {}
+    same_items = cf_model is not None and list(cf_model.item_ids) == [str(i) for i in model.item_ids]
+    if same_items and (Path(cf_dir) / SM.CF_SCORER_ONNX).exists():  # the scorer's rows are the bundle's rows
+        extra[SM.CF_SCORER_ONNX] = Path(cf_dir) / SM.CF_SCORER_ONNX
+    served = {"cf": {"backend": model.config.cf_backend, "source": "train_cf" if cf_model else "refit in train_hybrid",
+                     "onnx_scorer": bool(extra), "fold_in": model.fold_in},
+              "cb": {"encoder": encode.__name__, **describe_encoder(encode.__name__)}}
+    return model.save_bundle(Path(out_dir), meta={"source": data.source, "served": served, **(meta or {})},
+                             extra_files=extra or None)
 
 
 def register(bundle_dir: Path | str, evaluation: dict, *, params: dict | None = None,
              report_dir: Path | str | None = None, run_name: str = "train",
-             kinds: tuple[str, ...] = ("cf", "cb", "hybrid"), gate_margin: float = 0.0) -> dict:
+             kinds: tuple[str, ...] = ("cf", "cb", "hybrid"), gate_margin: float | None = None) -> dict:
     """One MLflow run: params, metrics of every evaluated model, reports, the three pyfunc models;
     then register each as ``challenger`` and let the gate decide ``champion`` (``gate_margin``: the
     gate's margin, see smartreco.tracking.gate.promotion_decision)."""
@@ -181,6 +242,11 @@ def register(bundle_dir: Path | str, evaluation: dict, *, params: dict | None = 
     models = evaluation.get("models", {})
     hybrid = models.get("hybrid", {})
     mostpop = models.get("mostpop")
+    champion_ci = evaluation.get("comparisons", {}).get("champion")  # same-split paired bootstrap, if run
+    if gate_margin is None:
+        from smartreco.tracking.gate import DEFAULT_MARGIN
+
+        gate_margin = DEFAULT_MARGIN
     with mlflow.start_run(run_name=run_name) as run:
         T.log_params(params or {})
         manifest = json.loads((Path(bundle_dir) / "manifest.json").read_text())
@@ -196,7 +262,8 @@ def register(bundle_dir: Path | str, evaluation: dict, *, params: dict | None = 
         for kind, uri in uris.items():
             # each registered model is gated on the hybrid's numbers: all three serve from this bundle
             version, decision = T.register(uri, T.MODEL_NAMES[kind], _numeric(hybrid), _numeric(mostpop),
-                                           margin=gate_margin)
+                                           margin=gate_margin, champion_ci=champion_ci,
+                                           params=manifest.get("params", {}))
             registered[T.MODEL_NAMES[kind]] = {"version": version, **decision.to_dict()}
     return {"run_id": run.info.run_id, "tracking_uri": T.tracking_uri(), "models": uris, "registered": registered}
 
@@ -209,7 +276,7 @@ def _numeric(metrics: dict | None) -> dict[str, float] | None:
 
 # ------------------------------------------------------------------------------------------- all
 def train_all(source: str, out_dir: Path | str | None = None, *, models: tuple[str, ...] = DEFAULT_EVAL_MODELS,
-              encoder: str = "hashed", track: bool = True, progress: bool = True,
+              encoder: str = DEFAULT_ENCODER, track: bool = True, progress: bool = True,
               echo: Callable[[str], None] = print) -> dict:
     """CF, CB, evaluation, hybrid bundle, MLflow: what `smartreco train` runs. Returns a summary."""
     from tqdm.auto import tqdm
@@ -231,12 +298,17 @@ def train_all(source: str, out_dir: Path | str | None = None, *, models: tuple[s
         elif step == "train_cb":
             summary["cb"] = train_cb(data, out / "cb", encoder)
         elif step == "evaluate":
-            evaluation = evaluate(data, out / "evaluation", models, progress=progress)
+            champion = None
+            if track:
+                from smartreco.tracking.mlflow_tracking import champion_params
+
+                champion = champion_params()
+            evaluation = evaluate(data, out / "evaluation", models, progress=progress, champion=champion)
             summary["metrics"] = {name: {k: m.get(k) for k in ("ndcg@10", "recall@10")}
                                   for name, m in evaluation["models"].items()}
             summary["comparisons"] = evaluation.get("comparisons", {})
         elif step == "train_hybrid":
-            bundle = train_hybrid(data, out / "bundle", cb_dir=out / "cb", progress=progress,
+            bundle = train_hybrid(data, out / "bundle", cb_dir=out / "cb", cf_dir=out / "cf", progress=progress,
                                   meta={"metrics": evaluation["models"].get("hybrid", {})})
             summary["bundle"] = str(bundle)
         elif step == "register":

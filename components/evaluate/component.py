@@ -7,20 +7,42 @@ from components.common import component
 
 @component()
 def evaluate(dataset: Input[Dataset], report: Output[Dataset], metrics: Output[Metrics], html: Output[HTML],
-             summary: Output[Markdown], models: str = "hybrid,mostpop") -> float:
-    """Writes evaluation.json/.md/.html into ``report``; returns the hybrid's NDCG@10 (0 if absent)."""
+             summary: Output[Markdown], models: str = "hybrid,mostpop,ease", compare_champion: bool = True,
+             tracking_uri: str = "") -> float:
+    """Writes evaluation.json/.md/.html into ``report``; returns the hybrid's NDCG@10 (0 if absent).
+
+    ``compare_champion``: the registry's current champion recipe is refitted on the same split and the
+    paired bootstrap of hybrid - champion is written for the gate (reads the registry: not cached).
+    Metrics: every model's ranking metrics and each model's paired CI against MostPopular and EASE."""
+    import os
     import shutil
     from pathlib import Path
 
+    from smartreco import settings
     from smartreco.data.io import load_folder
     from smartreco.training import evaluate as run
 
+    if tracking_uri:
+        os.environ[settings.MLFLOW_TRACKING_URI.name] = tracking_uri
+    champion = None
+    if compare_champion:
+        from smartreco.tracking.mlflow_tracking import champion_params
+
+        champion = champion_params()
     names = [m.strip() for m in models.split(",") if m.strip()]
-    payload = run(load_folder(Path(dataset.path)), report.path, names, progress=False)
+    payload = run(load_folder(Path(dataset.path)), report.path, names, progress=False, champion=champion)
     for name, values in payload["models"].items():
         for key in ("ndcg@10", "recall@10", "precision@10", "map@10", "hitrate@10", "coverage"):
             if isinstance(values.get(key), (int, float)):
                 metrics.log_metric(f"{name}_{key.replace('@', '_at_')}", float(values[key]))
+    comparisons = payload.get("comparisons", {})
+    for name, entry in comparisons.get("by_model", {}).items():  # the margin to each peer, with its CI
+        for c in entry.values():
+            for field in ("mean_diff", "ci_low", "ci_high"):
+                metrics.log_metric(f"{name}_vs_{c['reference']}_{field}", float(c[field]))
+    if "champion" in comparisons:
+        for field in ("mean_diff", "ci_low", "ci_high"):
+            metrics.log_metric(f"hybrid_vs_champion_{field}", float(comparisons["champion"][field]))
     shutil.copyfile(Path(report.path) / "evaluation.html", html.path)
     shutil.copyfile(Path(report.path) / "evaluation.md", summary.path)
     return float(payload["models"].get("hybrid", {}).get("ndcg@10", 0.0))

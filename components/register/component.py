@@ -8,9 +8,10 @@ from components.common import component
 
 @component()
 def register(bundle: Input[Model], report: Input[Dataset], summary: Output[Markdown], tracking_uri: str = "",
-             gate_margin: float = 0.0) -> str:
+             gate_margin: float = 0.01) -> str:
     """Returns the registered smartreco-hybrid version. ``tracking_uri`` overrides MLFLOW_TRACKING_URI;
-    ``gate_margin``: the promotion gate's margin (smartreco.tracking.gate.promotion_decision)."""
+    ``gate_margin``: the promotion gate's non-inferiority margin delta (smartreco.tracking.gate: promote
+    when the paired CI of challenger - champion on the same split has its lower bound above -delta)."""
     import json
     import os
     from pathlib import Path

@@ -20,6 +20,7 @@ def summary(report: Input[Dataset], summary: Output[Markdown], gate: Output[Arti
     outcome = gate_outcome(version, metric_value, gate_min_ndcg)
     Path(gate.path).write_text(json.dumps(outcome, indent=2))
     text = run_summary(json.loads(params or "{}"), load_json(Path(report.path) / "evaluation.json"), outcome)
+    text += "\n" + outcome["report"]  # the gate's report: decision, paired CI vs the champion, margin delta
     Path(summary.path).write_text(text)
     print(text)
     return bool(outcome["promoted"])

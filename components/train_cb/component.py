@@ -1,4 +1,5 @@
-"""KFP component: content item vectors (hashed tags/categories, or MiniLM sentence embeddings)."""
+"""KFP component: content item vectors (MiniLM sentence embeddings + TF-IDF + numeric item features,
+or hashed tags/categories)."""
 
 from kfp.dsl import Dataset, Input, Metrics, Model, Output
 
@@ -6,7 +7,8 @@ from components.common import component
 
 
 @component()
-def train_cb(dataset: Input[Dataset], vectors: Output[Model], metrics: Output[Metrics], encoder: str = "hashed") -> int:
+def train_cb(dataset: Input[Dataset], vectors: Output[Model], metrics: Output[Metrics],
+             encoder: str = "minilm+tfidf+numeric") -> int:
     """Writes ``item_vectors.npy`` + ``item_ids.parquet`` to ``vectors``; returns the vector size."""
     from pathlib import Path
 
@@ -17,5 +19,5 @@ def train_cb(dataset: Input[Dataset], vectors: Output[Model], metrics: Output[Me
     metrics.log_metric("cb_dims", float(info["dims"]))
     metrics.log_metric("cb_items", float(info["items"]))
     metrics.log_metric("cb_fit_seconds", float(info["fit_seconds"]))
-    vectors.metadata.update({"kind": "cb", "encoder": encoder, "dims": int(info["dims"])})
+    vectors.metadata.update({"kind": "cb", "encoder": info["encoder"], "dims": int(info["dims"])})
     return int(info["dims"])

@@ -10,9 +10,11 @@ import click
 @click.command("train")
 @click.option("--source", default="movielens", show_default=True, help="movielens, synthetic or a canonical folder")
 @click.option("--out", "out_dir", default=None, help="output folder (default: runs/train/<timestamp>)")
-@click.option("--encoder", type=click.Choice(["hashed", "minilm"]), default="hashed", show_default=True,
-              help="content vectors: hashed tags/categories (instant) or MiniLM sentence embeddings")
-@click.option("--peers", default="mostpop", show_default=True,
+@click.option("--encoder", type=click.Choice(["minilm+tfidf+numeric", "minilm", "hashed"]),
+              default="minilm+tfidf+numeric", show_default=True,
+              help="content vectors: MiniLM sentence embeddings + TF-IDF + numeric item features (served; "
+                   "'minilm' is the same) or hashed tags/categories (instant)")
+@click.option("--peers", default="mostpop,ease", show_default=True,
               help="comma-separated peers evaluated next to the hybrid (mostpop,itemknn,ease,als or all)")
 @click.option("--no-mlflow", is_flag=True, help="skip the MLflow run and registry")
 @click.option("--json", "as_json", is_flag=True, help="print the summary as JSON")

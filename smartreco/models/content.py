@@ -229,3 +229,52 @@ class ContentRecommender(Recommender):
 def make_cb(embed_fn: EmbedFn | None = None, **params) -> ContentRecommender:
     """Registry factory: ``make_cb(w_tfidf=0.5)`` -> ContentRecommender with those config fields."""
     return ContentRecommender(ContentConfig(**params), embed_fn=embed_fn)
+
+
+# ------------------------------------------------------------------------------- named item encoders
+#: the served content encoder: MiniLM sentence embeddings + TF-IDF (SVD) + numeric item features
+MINILM_CONTENT = "minilm+tfidf+numeric"
+HASHED_CONTENT = "hashed"
+CONTENT_ENCODERS = (MINILM_CONTENT, HASHED_CONTENT)
+#: older spelling of the served encoder (``--encoder minilm``), kept so existing commands still work
+_ALIASES = {"minilm": MINILM_CONTENT}
+
+
+def content_encoder(name: str, cache_dir: str | None = None, dims: int = 256) -> EmbedFn:
+    """Items -> L2-normalised content vectors, by encoder name; the function's ``__name__`` is that name,
+    so a model that uses it records exactly which encoder produced its vectors.
+
+    ``minilm+tfidf+numeric`` (served): the blocks of :meth:`ContentRecommender.build_item_vectors`
+    without the popularity column (popularity is already its own feature and retriever in the hybrid);
+    ``hashed``: category/tag tokens hashed into ``dims`` buckets (numpy only, for tests and 10M items).
+    """
+    resolved = _ALIASES.get(name, name)
+    if resolved == MINILM_CONTENT:
+        model = ContentRecommender(ContentConfig(cache_dir=cache_dir))
+
+        def encode(items: pd.DataFrame) -> np.ndarray:
+            return model.build_item_vectors(items.reset_index(drop=True), popularity=None)
+    elif resolved == HASHED_CONTENT:
+        from smartreco.models.hybrid import hashed_content_vectors
+
+        def encode(items: pd.DataFrame) -> np.ndarray:
+            return hashed_content_vectors(items, dims)
+    else:
+        raise DataError(f"content encoder: expected one of {', '.join(CONTENT_ENCODERS)}, got {name!r}")
+    encode.__name__ = resolved
+    return encode
+
+
+def describe_encoder(name: str) -> dict:
+    """What a content encoder name means, for the bundle manifest (``params.content_model``)."""
+    from smartreco.features.embeddings import DIM, MODEL_ID
+
+    resolved = _ALIASES.get(name, name)
+    if resolved == MINILM_CONTENT:
+        cfg = ContentConfig()
+        return {"text_model": MODEL_ID, "text_dims": DIM, "tfidf_svd_dims": cfg.svd_dim,
+                "numeric": ["price", "release year"],
+                "weights": {"text": cfg.w_text, "tfidf": cfg.w_tfidf, "numeric": cfg.w_numeric}}
+    if resolved == HASHED_CONTENT:
+        return {"text_model": None, "tokens": "category, subcategory, tags hashed into buckets, TF-IDF weighted"}
+    return {"text_model": "unknown"}

@@ -26,6 +26,7 @@ from smartreco.data import columns as C
 from smartreco.data.canonical import positive_mask
 from smartreco.models import hybrid_features as F
 from smartreco.models.base import InteractionMatrix, Recommender, TrainData
+from smartreco.models.item_stats import device_vocabulary, frame_batches, item_event_stats
 
 LOW_SCORE = -1.0e6  # non-candidates: below every ranker score, ordered among themselves by popularity
 
@@ -43,7 +44,10 @@ class HybridConfig:
     ease_lambda: float = 400.0
     ease_max_items: int = 20_000  # pruned EASE only up to this many active items (dense Gram at training)
     all_interactions_table: bool = True  # a 2nd neighbour table over all interactions (a feature)
-    cf_backend: str = "svd"  # svd (PureSVD, exact fold-in) | lightning (smartreco.models.cf MF)
+    cf_backend: str = "lightning"  # lightning (smartreco.models.cf MF, served) | svd (PureSVD, exact fold-in)
+    cf_train_on: str = "auto"  # lightning: positives | all | auto (on validation; a given CF model's choice wins)
+    cf_max_epochs: int = 60  # lightning: epoch cap of the first window's early-stopped fit
+    content: str = "minilm+tfidf+numeric"  # content encoder (smartreco.models.content.content_encoder) | hashed
     cb_dims: int = 256  # hashed content vector size when no content model is given
     k_cf: int = 100
     k_cooc: int = 100
@@ -234,41 +238,15 @@ def item_side(
     index = pd.Index(items[C.ITEM_ID].to_numpy())
     n = len(index)
     col = index.get_indexer(interactions[C.ITEM_ID])
-    ok = col >= 0
-    inter, col = interactions[ok], col[ok]
-    count = np.bincount(col, minlength=n).astype(np.float32)
-    rating = inter[C.RATING].to_numpy(dtype=np.float64) if C.RATING in inter else np.full(len(inter), np.nan)
-    has = ~np.isnan(rating)
-    rsum = np.bincount(col[has], weights=rating[has], minlength=n)
-    rcnt = np.bincount(col[has], minlength=n)
-    mean_rating = np.where(rcnt > 0, rsum / np.maximum(rcnt, 1), np.nan).astype(np.float32)
     created = items[C.CREATED_DATE] if C.CREATED_DATE in items else pd.Series(pd.NaT, index=items.index)
     created_s = (pd.to_datetime(created, utc=True).astype("int64") / 1e9).to_numpy(dtype=np.float64)
     created_s[pd.isna(created).to_numpy()] = np.nan
     cats, _ = pd.factorize(items[C.CATEGORY].astype(str))
+    # the statistics come from the one builder the 10M path streams through (smartreco.models.item_stats)
     channel_vocab = list(C.CHANNELS)
-    devices = (
-        inter[C.DEVICE_TYPE].astype(str).value_counts() if C.DEVICE_TYPE in inter else pd.Series(dtype=int)
-    )
-    device_vocab = [str(d) for d in devices.index[:16]]
-    hours = inter[C.TIMESTAMP].dt.hour.to_numpy() * F.HOUR_BUCKETS // 24
-
-    def shares(codes: np.ndarray, width: int) -> np.ndarray:
-        keep = codes >= 0
-        out = np.zeros((n, max(width, 1)), dtype=np.float32)
-        np.add.at(out, (col[keep], codes[keep]), 1.0)
-        return out / np.maximum(count, 1.0)[:, None]
-
-    ch_codes = (
-        pd.Index(channel_vocab).get_indexer(inter[C.CHANNEL].astype(str))
-        if C.CHANNEL in inter
-        else np.full(len(inter), -1)
-    )
-    dv_codes = (
-        pd.Index(device_vocab).get_indexer(inter[C.DEVICE_TYPE].astype(str))
-        if device_vocab
-        else np.full(len(inter), -1)
-    )
+    device_vocab = device_vocabulary(interactions[C.DEVICE_TYPE]) if C.DEVICE_TYPE in interactions else []
+    end_s = float(interactions[C.TIMESTAMP].max().value // 1_000_000_000) + 1.0 if len(interactions) else 0.0
+    stats = item_event_stats(frame_batches(interactions, col), n, end_s, channel_vocab, device_vocab)
     n_active = int((np.asarray((positives != 0).sum(axis=0)).ravel() > 0).sum())
     nbr_method = cfg.nbr_method
     if nbr_method == "auto" or (nbr_method == "ease" and n_active > cfg.ease_max_items):
@@ -289,12 +267,12 @@ def item_side(
         nbr_all_scores=nbr_all_scores,
         nbr_scores=nbr_scores,
         category_code=cats.astype(np.int32),
-        item_count=count,
-        item_mean_rating=mean_rating,
+        item_count=stats["item_count"],
+        item_mean_rating=stats["item_mean_rating"],
         created_s=created_s,
-        ctx_channel=shares(ch_codes, len(channel_vocab)),
-        ctx_device=shares(dv_codes, len(device_vocab)),
-        ctx_hour=shares(hours, F.HOUR_BUCKETS),
+        ctx_channel=stats["ctx_channel"],
+        ctx_device=stats["ctx_device"],
+        ctx_hour=stats["ctx_hour"],
         channel_vocab=channel_vocab,
         device_vocab=device_vocab,
     )
@@ -346,18 +324,23 @@ class HybridRanker(Recommender):
         config: HybridConfig | None = None,
         content_encoder: Callable[[pd.DataFrame], np.ndarray] | None = None,
         progress: bool = True,
+        cf_model=None,
     ):
         self.config = config or HybridConfig()
         self.content_encoder = content_encoder
+        #: a trained CF model (:class:`~smartreco.models.serving_math.CFArtifacts`, e.g. train_cf's output)
+        #: served as the final window's CF instead of a refit; the earlier window is still fitted here
+        self.cf_model = cf_model
         self.progress = progress
         self.booster = None
         self.fit_info: dict = {}
 
     def params(self) -> dict:
         p = asdict(self.config)
-        p["content"] = (
-            getattr(self.content_encoder, "__name__", "hashed") if self.content_encoder else "hashed"
-        )
+        if self.content_encoder is not None:
+            p["content"] = getattr(self.content_encoder, "__name__", "custom")
+        if self.cf_model is not None:
+            p["cf_model"] = {k: v for k, v in self.cf_model.meta.items() if isinstance(v, (str, int, float))}
         return p
 
     # ----------------------------------------------------------------------------- fitting
@@ -371,7 +354,13 @@ class HybridRanker(Recommender):
         self.item_index = pd.Index(self.item_ids)
         self.user_index = pd.Index(self.user_ids)
         inter = data.interactions.sort_values([C.USER_ID, C.TIMESTAMP, C.ITEM_ID], kind="stable")
-        encoder = self.content_encoder or (lambda it: hashed_content_vectors(it, cfg.cb_dims))
+        self._cf_choice = None  # set by the first Lightning CF fit (see _fit_cf)
+        given_cf = self._given_cf()  # checked before any fitting: a CF model for other items is an error
+        if self.content_encoder is None:
+            from smartreco.models.content import content_encoder
+
+            self.content_encoder = content_encoder(cfg.content, dims=cfg.cb_dims)
+        encoder = self.content_encoder
         self.item_vectors = np.ascontiguousarray(encoder(self.items), dtype=np.float32)
         # retrievers on the earlier part of each user's train, ranker labels from the later part; with
         # n_folds > 1 the cut is repeated inside the earlier part, so the ranker sees more labelled groups
@@ -393,8 +382,8 @@ class HybridRanker(Recommender):
             self.ranking_rows = {"x": x, "y": y, "groups": groups, "users": users, "sources": src}
         self.booster, self.fit_info = _train_ranker(x, y, groups, users, cfg)
         self.fit_info["folds"] = len(folds)
-        # retrievers refitted on all of train for scoring and serving
-        self.window = self._fit_window(inter)
+        # retrievers refitted on all of train for scoring and serving (the given CF model when there is one)
+        self.window = self._fit_window(inter, cf=given_cf)
         self.data_end_s = float(inter[C.TIMESTAMP].max().value // 1_000_000_000) + 1.0
         n = len(self.item_ids)
         self.pop_end = (
@@ -409,7 +398,18 @@ class HybridRanker(Recommender):
         if cfg.cf_backend == "lightning":
             from smartreco.models.cf import CFConfig, CFRecommender
 
-            model = CFRecommender(CFConfig(dim=cfg.n_factors, seed=cfg.seed, progress=False))
+            # the first (earlier) window picks train_on and the epoch count on its validation split; later
+            # windows refit with that choice and no validation (a third of the Lightning fits)
+            choice = getattr(self, "_cf_choice", None)
+            if choice is None:
+                given = self.cf_model.meta if self.cf_model is not None else {}
+                config = CFConfig(dim=cfg.n_factors, seed=cfg.seed, progress=False, max_epochs=cfg.cf_max_epochs,
+                                  train_on=str(given.get("train_on", cfg.cf_train_on)))
+                model = CFRecommender(config)
+            else:
+                config = CFConfig(dim=cfg.n_factors, seed=cfg.seed, progress=False, train_on=choice[0],
+                                  max_epochs=choice[1])
+                model = CFRecommender(config, validate=False)
             model.fit(
                 TrainData(
                     interactions=inter,
@@ -417,23 +417,49 @@ class HybridRanker(Recommender):
                     matrix=InteractionMatrix(self.user_ids, self.item_ids, pos),
                 )
             )
+            if choice is None:
+                self._cf_choice = (model.train_on, max(1, int(model.best_epoch or config.max_epochs)))
             return model.factors()
         if cfg.cf_backend != "svd":
             from smartreco.errors import DataError
 
             raise DataError(f"hybrid.cf_backend: expected 'svd' or 'lightning', got {cfg.cf_backend!r}")
         user_f, item_f = svd_factors(pos, cfg.n_factors, cfg.seed)
-        return user_f, item_f, None
+        return user_f, item_f, np.zeros(len(item_f), dtype=np.float32)  # PureSVD has no bias (train_cf's layout)
 
     @property
     def fold_in(self) -> str:
         """How an unseen user's CF vector is built from history (matches the CF backend)."""
         return "sum" if self.config.cf_backend == "svd" else "ls"
 
-    def _fit_window(self, inter: pd.DataFrame) -> _Window:
+    def _given_cf(self) -> tuple | None:
+        """The given CF model's (user factors, item factors, item bias) aligned to this model's ids;
+        users or items it never saw get zero rows (fold-in / no CF evidence)."""
+        m = self.cf_model
+        if m is None:
+            return None
+        if self.config.cf_backend != "lightning":
+            from smartreco.errors import DataError
+
+            raise DataError(f"hybrid: a trained CF model was given but cf_backend is {self.config.cf_backend!r}")
+        users = pd.Index(m.user_ids).get_indexer(pd.Index(self.user_ids).astype(str))
+        items = pd.Index(m.item_ids).get_indexer(pd.Index(self.item_ids).astype(str))
+        if (items < 0).all():
+            from smartreco.errors import DataError
+
+            raise DataError("hybrid: the given CF model shares no item id with the training data")
+
+        def aligned(src: np.ndarray, rows: np.ndarray) -> np.ndarray:
+            out = np.zeros((len(rows), *np.shape(src)[1:]), dtype=np.float32)
+            out[rows >= 0] = np.asarray(src, dtype=np.float32)[rows[rows >= 0]]
+            return out
+
+        return aligned(m.user_factors, users), aligned(m.item_factors, items), aligned(m.item_bias, items)
+
+    def _fit_window(self, inter: pd.DataFrame, cf: tuple | None = None) -> _Window:
         cfg = self.config
         pos = InteractionMatrix.build(inter, self.item_ids, self.user_ids, positives_only=True).matrix
-        user_f, item_f, item_b = self._fit_cf(inter, pos)
+        user_f, item_f, item_b = cf if cf is not None else self._fit_cf(inter, pos)
         side = item_side(inter, self.items, pos, cfg, self.item_vectors, item_f, item_b)
         events = EventIndex.build(inter, self.item_index)
         rows = self.user_index.get_indexer(inter[C.USER_ID])

@@ -9,8 +9,9 @@
 * :func:`covisit_neighbours`: the co-occurrence neighbour table (``n x k`` ids + cosine scores) from
   items that follow each other in a user's interaction sequence, by sorting int64 pair keys (no
   sparse n x n matrix).
-* :func:`item_event_stats`: popularity windows, counts, mean rating and channel/device/hour shares per
-  item, accumulated with ``np.bincount`` over interaction batches aligned with the CF pair shards.
+* ``item_event_stats``: popularity windows, counts, mean rating and channel/device/hour shares per
+  item over interaction batches aligned with the CF pair shards: the hybrid's own builder,
+  :func:`smartreco.models.item_stats.item_event_stats` (one set of constants for both paths).
 
 Pipeline venv (pyarrow + scipy); nothing here runs at request time.
 """
@@ -18,7 +19,7 @@ Pipeline venv (pyarrow + scipy); nothing here runs at request time.
 from __future__ import annotations
 
 import zlib
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 
 import numpy as np
 import pyarrow as pa
@@ -27,7 +28,8 @@ import scipy.sparse as sp
 
 from smartreco.data import columns as C
 
-SECONDS_PER_DAY = 86_400
+# the per-item statistics: the hybrid's own builder, re-exported for the 10M path (one set of constants)
+from smartreco.models.item_stats import item_event_stats as item_event_stats
 
 
 # ------------------------------------------------------------------------------------------ content
@@ -147,55 +149,3 @@ def last_items(pairs: np.ndarray, n_users: int, k: int = 10) -> np.ndarray:
     out = np.full((n_users, k), -1, dtype=np.int32)
     out[users[keep], k - pos_from_end[keep]] = items[keep]
     return out
-
-
-# ------------------------------------------------------------------------------------ item statistics
-def item_event_stats(batches: Iterator[tuple[np.ndarray, pa.RecordBatch]], n_items: int, cutoff_s: float,
-                     channel_vocab: list[str], device_vocab: list[str], hour_buckets: int = 4,
-                     short_days: int = 90, long_days: int = 365) -> dict[str, np.ndarray]:
-    """Per-item arrays of :class:`smartreco.models.hybrid_features.ItemSide` (+ pop windows) from
-    ``(item rows, batch with timestamp/channel/device_type/rating)`` pairs."""
-    count = np.zeros(n_items, np.float64)
-    short = np.zeros(n_items, np.float64)
-    long_ = np.zeros(n_items, np.float64)
-    rsum = np.zeros(n_items, np.float64)
-    rcnt = np.zeros(n_items, np.float64)
-    ch = np.zeros((n_items, len(channel_vocab)), np.float32)
-    dv = np.zeros((n_items, max(len(device_vocab), 1)), np.float32)
-    hr = np.zeros((n_items, hour_buckets), np.float32)
-
-    def add_shares(table: np.ndarray, rows: np.ndarray, codes: np.ndarray) -> None:
-        ok = codes >= 0
-        width = table.shape[1]
-        flat = np.bincount(rows[ok] * width + codes[ok], minlength=n_items * width)
-        table += flat.reshape(n_items, width).astype(np.float32)
-
-    for rows, batch in batches:
-        rows = np.asarray(rows, dtype=np.int64)
-        ts = pc.divide(pc.cast(batch.column(C.TIMESTAMP), pa.int64()), 1_000_000_000)
-        ts = np.asarray(ts, dtype=np.int64)
-        count += np.bincount(rows, minlength=n_items)
-        before = ts < cutoff_s
-        short += np.bincount(rows[before & (ts >= cutoff_s - short_days * SECONDS_PER_DAY)], minlength=n_items)
-        long_ += np.bincount(rows[before & (ts >= cutoff_s - long_days * SECONDS_PER_DAY)], minlength=n_items)
-        if C.RATING in batch.schema.names:
-            r = np.asarray(pc.fill_null(batch.column(C.RATING), np.nan), dtype=np.float64)
-            has = ~np.isnan(r)
-            rsum += np.bincount(rows[has], weights=r[has], minlength=n_items)
-            rcnt += np.bincount(rows[has], minlength=n_items)
-        for table, col, vocab in ((ch, C.CHANNEL, channel_vocab), (dv, C.DEVICE_TYPE, device_vocab)):
-            if col in batch.schema.names and vocab:
-                codes = np.asarray(pc.fill_null(pc.index_in(batch.column(col), pa.array(vocab)), -1), np.int64)
-                add_shares(table, rows, codes)
-        hours = (ts % SECONDS_PER_DAY) // 3600
-        add_shares(hr, rows, (hours * hour_buckets // 24).astype(np.int64))
-    denom = np.maximum(count, 1.0).astype(np.float32)[:, None]
-    return {
-        "item_count": count.astype(np.float32),
-        "pop_short": short.astype(np.float32),
-        "pop_long": long_.astype(np.float32),
-        "item_mean_rating": np.where(rcnt > 0, rsum / np.maximum(rcnt, 1), np.nan).astype(np.float32),
-        "ctx_channel": ch / denom,
-        "ctx_device": dv / denom,
-        "ctx_hour": hr / denom,
-    }

@@ -62,6 +62,8 @@ REQUIRED_ARRAYS = (
     "pop_short",
     "pop_long",
 )
+#: optional extra file: the Lightning CF's ONNX scorer (train_cf), used for CF retrieval when present
+CF_SCORER_ONNX = "cf_scorer.onnx"
 #: arrays small enough to read eagerly (the rest are memory-mapped)
 _MMAP_MIN_BYTES = 1 << 20
 _CHUNK = 1 << 22
@@ -287,7 +289,19 @@ class ModelBundle(BundleRuntime):
         bundle.path = path
         indexes = manifest.get("indexes") or {}
         bundle.index_dirs = {name: _index_dir(path, manifest, rel) for name, rel in indexes.items()}
+        bundle.onnx_cf = bundle.extra_file(CF_SCORER_ONNX)
         return bundle
+
+    @property
+    def cf_index(self):
+        """CF retrieval through the bundle's ONNX scorer (train_cf's export) when it has one and the
+        catalogue is scored exactly; otherwise the runtime's index (numpy exact or ANN)."""
+        if self._cf_index is None and getattr(self, "onnx_cf", None) is not None and not self.uses_indexes():
+            from smartreco.retrieval.onnx_index import OnnxScorerIndex
+
+            bias = None if self.side.item_bias is None else np.asarray(self.side.item_bias, dtype=np.float32)
+            self._cf_index = OnnxScorerIndex(self.onnx_cf, self.side.item_factors, bias)
+        return super().cf_index
 
     def extra_file(self, rel: str) -> Path | None:
         """Path of an optional verified extra file (e.g. ``cf_scorer.onnx``), None if the bundle has none."""

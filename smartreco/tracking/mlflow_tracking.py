@@ -20,12 +20,14 @@ from pathlib import Path
 
 from smartreco import settings
 from smartreco.paths import runs_dir
-from smartreco.tracking.gate import GATE_METRIC, GateDecision, promotion_decision
+from smartreco.tracking.gate import DEFAULT_MARGIN, GATE_METRIC, GateDecision, promotion_decision
 
 EXPERIMENT = "smartreco"
 MODEL_NAMES = {"cf": "smartreco-cf", "cb": "smartreco-cb", "hybrid": "smartreco-hybrid"}
 CHAMPION, CHALLENGER = "champion", "challenger"
 HISTORY_TAG = "smartreco.champion_history"
+#: model-version tag with the hybrid's params (the bundle manifest's ``params``): the champion's recipe
+PARAMS_TAG = "smartreco.params"
 METRIC_TAG_PREFIX = "metric."
 
 
@@ -124,9 +126,22 @@ def champion_metrics(client, name: str) -> dict[str, float] | None:
             if k.startswith(METRIC_TAG_PREFIX)}
 
 
+def champion_params(name: str = MODEL_NAMES["hybrid"]) -> dict | None:
+    """``{"version", "params"}`` of the current champion (its recipe, for a paired re-evaluation on a new
+    split); None when there is no champion, it has no recipe tag, or the registry cannot be reached."""
+    try:
+        client = configure()
+        mv = client.get_model_version_by_alias(name, CHAMPION)
+    except Exception:  # noqa: BLE001 - no registry / no alias yet: nothing to compare with
+        return None
+    raw = (mv.tags or {}).get(PARAMS_TAG)
+    return {"version": str(mv.version), "params": json.loads(raw)} if raw else None
+
+
 def register(
     model_uri: str, name: str, metrics: Mapping[str, float], mostpop: Mapping[str, float] | None,
-    metric: str = GATE_METRIC, margin: float = 0.0,
+    metric: str = GATE_METRIC, margin: float = DEFAULT_MARGIN, champion_ci: Mapping | None = None,
+    params: Mapping | None = None,
 ) -> tuple[str, GateDecision]:
     """Register a version, alias it ``challenger``, promote to ``champion`` if the gate passes (``margin``:
     :func:`promotion_decision`'s)."""
@@ -134,13 +149,15 @@ def register(
 
     client = configure()
     current = champion_metrics(client, name)
-    decision = promotion_decision(metrics, current, mostpop, metric, margin=margin)
+    decision = promotion_decision(metrics, current, mostpop, metric, margin=margin, champion_ci=champion_ci)
     mv = mlflow.register_model(model_uri, name)
     version = str(mv.version)
     for k, v in metrics.items():
         if isinstance(v, (int, float)):
             client.set_model_version_tag(name, version, f"{METRIC_TAG_PREFIX}{mlflow_key(k)}", str(float(v)))
     client.set_model_version_tag(name, version, "smartreco.gate", json.dumps(decision.to_dict()))
+    if params is not None:  # the recipe, so a later challenger can refit this version on its own split
+        client.set_model_version_tag(name, version, PARAMS_TAG, json.dumps(dict(params), default=str))
     client.set_registered_model_alias(name, CHALLENGER, version)
     if decision.promote:
         promote(client, name, version)

@@ -11,8 +11,10 @@ from smartreco.models.hybrid import HybridConfig, HybridRanker
 
 
 def tiny_config(**overrides) -> HybridConfig:
+    # PureSVD + hashed content keep these fits instant; the served defaults (Lightning CF, MiniLM content)
+    # are exercised by test_components_train and test_hybrid_served_parts
     base = dict(n_factors=8, nbr_k=20, k_cf=30, k_cooc=30, k_cb=10, k_pop=10, n_estimators=40,
-                min_data_in_leaf=5, cb_dims=32)
+                min_data_in_leaf=5, cb_dims=32, cf_backend="svd", content="hashed")
     return HybridConfig(**{**base, **overrides})
 
 

@@ -40,16 +40,30 @@ def test_training_components_chain(folder, tmp_path, monkeypatch):
 
     bundle, h_m = Model(uri=str(tmp_path / "bundle")), Metrics(uri=str(tmp_path / "h_m"))
     h_sum = Markdown(uri=str(tmp_path / "h.md"))
-    train_hybrid.python_func(dataset=ds, cb_vectors=cb, bundle=bundle, metrics=h_m, summary=h_sum)
+    train_hybrid.python_func(dataset=ds, cb_vectors=cb, cf_model=cf, bundle=bundle, metrics=h_m, summary=h_sum)
     loaded = ModelBundle.load(bundle.path)
     assert loaded.manifest["kind"] == "hybrid" and h_m.metadata["hybrid_label_users"] > 0
+    # the bundle serves train_cf's Lightning model (its factors and its ONNX scorer) and train_cb's vectors
+    params, served = loaded.manifest["params"], loaded.manifest["served"]
+    assert params["cf_backend"] == "lightning" and params["content"] == "hashed"
+    assert served["cf"]["source"] == "train_cf" and served["cb"]["encoder"] == "hashed"
+    assert params["cf_model"]["model"] == "lightning-mf" and "extra/cf_scorer.onnx" in loaded.manifest["files"]
+    import numpy as np
+
+    assert np.allclose(loaded.side.item_factors, np.load(tmp_path / "cf" / "item_factors.npy"))
+    assert type(loaded.cf_index).__name__ == "OnnxScorerIndex"
+    user = str(loaded.user_index[0])
+    onnx_top = loaded.cf_candidates(user, [], 5)
+    loaded._cf_index = None
+    loaded.onnx_cf = None  # the numpy exact index over the same factors must agree with the ONNX scorer
+    assert list(loaded.cf_candidates(user, [], 5)) == list(onnx_top)
     assert "Hybrid bundle" in (tmp_path / "h.md").read_text()
 
     report = Dataset(uri=str(tmp_path / "report"))
     e_m, html, e_sum = Metrics(uri=str(tmp_path / "e_m")), HTML(uri=str(tmp_path / "e.html")), Markdown(
         uri=str(tmp_path / "e.md"))
     ndcg = evaluate.python_func(dataset=ds, report=report, metrics=e_m, html=html, summary=e_sum,
-                                models="hybrid,mostpop")
+                                models="hybrid,mostpop", compare_champion=False)
     payload = json.loads((tmp_path / "report" / "evaluation.json").read_text())
     assert set(payload["models"]) == {"hybrid", "mostpop"} and ndcg == payload["models"]["hybrid"]["ndcg@10"]
     assert "mostpop_ndcg_at_10" in e_m.metadata and (tmp_path / "e.html").stat().st_size > 0
