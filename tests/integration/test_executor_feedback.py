@@ -1,6 +1,9 @@
-"""The executor's feedback path with the durable log: an acknowledged feedback is in the log with the
-id the answer returned, a retried id is acknowledged without being applied twice (router arm, log),
-served answers are logged as impressions, and bad feedback is a 400 naming the field."""
+"""The graph's feedback path with the event service the executor starts: an acknowledged feedback is in the
+event log with the id the answer returned (appended by the CF node before the 200), a retried id is
+acknowledged without being applied twice (router arm, log), served answers reach the log as impressions
+through the request logger, and bad feedback is a 400 naming the field."""
+
+import time
 
 import pytest
 
@@ -25,6 +28,15 @@ def graph(tmp_path_factory):
 
 def _records(graph, kind):
     return {r["id"]: r for r in iter_records(graph.log_dir) if r["kind"] == kind}
+
+
+def _await_impression(graph, request_id, within_s=20.0):
+    """The request logger is asynchronous and best effort, as Seldon's: poll (bounded)."""
+    deadline = time.monotonic() + within_s
+    while (imp := _records(graph, IMPRESSION).get(request_id)) is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert imp is not None, f"no impression for {request_id} after {within_s:.0f} s"
+    return imp
 
 
 def _predict(graph, user):
@@ -52,7 +64,7 @@ def test_acknowledged_feedback_is_in_the_log_with_its_id(graph):
     assert (rec["user_id"], rec["item_id"], rec["interaction_type"]) == ("21", item, "click")
     assert rec["request_id"] == resp["meta"]["puid"] and rec["rank"] == 2
     assert rec["variant"] == resp["jsonData"]["variant"]
-    imp = _records(graph, IMPRESSION)[resp["meta"]["puid"]]  # the served answer, as an impression
+    imp = _await_impression(graph, resp["jsonData"]["request_id"])  # the served answer, via the request logger
     assert imp["items"] == [r["item_id"] for r in resp["jsonData"]["recommendations"]]
     df = read_dataset(graph.log_dir)
     assert fid in set(df["feedback_id"])
