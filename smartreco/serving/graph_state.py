@@ -62,6 +62,7 @@ class GraphState:
         half_life_s: float = 3600.0,
         max_items: int = 50_000,
         retention_s: float = 7 * 86400.0,
+        served_retention_s: float = 86400.0,
     ) -> None:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -69,6 +70,7 @@ class GraphState:
         self.half_life_s = float(half_life_s)
         self.max_items = int(max_items)
         self.retention_s = float(retention_s)
+        self.served_retention_s = float(served_retention_s)  # one row per answer: kept shorter
         self._local = threading.local()
         con = self._con()
         for stmt in _SCHEMA:
@@ -196,6 +198,8 @@ class GraphState:
             "INSERT OR REPLACE INTO served VALUES (?, ?, ?, ?, ?)",
             (served.request_id, served.user_id, served.variant, served.model_version, time.time()),
         )
+        if random.random() < 1e-4:  # amortised upkeep on the hot path: one answer in 10,000
+            self.prune()
 
     def served(self, request_id: str) -> Served | None:
         row = self._con().execute(
@@ -212,12 +216,13 @@ class GraphState:
 
     # ------------------------------------------------------------------ upkeep
     def prune(self) -> None:
-        """Forget served answers and effect keys older than ``retention_s`` (a feedback retried later than
-        that is still deduplicated by the event log, but its live effects would apply again)."""
-        cutoff = time.time() - self.retention_s
+        """Forget served answers older than ``served_retention_s`` (feedback on them then rewards no arm)
+        and effect keys older than ``retention_s`` (a feedback retried later than that is still
+        deduplicated by the event log, but its live effects would apply again)."""
+        now = time.time()
         con = self._con()
-        con.execute("DELETE FROM served WHERE ts < ?", (cutoff,))
-        con.execute("DELETE FROM effects WHERE ts < ?", (cutoff,))
+        con.execute("DELETE FROM served WHERE ts < ?", (now - self.served_retention_s,))
+        con.execute("DELETE FROM effects WHERE ts < ?", (now - self.retention_s,))
 
     def close(self) -> None:
         con = getattr(self._local, "con", None)

@@ -124,3 +124,18 @@ def test_learn_is_idempotent_per_effect(tmp_path):
     assert effects.learn(event)["duplicate"] is True
     assert pushed == [("u1", "7")] and state.history("u1") == ["7"] and state.generation("u1") == 1
     assert effects.online_block("u1")["popularity_boost"]["7"] == pytest.approx(4.0, rel=1e-3)
+
+
+def test_prune_forgets_old_answers_and_effect_keys(tmp_path, monkeypatch):
+    import time as _time
+
+    state = GraphState(tmp_path / "s.sqlite", retention_s=100.0, served_retention_s=10.0)
+    state.record_served(Served("old", "u", "champion", "v"))
+    state.apply_once("f:cache", lambda con: state.bump_generation(con, "u"))
+    now = _time.time()
+    monkeypatch.setattr("smartreco.serving.graph_state.time.time", lambda: now + 50.0)
+    state.prune()
+    assert state.served("old") is None and state.done("f:cache")  # answers go first, effect keys later
+    monkeypatch.setattr("smartreco.serving.graph_state.time.time", lambda: now + 500.0)
+    state.prune()
+    assert not state.done("f:cache")
