@@ -4,10 +4,13 @@ A user's feedback invalidates that user's entries at once, so a click is reflect
 answer. Local (in-process LRU with TTL) by default; Redis when several executors share one cache.
 
 Bounded by bytes, not only by count: an answer's size depends on ``num_recommendations`` and its
-explanations, so the local cache holds at most ``max_bytes`` of encoded answers and skips any one
-answer over ``max_entry_bytes``. A cache is an optimisation: the Redis-backed one treats Redis being
-down as a miss (and a skipped write / invalidation), never as an error, and stops calling Redis for
-``retry_after_s`` after a failure so a dead Redis adds no timeout to every request.
+explanations, so the local cache holds answers encoded (JSON bytes, decoded on a hit: a caller can
+never change a cached answer) and at most ``max_bytes`` of them, skipping any one answer over
+``max_entry_bytes``; what it holds in memory is then what it counts.
+
+A cache is an optimisation: the Redis-backed one treats Redis being down as a miss (and a skipped
+write / invalidation), never as an error, and stops calling Redis for ``retry_after_s`` after a
+failure so a dead Redis adds no timeout to every request.
 """
 
 from __future__ import annotations
@@ -18,11 +21,12 @@ import logging
 import threading
 import time
 from collections import OrderedDict
+from collections.abc import Callable
 from typing import Any, Protocol
 
 log = logging.getLogger(__name__)
 
-DEFAULT_MAX_BYTES = 64 * 1024 * 1024
+DEFAULT_MAX_BYTES = 16 * 1024 * 1024
 DEFAULT_MAX_ENTRY_BYTES = 256 * 1024
 
 
@@ -45,7 +49,7 @@ class ResponseCache(Protocol):
 
 class LocalResponseCache:
     """Thread-safe LRU with a TTL, bounded by entries and by encoded bytes, with a per-user index
-    for invalidation."""
+    for invalidation. ``clock`` (monotonic seconds) is injectable for simulated-time runs."""
 
     def __init__(
         self,
@@ -53,13 +57,15 @@ class LocalResponseCache:
         max_entries: int = 10_000,
         max_bytes: int = DEFAULT_MAX_BYTES,
         max_entry_bytes: int = DEFAULT_MAX_ENTRY_BYTES,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
+        self._clock = clock
         self.ttl_s = ttl_s
         self.max_entries = max_entries
         self.max_bytes = int(max_bytes)
         self.max_entry_bytes = min(int(max_entry_bytes), self.max_bytes)
         self.bytes = 0  # encoded size of what is held now
-        self._data: OrderedDict[str, tuple[float, str, dict, int]] = OrderedDict()
+        self._data: OrderedDict[str, tuple[float, str, bytes, int]] = OrderedDict()
         self._by_user: dict[str, set[str]] = {}
         self._lock = threading.Lock()
 
@@ -68,25 +74,33 @@ class LocalResponseCache:
             hit = self._data.get(key)
             if hit is None:
                 return None
-            if hit[0] < time.monotonic():
+            if hit[0] < self._clock():
                 self._drop(key)
                 return None
             self._data.move_to_end(key)
-            return hit[2]
+            data = hit[2]
+        return json.loads(data)
 
     def put(self, user_id: str, key: str, value: dict) -> None:
         if self.ttl_s <= 0:
             return
-        size = len(key) + len(_encode(value))
+        data = _encode(value)
+        size = len(key) + len(data)
         with self._lock:
             if key in self._data:
                 self._drop(key)
             if size > self.max_entry_bytes:
                 return  # one huge answer must not evict everyone else's
-            self._data[key] = (time.monotonic() + self.ttl_s, user_id, value, size)
+            now = self._clock()
+            self._data[key] = (now + self.ttl_s, user_id, data, size)
             self.bytes += size
             self._by_user.setdefault(user_id, set()).add(key)
-            while len(self._data) > self.max_entries or self.bytes > self.max_bytes:
+            # the least recently used end: drop what is over the bounds, and what has expired there anyway
+            while self._data and (
+                len(self._data) > self.max_entries
+                or self.bytes > self.max_bytes
+                or self._data[next(iter(self._data))][0] < now
+            ):
                 self._drop(next(iter(self._data)))
 
     def _drop(self, key: str) -> None:

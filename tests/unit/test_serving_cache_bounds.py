@@ -32,6 +32,20 @@ def test_local_cache_is_bounded_by_bytes_and_skips_huge_answers():
     assert c.bytes == sum(e[3] for e in c._data.values())
 
 
+def test_expired_answers_leave_the_cache_without_being_asked_for_and_hits_are_copies():
+    now = [0.0]
+    c = LocalResponseCache(ttl_s=30, clock=lambda: now[0])
+    for i in range(20):
+        c.put(f"u{i}", f"u{i}|k", answer(3))
+    held = c.bytes
+    now[0] = 31.0  # all twenty expired; nobody asks for them again
+    c.put("new", "new|k", answer(3))
+    assert len(c) == 1 and c.bytes < held / 10
+    hit = c.get("new", "new|k")
+    hit["jsonData"]["recommendations"].clear()  # a caller changing its copy changes nothing cached
+    assert len(c.get("new", "new|k")["jsonData"]["recommendations"]) == 3
+
+
 def _dead_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
