@@ -1,12 +1,13 @@
 """Issue #16 done-when: the graph learns the same way under our executor and under Seldon's.
 
-One flow, two executors: (1) the local executor (``smartreco serve``'s, in-process nodes, the event
-service it starts) and (2) a minimal walker written here with Seldon Core v1 executor semantics
-(``executor/predictor/predictor_process.go``: input step, route, children, aggregate, ``meta.routing``
-injection, children-first feedback along ``meta.routing``, the request logger's CloudEvents) that calls
-the node classes through seldon-core's own wrapper dispatch (``seldon_core.seldon_methods``: JSON in, the
-``Feedback`` proto for feedback, as the microservice does). The walker holds no product code: every effect
-(request id, durable feedback append, bandit reward, history, popularity, cache) must come from the nodes.
+One flow, two executors, both graph shapes (five nodes; the fused arms of manifests/components/fused-graph):
+(1) the local executor (``smartreco serve``'s, in-process nodes, the event service it starts) and (2) a
+minimal walker written here with Seldon Core v1 executor semantics (``executor/predictor/
+predictor_process.go``: input step, route, children, aggregate, ``meta.routing`` injection, children-first
+feedback along ``meta.routing``, the request logger's CloudEvents) that calls the node classes through
+seldon-core's own wrapper dispatch (``seldon_core.seldon_methods``: JSON in, the ``Feedback`` proto for
+feedback, as the microservice does). The walker holds no product code: every effect (request id, durable
+feedback append, bandit reward, history, popularity, cache) must come from the nodes.
 
 The flow: a user's clicks, likes and purchases on items of a category absent from their list make the next
 list gain items of that category it did not hold; the event log holds one impression per answer and every
@@ -52,10 +53,9 @@ def _cluster(bundle) -> None:
 class SeldonWalker:
     """Seldon Core v1's executor, reduced to what this graph uses. Nothing here knows the product."""
 
-    def __init__(self, manifest: Path, overrides: dict[str, dict[str, str]], logger_url: str) -> None:
+    def __init__(self, predictor: dict, overrides: dict[str, dict[str, str]], logger_url: str) -> None:
         from seldon_core.microservice import parse_parameters
 
-        predictor = yaml.safe_load(manifest.read_text())["spec"]["predictors"][0]
         containers = {
             c["name"]: c for spec in predictor["componentSpecs"] for c in spec["spec"]["containers"]
         }
@@ -234,8 +234,12 @@ def overrides(tmp_path) -> dict:
     }
 
 
-def test_local_executor_learns_logs_and_ignores_retries(tmp_path):
-    g = GraphThread(tmp_path, in_process=True, mode="epsilon_greedy", cache="local",
+SHAPES = pytest.mark.parametrize("fused", [False, True], ids=["five-node", "fused"])
+
+
+@SHAPES
+def test_local_executor_learns_logs_and_ignores_retries(tmp_path, fused):
+    g = GraphThread(tmp_path, in_process=True, mode="epsilon_greedy", cache="local", fused=fused,
                     feedback_log=str(tmp_path / "events"))  # fmt: skip
     try:
         for obj in g.graph.engine.transport.objects.values():
@@ -258,10 +262,19 @@ def test_local_executor_learns_logs_and_ignores_retries(tmp_path):
         g.stop()
 
 
-def test_a_seldon_semantics_walker_gives_the_same_effects(tmp_path, overrides, monkeypatch):
+@SHAPES
+def test_a_seldon_semantics_walker_gives_the_same_effects(tmp_path, overrides, monkeypatch, fused):
     from graph_fake_bundle import node_env
 
     from inference_graph.executor.event_service import EventServiceProcess
+    from inference_graph.executor.fusion import fuse_arms
+
+    predictor = yaml.safe_load(MANIFEST.read_text())["spec"]["predictors"][0]
+    if fused:  # the graph manifests/components/fused-graph makes (tests/unit/test_graph_fusion.py)
+        predictor = fuse_arms(predictor)
+        bundle = overrides["*"]["model_uri"]
+        overrides = {**overrides, "*": {"model_uri": bundle, "cf_model_uri": bundle, "cb_model_uri": bundle,
+                                        "push_feedback": "false"}}  # fmt: skip
 
     events = EventServiceProcess(tmp_path / "events", tmp_path / "logs")
     url = events.start()
@@ -271,7 +284,7 @@ def test_a_seldon_semantics_walker_gives_the_same_effects(tmp_path, overrides, m
                 monkeypatch.setenv(key, value)
         monkeypatch.setenv("SMARTRECO_EVENTS_URL", url)
         monkeypatch.setenv("SMARTRECO_GRAPH_STATE", str(tmp_path / "graph-state.sqlite"))
-        walker = SeldonWalker(MANIFEST, overrides, logger_url=url + "/")
+        walker = SeldonWalker(predictor, overrides, logger_url=url + "/")
         for model in walker.models.values():
             if getattr(model, "bundle", None) is not None:
                 _cluster(model.bundle)
