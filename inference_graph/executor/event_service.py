@@ -25,8 +25,11 @@ class EventServiceError(SmartRecoError):
 
 
 class EventServiceProcess:
-    def __init__(self, log_dir: str | Path, workdir: str | Path, python: str | None = None) -> None:
+    def __init__(
+        self, log_dir: str | Path, workdir: str | Path, python: str | None = None, port: int = 0
+    ) -> None:
         self.log_dir = Path(log_dir)
+        self.port = int(port)  # 0: a free one
         self.workdir = Path(workdir)
         self.python = python or sys.executable
         self.proc: subprocess.Popen | None = None
@@ -39,7 +42,7 @@ class EventServiceProcess:
         root = str(project_root())
         env = {**os.environ, "PYTHONUNBUFFERED": "1"}
         env["PYTHONPATH"] = os.pathsep.join(p for p in (root, env.get("PYTHONPATH", "")) if p)
-        cmd = [self.python, "-m", "smartreco.events", "--port", "0", "--log-dir", str(self.log_dir),
+        cmd = [self.python, "-m", "smartreco.events", "--port", str(self.port), "--log-dir", str(self.log_dir),
                "--ready-file", str(ready), "--log-level", "warning"]  # fmt: skip
         with open(self.workdir / "event-service.log", "ab") as err:
             self.proc = subprocess.Popen(

@@ -186,3 +186,43 @@ def test_cli_feedback_prints_its_id_and_is_attributed_to_the_last_answer(graph):
     rec = _records(graph, FEEDBACK)[first.split()[1]]
     # sent without the response: joined to the impression it is about (A/B analysis joins on request_id)
     assert rec["request_id"] == resp["meta"]["puid"] and rec["variant"] == resp["jsonData"]["variant"]
+
+
+def test_a_feedback_the_event_service_did_not_store_is_not_acknowledged_and_a_retry_completes(tmp_path):
+    """The appending node is called first; if its append fails the feedback is a non-200 and the nodes above
+    it never run; the retry (same id) once the event service is back applies everything exactly once."""
+    from inference_graph.executor.event_service import EventServiceProcess
+    from inference_graph.executor.processes import free_port
+    from smartreco.serving.graph_state import GraphState
+
+    port = free_port()
+    g = GraphThread(tmp_path, in_process=True, mode="epsilon_greedy", events_url=f"http://127.0.0.1:{port}")
+    events = None
+    try:
+        router = g.graph.engine.transport.objects["ab-router"]
+        resp = _predict(g, "41")
+        arm = router.arms[resp["meta"]["routing"]["ab-router"]]
+        pulls = router.arm_stats()[arm]["pulls"]
+        body = {
+            "request": {"jsonData": {"user_id": "41"}},
+            "response": resp,
+            "reward": 1.0,
+            "truth": {"jsonData": {"item_id": "77", "interaction_type": "click", "feedback_id": "down-1"}},
+        }
+        code, out = g.post("/api/v1.0/feedback", body)  # no event service listening
+        assert code == 503, out
+        state = GraphState(tmp_path / "graph-state" / "state.sqlite")
+        assert router.arm_stats()[arm]["pulls"] == pulls and state.history("41") == []  # nothing above it ran
+        events = EventServiceProcess(tmp_path / "events", tmp_path / "logs", port=port)
+        events.start()
+        code, out = g.post("/api/v1.0/feedback", body)  # the client's retry, same id
+        assert code == 200 and out["meta"]["tags"] == {**out["meta"]["tags"], "feedback_id": "down-1",
+                                                         "duplicate": False}  # fmt: skip
+        code, out = g.post("/api/v1.0/feedback", body)
+        assert code == 200 and out["meta"]["tags"]["duplicate"] is True
+        assert router.arm_stats()[arm]["pulls"] == pulls + 1 and state.history("41") == ["77"]
+        assert [r["id"] for r in iter_records(tmp_path / "events", dedupe=False) if r["kind"] == FEEDBACK] == ["down-1"]
+    finally:
+        g.stop()
+        if events is not None:
+            events.stop()
