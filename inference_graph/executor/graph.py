@@ -83,7 +83,9 @@ class GraphSpec:
     namespace: str = "default"
 
     def timeout_ms(self, protocol: str = "rest", default: float = 2000.0) -> float:
-        """The deployment's per-call timeout to a node, as Seldon's executor applies it."""
+        """The deployment's per-call timeout to a node, as Seldon's executor applies it. The local executor
+        calls nodes over REST (or in process), so ``rest`` is the one it uses; ``grpc`` is read for a gRPC
+        node transport, which it does not have."""
         raw = self.annotations.get(f"seldon.io/{protocol}-timeout")
         try:
             return float(raw) if raw is not None else default
