@@ -88,7 +88,8 @@ def feedback(
     body: dict[str, Any] = {
         "request": {"jsonData": {"user_id": user_id}},
         "reward": reward,
-        "truth": {"item_id": item_id, "interaction_type": interaction_type},
+        # Seldon's Feedback.truth is a SeldonMessage: the shape a cluster's executor and node wrappers accept
+        "truth": {"jsonData": {"item_id": item_id, "interaction_type": interaction_type}},
     }
     if response is not None:
         body["response"] = response
