@@ -150,7 +150,7 @@ def manifest_tools():
     return tools
 
 
-#: the images' build has its own bound (from scratch ~20-25 min on a busy 2-core machine), outside any test's
+#: the images' build has its own bound (from scratch ~20-25 min on a busy 2-core machine), not a test's timeout
 _IMAGE_BUILD_LIMIT_S = 5400
 
 

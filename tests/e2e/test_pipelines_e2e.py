@@ -43,7 +43,7 @@ def test_bad_parameter_is_a_one_line_error(capsys):
 PROMOTE, REJECT = "1.0", "-1.0"
 
 
-def _train(runs: Path, gate_margin: str) -> dict:
+def _train(runs: Path, gate_margin: str, *extra: str) -> dict:
     """One `smartreco pipeline run training --local` into ``runs`` (its own MLflow registry); the run's JSON."""
     import contextlib
     import io
@@ -54,7 +54,7 @@ def _train(runs: Path, gate_margin: str) -> dict:
         rc = main(["pipeline", "run", "training", "--local", "--runner", "subprocess", "--json",
                    "--sample-users", sample, "--param", "deploy_target=local", "--param", f"gate_margin={gate_margin}",
                    # MiniLM vectors are cached by content hash in the project's runs folder across test runs
-                   "--param", f"embedding_cache_dir={project_root() / 'runs' / 'embeddings'}"])
+                   "--param", f"embedding_cache_dir={project_root() / 'runs' / 'embeddings'}", *extra])
     assert rc == 0, buf.getvalue()[-2000:]
     return json.loads(buf.getvalue())
 
@@ -80,9 +80,10 @@ def trained(runs_dir):
 
 @pytest.fixture(scope="module")
 def rejected(trained):
-    """A second run into the same registry whose gate must not promote (margin -1)."""
+    """A second run into the same registry whose gate must not promote (margin -1); one epoch is enough, the
+    gate's outcome does not depend on the model."""
     _, runs, _ = trained
-    return _train(runs, REJECT), runs
+    return _train(runs, REJECT, "--param", "epochs=1"), runs
 
 
 def _gate(run: dict) -> dict:
