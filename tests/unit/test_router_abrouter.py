@@ -1,17 +1,38 @@
 """ABRouter node class: fixed split, bandit learning from feedback, persistence, Seldon's quirks."""
 
+import uuid
+
 import pytest
 
 from inference_graph.ab_router import ABRouter
 from smartreco.experiments.assignment import assign_ratio
+from smartreco.serving.graph_state import Served
 
 pytestmark = [pytest.mark.unit]
+
+
+@pytest.fixture(autouse=True)
+def _state(tmp_path, monkeypatch):
+    monkeypatch.setenv("SMARTRECO_GRAPH_STATE", str(tmp_path / "graph-state" / "state.sqlite"))
 
 
 def _router(tmp_path, **kw):
     r = ABRouter(store=str(tmp_path / "arms.sqlite"), **kw)
     r.load()
     return r
+
+
+def _feedback(r, arm: int | None, reward: float, user: str = "u1"):
+    """A feedback about an answer the arm ``arm`` served (recorded as the arm node records it); None: an
+    answer the graph never recorded. Each call is a new feedback id."""
+    rid = uuid.uuid4().hex
+    if arm is not None:
+        r.state.record_served(Served(rid, user, r.arms[arm], "v1"))
+    return r.send_feedback_raw({
+        "request": {"jsonData": {"user_id": user}}, "reward": reward,
+        "response": {"meta": {"tags": {"request_id": rid}}},
+        "truth": {"jsonData": {"feedback_id": f"fb-{rid}"}},
+    })  # fmt: skip
 
 
 def _msg(user):
@@ -31,8 +52,8 @@ def test_fixed_mode_is_consistent_per_user_and_returns_plain_int(tmp_path):
 def test_feedback_changes_arm_stats_and_survives_restart(tmp_path):
     r = _router(tmp_path, mode="epsilon_greedy")
     before = r.arm_stats()
-    r.send_feedback([], [], 1.0, None, routing=1)
-    r.send_feedback([], [], 0.0, None, routing=1)  # reward 0 is still a trial
+    _feedback(r, 1, 1.0)
+    _feedback(r, 1, 0.0)  # reward 0 is still a trial
     after = r.arm_stats()
     assert after["challenger"]["pulls"] == before["challenger"]["pulls"] + 2
     assert after["challenger"]["reward_sum"] == 1.0
@@ -43,9 +64,9 @@ def test_feedback_changes_arm_stats_and_survives_restart(tmp_path):
     assert restarted.arm_stats()["challenger"]["pulls"] == 2
 
 
-def test_feedback_without_routing_does_not_crash_or_count(tmp_path):
+def test_feedback_on_an_unrecorded_answer_does_not_crash_or_count(tmp_path):
     r = _router(tmp_path, mode="thompson")
-    assert r.send_feedback([], [], 1.0, None, routing=None) == []
+    assert _feedback(r, None, 1.0)["meta"]["tags"]["routing_known"] is False
     assert all(s["pulls"] == 0 for s in r.arm_stats().values())
     assert any(m["key"] == "smartreco_feedback_unattributed_total" for m in r.metrics())
 
@@ -53,8 +74,8 @@ def test_feedback_without_routing_does_not_crash_or_count(tmp_path):
 def test_thompson_learns_to_route_to_rewarded_arm(tmp_path):
     r = _router(tmp_path, mode="thompson")
     for _ in range(60):
-        r.send_feedback([], [], 1.0, None, routing=0)
-        r.send_feedback([], [], 0.0, None, routing=1)
+        _feedback(r, 0, 1.0)
+        _feedback(r, 1, 0.0)
     picks = [r.route(_msg(str(u)), []) for u in range(200)]
     assert picks.count(0) > 180
 
