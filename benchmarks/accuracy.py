@@ -55,8 +55,11 @@ def main(argv: list[str] | None = None) -> int:
         "command": "benchmarks/accuracy.py " + " ".join(argv if argv is not None else sys.argv[1:]),
     }
     out_dir = Path(args.out_dir)
+    total_reads = _ledger(out_dir, label, payload)
     json_path = write_json(payload, out_dir / f"accuracy_{label}.json")
     md = markdown_summary(payload, title=f"Accuracy benchmark: {label}")
+    md += (f"\nTest-split reads recorded for `{label}` in `{LEDGER}` (every benchmark run appends its count): "
+           f"**{total_reads}** in total, this run included.\n")
     md += (f"\nWall time {wall:.0f} s for the whole run (load, split, fit incl. validation tuning, scoring, "
            f"bootstrap) on {os.cpu_count()} CPU cores; {cpu:.0f} CPU seconds used by the run; 1-minute load "
            f"average {payload['benchmark']['load_average_1m']['start']} at start, "
@@ -65,6 +68,30 @@ def main(argv: list[str] | None = None) -> int:
     print(md)
     print(f"wrote {json_path} and {json_path.with_suffix('.md')}")
     return 0
+
+
+LEDGER = "test_reads_ledger.jsonl"
+
+
+def _ledger(out_dir: Path, label: str, payload: dict) -> int:
+    """Append this run's reads of the held-out targets to the ledger; the total for ``label`` so far."""
+    import json
+    import subprocess
+
+    reads = payload.get("protocol", {}).get("target_reads", {})
+    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True,
+                            text=True).stdout.strip()
+    entry = {"when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "source": label,
+             "split": reads.get("split", "test"), "count": int(reads.get("count", 0)),
+             "configurations": reads.get("configurations", []), "commit": commit}
+    path = out_dir / LEDGER
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("a", encoding="utf-8") as fh:
+        fh.write(json.dumps(entry) + "\n")
+    lines = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    total = sum(e["count"] for e in lines if e["source"] == label and e["split"] == "test")
+    payload["test_reads_total"] = {"source": label, "ledger": LEDGER, "count": total}
+    return total
 
 
 def _cpu_seconds() -> float:
