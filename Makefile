@@ -4,7 +4,7 @@ VENV := .venv
 SERVING := .venv-serving
 PYTEST_ARGS ?=
 
-.PHONY: setup demo test lint unit clean
+.PHONY: setup demo storefront test lint unit clean
 
 setup:  ## build the virtual environments and the offline checking tools (idempotent)
 	bash scripts/setup.sh all
@@ -12,6 +12,9 @@ setup:  ## build the virtual environments and the offline checking tools (idempo
 
 demo: setup  ## the main job on the bundled MovieLens data
 	bash scripts/demo.sh
+
+storefront:  ## after `make demo`: the graph + `smartreco web` (storefront, experiments, model) until Ctrl-C
+	bash scripts/demo.sh storefront
 
 lint: setup
 	$(VENV)/bin/ruff check .
