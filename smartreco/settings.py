@@ -253,6 +253,13 @@ API_TOKEN = _declare("SMARTRECO_API_TOKEN", "str", None, "Bearer token the local
                      "auth on 127.0.0.1 only).", ("executor",), cluster="local")
 API_TOKEN_FILE = _declare("SMARTRECO_API_TOKEN_FILE", "path", None, "File holding the executor's bearer token "
                           "(wins over SMARTRECO_API_TOKEN).", ("executor",), cluster="local")
+ALLOWED_HOSTS = _declare("SMARTRECO_ALLOWED_HOSTS", "str", "", "Comma-separated host names the local executor "
+                         "answers besides loopback (localhost, 127.0.0.1, ::1); any other Host header is a 421 "
+                         "(DNS rebinding).", ("executor",), cluster="local", default_doc="(unset: loopback only)")
+CORS_ORIGINS = _declare("SMARTRECO_CORS_ORIGINS", "str", "", "Comma-separated browser origins "
+                        "(scheme://host[:port]) the local executor offers CORS to; a request from any other "
+                        "cross-site Origin is a 403.", ("executor",), cluster="local",
+                        default_doc="(unset: no CORS)")
 SELDON = _declare("SMARTRECO_SELDON", "str", "", "`apache`: run nodes with the Apache-2.0 seldon-core 1.17.1 venv; "
                   "unset: the serving venv's 1.19.", ("executor",), cluster="local")
 SELDON_VENV = _declare("SMARTRECO_SELDON_VENV", "path", None, "Any venv holding seldon-core-microservice (wins "

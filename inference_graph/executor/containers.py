@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from inference_graph.executor.graph import GraphNodeSpec
-from inference_graph.executor.processes import LOOPBACK, NodeStartError, free_port
+from inference_graph.executor.processes import EXECUTOR_SECRETS, LOOPBACK, NodeStartError, free_port
 from smartreco import settings
 from smartreco.errors import SmartRecoError
 from smartreco.paths import runs_dir
@@ -45,7 +45,7 @@ IMAGE_UID = 10001
 #: host environment forwarded to nodes (as node processes inherit it): the project's own settings, minus
 #: secrets and the image's paths, and the native thread-pool sizes (OpenMP, BLAS)
 _FORWARD = re.compile(r"^(SMARTRECO_|OMP_|MKL_|OPENBLAS_)")
-_NO_FORWARD = frozenset({"SMARTRECO_HOME", "SMARTRECO_API_TOKEN", "SMARTRECO_API_TOKEN_FILE"})
+_NO_FORWARD = frozenset({"SMARTRECO_HOME"}) | EXECUTOR_SECRETS
 #: node parameters that name a file the node writes (mounted read-write); other path parameters are read-only
 _WRITABLE_PARAMS = frozenset({"store"})
 #: node containers start slower than processes (eight wrappers importing at once on a small shared machine)
@@ -456,6 +456,8 @@ class ContainerGroup:
             env["PYTHONPATH"] = os.pathsep.join(path)
         else:
             env.pop("PYTHONPATH", None)
+        for secret in EXECUTOR_SECRETS:  # not even through extra_env / the manifest
+            env.pop(secret, None)
         return env
 
     def _run(self, node: GraphNodeSpec, http: int, grpc: int, metrics: int) -> NodeContainer:

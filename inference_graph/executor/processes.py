@@ -117,6 +117,10 @@ def microservice_bin() -> str:
     return str(candidate)
 
 
+#: the executor's secrets: a node never needs them (SECURITY.md O1), so they never reach a node's environment
+EXECUTOR_SECRETS = frozenset({settings.API_TOKEN.name, settings.API_TOKEN_FILE.name})
+
+
 def start_node(
     node: GraphNodeSpec,
     log_dir: Path,
@@ -139,6 +143,7 @@ def start_node(
         "HOME": os.environ.get("HOME", root),
         **(extra_env or {}),
     }
+    env = {k: v for k, v in env.items() if k not in EXECUTOR_SECRETS}  # not even through extra_env
     log_dir.mkdir(parents=True, exist_ok=True)
     log_path = log_dir / f"{node.name}.log"
     cmd = [

@@ -5,7 +5,8 @@ Bad input is a 400 in Seldon's error shape naming the field: malformed or too de
 body over the limit, a missing/ill-typed field. A graph that cannot answer at all is a 503; a degraded
 answer is a 200. An unexpected error is a 500 with a fixed message and an error id; the detail goes to
 the log only (SECURITY.md O3). With a token configured every endpoint but health/metrics needs
-``Authorization: Bearer <token>`` (401 otherwise, O1).
+``Authorization: Bearer <token>`` (401 otherwise, O1). Before anything else the ingress checks of
+``gateway.py`` run: Host (421), cross-site Origin (403), POST Content-Type (415), CORS.
 """
 
 from __future__ import annotations
@@ -22,8 +23,10 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from inference_graph.executor.engine import GraphEngine, GraphUnavailable
 from inference_graph.executor.gateway import (
     MAX_BODY_BYTES,
+    IngressPolicy,
     auth_middleware,
     check_prediction,
+    ingress_middleware,
     normalize_feedback,
     read_json,
 )
@@ -45,8 +48,14 @@ def _status(code: int, info: str, reason: str) -> web.Response:
     return web.json_response(body, status=code)
 
 
-def make_app(engine: GraphEngine, max_body: int = MAX_BODY_BYTES, token: str | None = None) -> web.Application:
-    """The REST app; ``token`` (None: auth off) is required as a bearer token outside health/metrics."""
+def make_app(
+    engine: GraphEngine,
+    max_body: int = MAX_BODY_BYTES,
+    token: str | None = None,
+    ingress: IngressPolicy | None = None,
+) -> web.Application:
+    """The REST app; ``token`` (None: auth off) is required as a bearer token outside health/metrics;
+    ``ingress`` (default: from the settings) names the Host names and CORS origins it answers."""
 
     def unauthorized() -> web.Response:
         resp = _status(401, "Authorization: missing or invalid bearer token", "UNAUTHENTICATED")
@@ -54,7 +63,8 @@ def make_app(engine: GraphEngine, max_body: int = MAX_BODY_BYTES, token: str | N
         return resp
 
     auth = auth_middleware(token, engine.metrics, unauthorized)
-    app = web.Application(client_max_size=max_body * 4, middlewares=[auth] if token else [])
+    gate = ingress_middleware(ingress or IngressPolicy.create(), engine.metrics, _status)
+    app = web.Application(client_max_size=max_body * 4, middlewares=[gate, auth] if token else [gate])
     m = engine.metrics
 
     async def handle(request: web.Request, endpoint: str, fn: Any) -> web.Response:

@@ -43,7 +43,7 @@ from smartreco.events.cloudevents import (
     parse_event,
 )
 from smartreco.events.eventlog import EventLog
-from smartreco.events.writer import GroupCommitWriter, LogClosing
+from smartreco.events.writer import GroupCommitWriter, LogClosing, WriterBusy
 from smartreco.feedback.log import AppendResult
 from smartreco.feedback.records import FEEDBACK, FEEDBACK_ID, IMPRESSION, VARIANT, make_record
 
@@ -122,10 +122,13 @@ def feedback_payload(body: Mapping[str, Any]) -> dict[str, Any]:
     return out
 
 
-def create_app(event_log: EventLog, *, max_body_bytes: int = DEFAULT_MAX_BODY_BYTES) -> Starlette:
-    """The app over an open event log; the app closes the log when it shuts down."""
+def create_app(
+    event_log: EventLog, *, max_body_bytes: int = DEFAULT_MAX_BODY_BYTES, max_pending: int = 8192
+) -> Starlette:
+    """The app over an open event log; the app closes the log when it shuts down. At most ``max_pending``
+    appends wait for the disk; more are a 503 + Retry-After (back-pressure, never a silent loss)."""
     metrics = _Metrics()
-    writer = GroupCommitWriter(event_log)
+    writer = GroupCommitWriter(event_log, max_pending=max_pending)
     counts = {"request_events_dropped": 0, "feedback_events_seen": 0, "empty_answers": 0}
 
     async def durable(kind: str, payload: dict[str, Any]) -> AppendResult | JSONResponse:
@@ -136,6 +139,9 @@ def create_app(event_log: EventLog, *, max_body_bytes: int = DEFAULT_MAX_BODY_BY
             except LogClosing:
                 metrics.appends.labels(kind, "closing").inc()
                 return _unavailable("the event service is shutting down")
+            except WriterBusy as exc:  # back-pressure: the queue is full, nothing was taken
+                metrics.appends.labels(kind, "busy").inc()
+                return _unavailable(f"event log busy ({exc})", exc.retry_after_s)
             except Exception as exc:  # FeedbackLogUnavailable (with retry_after_s), OSError, ...
                 metrics.appends.labels(kind, "failed").inc()
                 return _unavailable(
@@ -234,7 +240,7 @@ def create_app(event_log: EventLog, *, max_body_bytes: int = DEFAULT_MAX_BODY_BY
     async def stats(request: Request) -> Response:
         return JSONResponse(
             {"records": len(event_log), "batches": writer.batches, "appended": writer.records,
-             "append_failures": writer.failures, **counts}
+             "append_failures": writer.failures, "append_refused_busy": writer.refused, **counts}
         )  # fmt: skip
 
     @contextlib.asynccontextmanager

@@ -5,6 +5,10 @@ Appends that arrive while a write+fsync is running queue up and go to the log to
 of queueing behind one flush each. The blocking write runs in a worker thread, so the event loop keeps
 accepting requests. A caller's future resolves only after its record is durable; if the write fails,
 every caller in that batch gets the exception (nothing is acknowledged) and the next batch tries again.
+
+The queue is bounded (``max_pending`` appends waiting behind the running write): one more is refused at
+once with :class:`WriterBusy` (the service answers 503 + ``Retry-After``), so a burst the disk cannot
+keep up with is pushed back to its senders instead of growing memory or timing out unacknowledged.
 """
 
 from __future__ import annotations
@@ -24,10 +28,23 @@ class LogClosing(RuntimeError):
     """The service is shutting down: the append was not taken."""
 
 
+class WriterBusy(RuntimeError):
+    """``max_pending`` appends already wait: this one was not taken (retry after ``retry_after_s``)."""
+
+    def __init__(self, pending: int, retry_after_s: float) -> None:
+        super().__init__(f"{pending} appends already queued for the event log")
+        self.retry_after_s = retry_after_s
+
+
 class GroupCommitWriter:
-    def __init__(self, event_log: EventLog, max_batch: int = 512) -> None:
+    def __init__(
+        self, event_log: EventLog, max_batch: int = 512, max_pending: int = 8192, retry_after_s: float = 1.0
+    ) -> None:
         self.log = event_log
         self.max_batch = int(max_batch)
+        self.max_pending = int(max_pending)
+        self.retry_after_s = float(retry_after_s)
+        self.refused = 0  # appends refused with WriterBusy (back-pressure, nothing lost: never acknowledged)
         self._pending: list[tuple[str, dict[str, Any], asyncio.Future]] = []
         self._wake: asyncio.Event | None = None
         self._task: asyncio.Task | None = None
@@ -46,6 +63,9 @@ class GroupCommitWriter:
         already be valid (``make_record``): one bad record would fail its whole batch."""
         if self._closing:
             raise LogClosing("the event log is closing")
+        if len(self._pending) >= self.max_pending:
+            self.refused += 1
+            raise WriterBusy(len(self._pending), self.retry_after_s)
         self.start()
         fut = asyncio.get_running_loop().create_future()
         self._pending.append((kind, record, fut))

@@ -269,3 +269,24 @@ def test_grpc_traffic_arrives_as_protobuf_and_is_an_impression_too(service):
     assert rec["id"] == "r-grpc" and rec["items"] == ["10", "11", "12"]
     bad = client.post("/", content=b"\xff\x00garbage", headers=headers)
     assert bad.status_code == 400 and bad.json()["field"] == "body"
+
+
+def test_a_full_writer_queue_is_503_with_retry_after_and_the_retry_is_stored():
+    log = GatedLog()
+    app = create_app(log, max_pending=1)
+    with starlette_testclient.TestClient(app) as client:
+        t1, box1 = _post_in_thread(client, "/api/v1/feedback", {**FEEDBACK, "id": "q-1"})
+        assert log.entered.wait(30)  # q-1 is being written
+        t2, box2 = _post_in_thread(client, "/api/v1/feedback", {**FEEDBACK, "id": "q-2"})
+        deadline = time.monotonic() + 30
+        while len(app.state.writer._pending) < 1 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        busy = client.post("/api/v1/feedback", json={**FEEDBACK, "id": "q-3"})
+        assert busy.status_code == 503 and busy.headers["retry-after"] == "1" and "busy" in busy.json()["error"]
+        log.release.set()
+        t1.join(30), t2.join(30)
+        assert box1["resp"].status_code == 200 and box2["resp"].status_code == 200
+        again = client.post("/api/v1/feedback", json={**FEEDBACK, "id": "q-3"})
+        assert again.status_code == 200 and again.json()["duplicate"] is False
+        assert client.get("/api/v1/stats").json()["append_refused_busy"] == 1
+    assert sorted(k for k in log.stored) == ["feedback:q-1", "feedback:q-2", "feedback:q-3"]

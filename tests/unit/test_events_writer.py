@@ -70,3 +70,48 @@ def test_appends_after_close_are_refused_not_lost(tmp_path):
 
     asyncio.run(main())
     assert [r["id"] for r in iter_records(tmp_path / "log")] == ["f1"]
+
+
+class BlockingLog:
+    """Feedback to a real log, each write held until the test releases it (a slow disk)."""
+
+    def __init__(self, real: LocalEventLog) -> None:
+        self.real = real
+        self.entered = asyncio.Event()
+        self.release: asyncio.Event | None = None
+        self.loop: asyncio.AbstractEventLoop | None = None
+
+    def append_many(self, records, kind):
+        import threading
+
+        done = threading.Event()
+        self.loop.call_soon_threadsafe(self.entered.set)
+        asyncio.run_coroutine_threadsafe(self.release.wait(), self.loop).add_done_callback(lambda _: done.set())
+        done.wait(30)
+        return self.real.append_many(list(records), kind)
+
+
+def test_a_full_queue_refuses_at_once_and_loses_nothing_it_took(tmp_path):
+    from smartreco.events.writer import WriterBusy
+
+    async def main():
+        with LocalEventLog(tmp_path / "log") as real:
+            log = BlockingLog(real)
+            log.loop, log.release = asyncio.get_running_loop(), asyncio.Event()
+            writer = GroupCommitWriter(log, max_pending=2, retry_after_s=2.0)
+            first = asyncio.ensure_future(writer.append(FEEDBACK, fb(0)))
+            await asyncio.wait_for(log.entered.wait(), 30)  # f0 is being written; the queue is empty
+            queued = [asyncio.ensure_future(writer.append(FEEDBACK, fb(i))) for i in (1, 2)]
+            await asyncio.sleep(0)
+            with pytest.raises(WriterBusy) as busy:
+                await writer.append(FEEDBACK, fb(3))
+            log.release.set()
+            results = await asyncio.gather(first, *queued)
+            again = await writer.append(FEEDBACK, fb(3))  # the refused one, retried once there is room
+            await writer.close()
+            return busy.value, results, again, writer
+
+    busy, results, again, writer = asyncio.run(main())
+    assert busy.retry_after_s == 2.0 and writer.refused == 1
+    assert [r.id for r in results] == ["f0", "f1", "f2"] and again.duplicate is False
+    assert sorted(r["id"] for r in iter_records(tmp_path / "log")) == ["f0", "f1", "f2", "f3"]
