@@ -15,6 +15,7 @@ failed later node does not count it twice.
 
 from __future__ import annotations
 
+import contextlib
 import random
 import threading
 import time
@@ -23,6 +24,7 @@ from typing import Any
 
 from inference_graph.base import GraphNode, as_payload, bad_request
 from inference_graph.graph_io import feedback_reply, node_state
+from smartreco import settings
 from smartreco.experiments.assignment import assign_ratio
 from smartreco.experiments.bandits import MODES, epsilon_greedy, open_store, thompson
 from smartreco.schema import RequestValidationError
@@ -75,14 +77,19 @@ class ABRouter(GraphNode):
         self.model_version = f"router-{mode}"
 
     def load(self) -> None:
-        self.store = open_store(self.store_url or None, self.experiment)
+        # SMARTRECO_STATE=redis://...: one set of arm statistics for every replica
+        self.store = open_store(self.store_url or settings.STATE.get() or None, self.experiment)
         self.state = node_state()
         self.loaded = True
 
     def choose(self, user_id: str) -> int:
         if self.mode == "fixed":
             return assign_ratio(user_id, self.ratio_a, salt=self.experiment)
-        stats = list(self.store.stats(self.arms).values())
+        try:
+            stats = list(self.store.stats(self.arms).values())
+        except Exception as exc:  # shared store down or slow: a degraded answer (hash split), never a failure
+            self.add_tag("router_degraded", f"arm store unavailable ({type(exc).__name__})")
+            return assign_ratio(user_id, self.ratio_a, salt=self.experiment)
         if self.mode == "epsilon_greedy":
             return epsilon_greedy(stats, self.epsilon, self._rng)
         return thompson(stats, self._rng)
@@ -113,7 +120,11 @@ class ABRouter(GraphNode):
                 return
             pending, self._served, self._served_at = self._served, Counter(), now
         for name, n in pending.items():
-            self.store.record_served(name, n)
+            try:
+                self.store.record_served(name, n)
+            except Exception:  # store down: keep the count for the next flush
+                with self._served_lock:
+                    self._served[name] += n
 
     def send_feedback_raw(self, request: Any) -> Any:
         """Reward the arm that served the answer (recorded, not claimed), once per feedback id."""
@@ -145,6 +156,10 @@ class ABRouter(GraphNode):
             tags["arm"] = arm
         self._finish(started, "send_feedback")
         self._arm_gauges(force=True)
+        # the bandit's counts after this feedback (with a shared store, the same from every replica); store
+        # down: the reward above already failed or is done, and the reply needs no counts
+        with contextlib.suppress(Exception):
+            tags["arm_pulls"] = {a: s["pulls"] for a, s in self.arm_stats().items()}
         return feedback_reply(request, tags)
 
     def arm_stats(self) -> dict[str, dict]:

@@ -32,8 +32,9 @@ def graph_request_id(meta: Any = None, request: dict | None = None) -> str:
 
 
 def node_state() -> GraphState:
-    """The state every node of the pod (every worker process) shares: ``SMARTRECO_GRAPH_STATE``."""
-    return open_state(settings.GRAPH_STATE.get())
+    """The state every node of the pod (every worker process) shares: ``SMARTRECO_GRAPH_STATE``; with
+    ``SMARTRECO_STATE=redis://...`` the state every replica shares."""
+    return open_state(settings.STATE.get() or settings.GRAPH_STATE.get())
 
 
 def event_client() -> EventClient | None:
@@ -96,6 +97,8 @@ class AnswerCache:
     def __init__(self, spec: str, ttl_s: float) -> None:
         from smartreco.serving.cache import open_cache
 
+        if spec == "local" and settings.STATE.get():
+            spec = settings.STATE.get()  # one cache for every replica
         self.cache = None if spec in ("off", "", "none") else open_cache(spec, float(ttl_s))
 
     def key(self, state: GraphState, message: dict, version: str) -> str | None:

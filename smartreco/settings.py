@@ -277,6 +277,16 @@ EVENTS_URL = _declare("SMARTRECO_EVENTS_URL", "url", None, "Event service the gr
 EVENTS_TIMEOUT_S = _declare("SMARTRECO_EVENTS_TIMEOUT_S", "float", 2.0, "Seconds a node waits for the event "
                             "service's durable feedback append.", ("node:*",), check=_not_negative)
 
+STATE = _declare("SMARTRECO_STATE", "str", None, "Shared state of every replica, redis://HOST:PORT/DB: bandit "
+                 "arm statistics, recent history, live popularity, served answers, the response cache and the event "
+                 "log (a Redis stream) live there (unset: the local SQLite file and segment log).",
+                 ("node:*", "event-service", "executor"), cluster="config", secret="smartreco-state",
+                 default_doc="unset (local state)")
+EVENTS_ARCHIVE = _declare("SMARTRECO_EVENTS_ARCHIVE", "path", lambda: RUNS.get() / "events-archive", "Folder of "
+                          "the parquet files `smartreco events archive` moves the Redis event stream's oldest "
+                          "records to (readers read it, then the stream).", ("event-service", "pipeline-step", "cli"),
+                          default_doc="`$SMARTRECO_RUNS/events-archive`")
+
 LOG_LEVEL = _declare("SMARTRECO_LOG_LEVEL", "str", "info", "Log level of the event service.", ("event-service",))
 
 # ------------------------------------------------------------------------------ tracking / pipeline

@@ -9,6 +9,7 @@ import logging
 import sys
 
 from inference_graph.executor.server import ServeConfig, default_feedback_log, serve_forever
+from smartreco import settings
 from smartreco.errors import SmartRecoError
 
 
@@ -43,6 +44,8 @@ def main(argv: list[str] | None = None) -> int:
     )
     ap.add_argument("--events-url", help="use this running event service instead of starting one")
     ap.add_argument("--graph-state", help="the nodes' shared state file (default: $SMARTRECO_GRAPH_STATE)")
+    ap.add_argument("--state", default=None,
+                    help="redis://HOST:PORT/DB: state and event log every replica shares (default: $SMARTRECO_STATE)")
     ap.add_argument("--feature-server", help="online store feature server URL for feedback pushes")
     ap.add_argument("--no-push", action="store_true", help="do not push feedback to the online store")
     ap.add_argument(
@@ -54,6 +57,9 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
         overrides = json.loads(args.set)
+        state = args.state or settings.STATE.get()
+        if state and not state.startswith(("redis://", "rediss://", "unix://")):
+            raise SmartRecoError(f"--state {state}: expected redis://HOST:PORT/DB")
         cfg = ServeConfig(
             manifest=args.manifest,
             predictor=args.predictor,
@@ -79,6 +85,7 @@ def main(argv: list[str] | None = None) -> int:
             token_file=args.token_file,
             events_url=args.events_url,
             graph_state=args.graph_state,
+            state=state or None,
         )
         asyncio.run(serve_forever(cfg))
     except (SmartRecoError, json.JSONDecodeError) as exc:

@@ -28,7 +28,8 @@ class EventServiceProcess:
     def __init__(
         self, log_dir: str | Path, workdir: str | Path, python: str | None = None, port: int = 0
     ) -> None:
-        self.log_dir = Path(log_dir)
+        # a directory (the local segment log) or a redis:// URL (the shared stream): kept as given
+        self.log_dir = log_dir if str(log_dir).startswith(("redis://", "rediss://", "unix://")) else Path(log_dir)
         self.port = int(port)  # 0: a free one
         self.workdir = Path(workdir)
         self.python = python or sys.executable

@@ -67,6 +67,8 @@ class ServeConfig:
     feedback_log: str | None = None
     events_url: str | None = None  # an event service already running elsewhere (instead of starting one)
     graph_state: str | None = None  # the nodes' shared state file (None: SMARTRECO_GRAPH_STATE's default)
+    # redis://HOST:PORT/DB: every replica's shared state and event log (SMARTRECO_STATE); None: local defaults
+    state: str | None = None
     # bearer token for REST/gRPC (SECURITY.md O1): from a secret file, else $SMARTRECO_API_TOKEN[_FILE];
     # ``api_token`` is for library use/tests only (never a CLI flag: argv is visible in ps)
     token_file: str | None = None
@@ -123,7 +125,8 @@ class LocalGraph:
     def _node_env(self) -> dict[str, str]:
         """What the nodes get from their pod spec on a cluster: the event service and the state file."""
         # blank = unset (settings): an in-process graph must not inherit a previous graph's values
-        env = {settings.EVENTS_URL.name: self.events_url or "", settings.GRAPH_STATE.name: self.cfg.graph_state or ""}
+        env = {settings.EVENTS_URL.name: self.events_url or "", settings.GRAPH_STATE.name: self.cfg.graph_state or "",
+               settings.STATE.name: self.cfg.state or ""}
         if self.cfg.feature_server:
             env[settings.FEATURE_SERVER.name] = self.cfg.feature_server
         return env
@@ -134,7 +137,8 @@ class LocalGraph:
         log_dir = Path(cfg.log_dir) if cfg.log_dir else runs_dir() / "graph-logs"
         if cfg.feedback_log and cfg.feedback_log != "off" and not self.events_url:
             # started from this thread: it dies with this process (PDEATHSIG), as the nodes do
-            self.events = EventServiceProcess(cfg.feedback_log, log_dir)
+            # with a shared state the event log is its Redis stream (every replica's event service appends there)
+            self.events = EventServiceProcess(cfg.state or cfg.feedback_log, log_dir)
             self.events_url = self.events.start()
         node_env = {**self._node_env(), **cfg.node_env}
         if cfg.in_process:

@@ -38,8 +38,8 @@ def ab() -> None:
     "--logs",
     "logs",
     required=True,
-    type=click.Path(path_type=Path),
-    help="event log directory: the event service's --log-dir (segment-*.log files)",
+    help="event log: the event service's --log-dir (segment-*.log files), or redis://HOST:PORT/DB (the shared "
+    "stream, read after its archive in $SMARTRECO_EVENTS_ARCHIVE)",
 )
 @click.option("--out", "out", required=True, type=click.Path(path_type=Path), help="output directory")
 @click.option(
@@ -49,17 +49,19 @@ def ab() -> None:
     default=None,
     help="experiment.json (default: next to or inside --logs; else inferred from the logs)",
 )
-def report(logs: Path, out: Path, experiment_path: Path | None) -> None:
+def report(logs: str, out: Path, experiment_path: Path | None) -> None:
     """Per-arm CTR/conversion with CIs, z/Welch/sequential tests, SRM, sample size, recommendation, and
     the impressions the log should hold but does not (feedback whose request id has no impression)."""
     from smartreco.experiments.analysis import analyse
     from smartreco.experiments.design import Experiment
     from smartreco.experiments.report import missing_impressions_line, write_report
     from smartreco.feedback.dataset import read_dataset
+    from smartreco.feedback.stream_log import is_redis_url
 
-    if not logs.is_dir():
-        raise DataError(f"--logs {logs}: not a directory")
-    path = _find_experiment(logs, experiment_path)
+    shared = is_redis_url(logs)
+    if not shared and not Path(logs).is_dir():
+        raise DataError(f"--logs {logs}: not a directory (nor a redis:// URL)")
+    path = experiment_path if shared else _find_experiment(Path(logs), experiment_path)
     experiment = Experiment.load(path) if path is not None else None
     analysis = analyse(read_dataset(logs), experiment)
     paths = write_report(analysis, out)

@@ -1,4 +1,5 @@
-"""`smartreco events serve`: the event service (same as `python -m smartreco.events`)."""
+"""`smartreco events serve | archive`: the event service (same as `python -m smartreco.events`), and the
+shared Redis stream's archiver."""
 
 from __future__ import annotations
 
@@ -21,3 +22,30 @@ def serve(log_dir: str, host: str, port: int, ready_file: str | None, log_level:
     from smartreco.events.__main__ import serve as run
 
     run(host, port, log_dir, ready_file=ready_file, log_level=log_level)
+
+
+@events.command()
+@click.option("--state", default=None, help="redis://HOST:PORT/DB of the shared stream (default: $SMARTRECO_STATE)")
+@click.option("--archive-dir", default=None, help="parquet folder (default: $SMARTRECO_EVENTS_ARCHIVE)")
+@click.option("--keep", default=100_000, show_default=True, type=click.IntRange(0),
+              help="newest records left in the stream")
+@click.option("--older-than", "older_than_s", default=None, type=click.FloatRange(0),
+              help="archive only records older than this many seconds")
+def archive(state: str | None, archive_dir: str | None, keep: int, older_than_s: float | None) -> None:
+    """Move the shared Redis event stream's oldest records to a parquet file, then trim them from the stream
+    (run it on a schedule: the stream stays bounded; readers read the archive, then the stream)."""
+    from smartreco import settings
+    from smartreco.errors import DataError
+    from smartreco.feedback.stream_log import RedisStreamLog, is_redis_url
+    from smartreco.feedback.stream_log import archive as run
+
+    url = state or settings.STATE.get()
+    if not is_redis_url(url):
+        raise DataError("--state: a redis://HOST:PORT/DB URL is required (or set SMARTRECO_STATE)")
+    log = RedisStreamLog(url)
+    try:
+        res = run(log, archive_dir or settings.EVENTS_ARCHIVE.get(), keep=keep, older_than_s=older_than_s)
+    finally:
+        log.close()
+    where = res.path or "nothing to archive"
+    click.echo(f"archived {res.archived} record(s) -> {where}; trimmed {res.trimmed}; stream holds {res.stream_length}")

@@ -91,6 +91,11 @@ def _resolve_model_uris(manifest: str | None, dst_root: Path | None = None) -> d
     "or 'off' (default: runs/feedback)",
 )
 @click.option(
+    "--state", default=None,
+    help="redis://HOST:PORT/DB: bandit statistics, history, popularity, response cache and event log shared "
+    "by every replica (default: $SMARTRECO_STATE; unset: local SQLite state and segment log)",
+)
+@click.option(
     "--containers", is_flag=True,
     help="run each graph node as a container of the serving image (needs a Docker engine and the image)",
 )
@@ -109,6 +114,7 @@ def serve(
     overrides: str,
     cache: str,
     feedback_log: str | None,
+    state: str | None,
     containers: bool,
     image: str | None,
     node_ports: str,
@@ -159,6 +165,8 @@ def serve(
         argv += ["--containers", "--node-ports", node_ports] + (["--image", image] if image else [])
     if feedback_log:
         argv += ["--feedback-log", feedback_log]
+    if state:
+        argv += ["--state", state]
     if manifest:
         argv += ["--manifest", manifest]
     click.echo(f"serving on http://127.0.0.1:{port} (REST) and 127.0.0.1:{grpc_port} (gRPC); Ctrl-C stops")

@@ -26,7 +26,8 @@ def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="python -m smartreco.events", description=__doc__.splitlines()[0])
     ap.add_argument("--host", default="127.0.0.1", help="address to bind (0.0.0.0 in a container)")
     ap.add_argument("--port", type=int, default=DEFAULT_PORT, help="HTTP port (0: a free one)")
-    ap.add_argument("--log-dir", required=True, help="event log directory (fsync'd segments, one writer)")
+    ap.add_argument("--log-dir", required=True, help="event log directory (fsync'd segments, one writer), or "
+                    "redis://HOST:PORT/DB (the shared Redis stream; $SMARTRECO_STATE, when set, wins over a directory)")
     ap.add_argument("--ready-file", default=None, help="write {url, pid} here once serving")
     ap.add_argument("--max-body-bytes", type=int, default=1024 * 1024)
     ap.add_argument("--log-level", default=settings.LOG_LEVEL.get())
@@ -44,6 +45,10 @@ def serve(
     from smartreco.events.eventlog import open_event_log
 
     logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    # SMARTRECO_STATE=redis://... (the manifests' ConfigMap): the Redis stream every replica shares
+    state = settings.STATE.get()
+    if state and not str(log_dir).startswith(("redis://", "rediss://", "unix://")):
+        log_dir = state
     event_log = open_event_log(log_dir)
     app = create_app(event_log, max_body_bytes=max_body_bytes)
     family = socket.AF_INET6 if ":" in host else socket.AF_INET

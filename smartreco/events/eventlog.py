@@ -95,11 +95,11 @@ class LocalEventLog:
 
 
 def open_event_log(target: str | os.PathLike[str], *, fsync: bool = True) -> EventLog:
-    """The backend for ``--log-dir``: a directory path (local segments). A ``redis://`` URL is the
-    shared backend of issue #18 and is refused here until it exists."""
+    """The backend for ``--log-dir``: a directory path (local segments) or a ``redis://`` URL (the shared
+    Redis Streams log, :mod:`smartreco.events.redis_eventlog`)."""
     text = str(target)
-    if text.startswith(("redis://", "rediss://")):
-        from smartreco.errors import DataError
+    if text.startswith(("redis://", "rediss://", "unix://")):
+        from smartreco.events.redis_eventlog import RedisEventLog
 
-        raise DataError(f"--log-dir {text}: the Redis Streams event log is not implemented yet (issue #18)")
+        return RedisEventLog(text)
     return LocalEventLog(text, fsync=fsync)

@@ -110,11 +110,24 @@ def _timestamps(ts: pd.Series) -> pd.Series:
         return to_utc(ts.astype(object), C.TIMESTAMP)
 
 
+def iter_log(where: str | os.PathLike[str], archive_dir: str | os.PathLike[str] | None = None):
+    """Every (deduplicated) record of an event log: a segment directory, or a ``redis://`` URL (the shared
+    stream, after its parquet archive: ``archive_dir``, default ``SMARTRECO_EVENTS_ARCHIVE``)."""
+    from smartreco.feedback.stream_log import is_redis_url, iter_stream_records
+
+    if is_redis_url(str(where)):
+        from smartreco import settings
+
+        archive = archive_dir if archive_dir is not None else settings.EVENTS_ARCHIVE.get()
+        return iter_stream_records(str(where), archive)
+    return iter_records(where)
+
+
 def read_dataset(directory: str | os.PathLike[str], *, include_impressions: bool = True) -> pd.DataFrame:
-    """All (deduplicated) records of the log at ``directory`` as one frame, oldest first."""
+    """All (deduplicated) records of the log at ``directory`` (or ``redis://`` URL) as one frame, oldest first."""
     feedback: list[dict[str, Any]] = []
     impressions: list[dict[str, Any]] = []
-    for rec in iter_records(directory):
+    for rec in iter_log(directory):
         (feedback if rec["kind"] == FEEDBACK else impressions).append(rec)
     parts = [_feedback_frame(feedback)]
     if include_impressions:

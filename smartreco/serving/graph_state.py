@@ -236,10 +236,18 @@ _OPEN_LOCK = threading.Lock()
 
 
 def open_state(path: str | Path) -> GraphState:
-    """One GraphState per file and process (nodes of the in-process graph share it, as processes share the file)."""
-    key = str(Path(path).resolve())
+    """One GraphState per file and process (nodes of the in-process graph share it, as processes share the file).
+    A ``redis://`` URL opens the state every replica shares (:mod:`smartreco.serving.redis_state`)."""
+    text = str(path)
+    shared = text.startswith(("redis://", "rediss://", "unix://"))
+    key = text if shared else str(Path(path).resolve())
     with _OPEN_LOCK:
         state = _OPEN.get(key)
         if state is None:
-            state = _OPEN[key] = GraphState(path)
+            if shared:
+                from smartreco.serving.redis_state import RedisGraphState
+
+                state = _OPEN[key] = RedisGraphState(text)  # type: ignore[assignment]
+            else:
+                state = _OPEN[key] = GraphState(path)
         return state

@@ -27,7 +27,7 @@ V = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(V)
 POD_KINDS = {"Deployment": "spec.template.spec", "StatefulSet": "spec.template.spec",
              "CronJob": "spec.jobTemplate.spec.template.spec"}
-SECRETS = {"smartreco-postgres", "smartreco-object-store", "smartreco-redis"}
+SECRETS = {"smartreco-postgres", "smartreco-object-store", "smartreco-redis", "smartreco-state"}
 
 
 @pytest.fixture(scope="module")

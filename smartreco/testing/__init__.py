@@ -1,0 +1,1 @@
+"""Helpers for tests and benchmarks only (never imported by product code)."""
