@@ -2,10 +2,11 @@
 The ingress duties (auth, body limits, request shape) are ``gateway.py``'s.
 
 Bad input is a 400 in Seldon's error shape naming the field: malformed or too deeply nested JSON, a
-body over the limit, a missing/ill-typed field. A graph that cannot answer at all is a 503; a degraded
-answer is a 200. An unexpected error is a 500 with a fixed message and an error id; the detail goes to
-the log only (SECURITY.md O3). With a token configured every endpoint but health/metrics needs
-``Authorization: Bearer <token>`` (401 otherwise, O1). Before anything else the ingress checks of
+body over the limit, a missing/ill-typed field. A graph that cannot answer at all (a node down, or slower
+than the deployment's timeout) is a 503 with ``Retry-After``; a degraded answer is a 200. An unexpected
+error is a 500 with a fixed message and an error id; the detail goes to the log only (SECURITY.md O3).
+With a token configured every endpoint but health/metrics needs ``Authorization: Bearer <token>`` (401
+otherwise, O1). Before anything else the ingress checks of
 ``gateway.py`` run: Host (421), cross-site Origin (403), POST Content-Type (415), CORS.
 """
 
@@ -34,6 +35,9 @@ from inference_graph.executor.transport import NodeCallError
 from smartreco.schema import RequestValidationError
 
 log = logging.getLogger(__name__)
+
+#: seconds a client waits before retrying a 503 (a node down or slower than the deployment's timeout)
+RETRY_AFTER_S = 1
 
 
 def public_reason(exc: Exception) -> str:
@@ -80,7 +84,9 @@ def make_app(
         except (GraphUnavailable, NodeCallError) as exc:
             code = 503
             log.warning("%s failed: %s", endpoint, exc)
-            return _status(503, public_reason(exc), "GRAPH_UNAVAILABLE")
+            resp = _status(503, public_reason(exc), "GRAPH_UNAVAILABLE")
+            resp.headers["Retry-After"] = str(RETRY_AFTER_S)  # nothing was acknowledged: retry, same id
+            return resp
         except Exception:  # never a traceback or exception text to the client: an id to find the log line
             code = 500
             error_id = uuid.uuid4().hex[:12]
