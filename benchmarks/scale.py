@@ -18,7 +18,8 @@ Stages (each runs in its own subprocess, so "peak RSS" is that stage's own high-
                  over the memory-mapped index: p50/p99 per request, plus bare ``Index.search`` p50/p99
 7. ``content``   compact catalogue arrays (fixed-width id/title bytes, category codes), CB vectors
                  (:func:`smartreco.retrieval.build.content_vectors`: random projection of hashed TF-IDF
-                 words, see ``CB_METHOD``), per-item event statistics, each user's last 10 items
+                 words, see ``smartreco.serving.large_bundle.CB_METHOD``), per-item event statistics, each
+                 user's last 10 items (stages content, cooc and bundle time smartreco.serving.large_bundle)
 8. ``cooc``      co-visitation neighbour table (:func:`smartreco.retrieval.build.covisit_neighbours`)
 9. ``cb_index``  the CB ANN index + recall@100 vs exact on users' content profiles
 10. ``ranker``   the LightGBM ranker (HybridRanker fitted on a small catalogue of the same generator)
@@ -313,126 +314,17 @@ def _content_dir(work: Path) -> Path:
 
 
 def stage_content(a: argparse.Namespace, work: Path) -> dict:
-    """Catalogue arrays (compact ids/titles/category codes), CB vectors, per-item event statistics."""
-    import pyarrow as pa
-    import pyarrow.parquet as pq
+    """Catalogue arrays, CB vectors, per-item event statistics (smartreco.serving.large_bundle, timed here)."""
+    from smartreco.serving.large_bundle import build_item_arrays
 
-    from smartreco.data import columns as C
-    from smartreco.features.streaming import BATCH_ROWS, iter_batches, parquet_parts
-    from smartreco.models import serving_math as S
-    from smartreco.models.cf_streaming import read_pairs_meta
-    from smartreco.retrieval.build import content_vectors, item_event_stats, last_items
-    from smartreco.retrieval.catalogue import encode_ids
-
-    out = _content_dir(work)
-    out.mkdir(parents=True, exist_ok=True)
-    meta = read_pairs_meta(work / "pairs")
-    n_items, n_users = meta["n_items"], meta["n_users"]
-    data = work / "data"
-    manifest = json.loads((data / "manifest.json").read_text())
-    vocab = [str(c) for c in manifest["categories"]]
-    item_parts = parquet_parts(data / "items")
-    t0 = time.perf_counter()
-    ids, titles, codes, created = [], [], [], []
-    writer = None
-    for b in iter_batches(item_parts, [C.ITEM_ID, C.TITLE, C.CATEGORY, C.CREATED_DATE]):
-        ids.append(encode_ids(b.column(0).to_pylist()))
-        titles.append(encode_ids(b.column(1).to_pylist()))
-        codes.append(np.asarray(pc_index_in(b.column(2), vocab), dtype=np.int32))
-        created.append(np.asarray(b.column(3).cast(pa.int64()), dtype=np.int64) / 1e9)
-        tbl = pa.Table.from_batches([b]).select([C.ITEM_ID, C.TITLE, C.CATEGORY])
-        writer = writer or pq.ParquetWriter(out / "catalogue.parquet", tbl.schema)
-        writer.write_table(tbl)
-    writer.close()
-    item_ids = np.concatenate(ids)
-    del ids
-    cf_ids = S.read_ids(work / "pairs" / S.ITEM_IDS)
-    if len(item_ids) != n_items or cf_ids[0] != item_ids[0].decode() or cf_ids[-1] != item_ids[-1].decode():
-        raise SystemExit("items table order differs from the CF pair rows")
-    del cf_ids
-    np.save(out / "item_id_bytes.npy", item_ids)
-    np.save(out / "title_bytes.npy", np.concatenate(titles))
-    np.save(out / "category_code.npy", np.concatenate(codes))
-    np.save(out / "created_s.npy", np.concatenate(created))
-    del item_ids, titles, codes, created
-    users = S.read_ids(work / "pairs" / S.USER_IDS)
-    np.save(out / "user_id_bytes.npy", encode_ids(users))
-    del users
-    ids_s = time.perf_counter() - t0
-    # content vectors (random projection of hashed TF-IDF words; see smartreco.retrieval.build)
-    t1 = time.perf_counter()
-    vec = np.lib.format.open_memmap(out / "cb_item_vectors.npy", mode="w+", dtype=np.float32,
-                                    shape=(n_items, a.cb_dim))
-    cb_info = content_vectors(iter_batches(item_parts, [C.TITLE, C.DESCRIPTION, C.CATEGORY, C.SUBCATEGORY,
-                                                        C.BRAND]), vec, seed=a.seed)
-    vec.flush()
-    del vec
-    cb_s = time.perf_counter() - t1
-    # per-item event statistics over interaction batches aligned with the CF pair shards
-    t2 = time.perf_counter()
-    cutoff_s = float(np.datetime64(manifest["period"]["end"][:19], "s").astype(np.int64))
-    inter_parts = parquet_parts(data / "interactions")
-    devices = pq.read_table(inter_parts[0], columns=[C.DEVICE_TYPE]).column(0).value_counts().to_pylist()
-    device_vocab = [str(d["values"]) for d in sorted(devices, key=lambda d: -d["counts"])][:16]
-    channel_vocab = list(C.CHANNELS)
-
-    def aligned():
-        cols = [C.TIMESTAMP, C.CHANNEL, C.DEVICE_TYPE, C.RATING]
-        for shard, batch in zip(meta["shards"], iter_batches(inter_parts, cols, BATCH_ROWS), strict=True):
-            rows = np.load(work / "pairs" / shard["file"], mmap_mode="r")[:, 1]
-            if len(rows) != batch.num_rows:
-                raise SystemExit(f"{shard['file']}: {len(rows)} pairs but {batch.num_rows} interactions")
-            yield rows, batch
-
-    stats = item_event_stats(aligned(), n_items, cutoff_s, channel_vocab, device_vocab)
-    for name, arr in stats.items():
-        np.save(out / f"{name}.npy", arr)
-    del stats
-    stats_s = time.perf_counter() - t2
-    # the benchmark's "online store": each user's last 10 items (the feature transformer's reader)
-    t3 = time.perf_counter()
-    pairs = np.concatenate([np.load(work / "pairs" / s["file"]) for s in meta["shards"]])
-    np.save(out / "user_last_items.npy", last_items(pairs, n_users, 10))
-    hist_s = time.perf_counter() - t3
-    (out / "content.json").write_text(json.dumps({"cutoff_s": cutoff_s, "channel_vocab": channel_vocab,
-                                                  "device_vocab": device_vocab, "category_vocab": vocab}))
-    return {"ids_titles_seconds": round(ids_s, 1), "cb_vectors_seconds": round(cb_s, 1),
-            "event_stats_seconds": round(stats_s, 1), "user_history_seconds": round(hist_s, 1),
-            "cb_vectors": cb_info, "cb_method": CB_METHOD, "device_vocab": device_vocab,
-            "folder_gib": round(sum(f.stat().st_size for f in out.iterdir()) / 2**30, 2)}
-
-
-CB_METHOD = ("random projection (dim --cb-dim) of the TF-IDF bag of title+description words plus category/"
-             "subcategory/brand tokens; each token a fixed Gaussian direction seeded by its CRC32; IDF from "
-             "the first 1M-item chunk; L2-normalised (smartreco.retrieval.build.content_vectors). Not MiniLM: "
-             "sentence-encoding 10M texts does not fit 2 CPU cores, and the generated descriptions do not "
-             "repeat (adjective/noun/brand/model-number combinations)")
-
-
-def pc_index_in(col, vocab: list[str]) -> np.ndarray:
-    import pyarrow as pa
-    import pyarrow.compute as pc
-
-    codes = pc.index_in(col, value_set=pa.array(vocab))
-    if codes.null_count:
-        raise SystemExit(f"category outside the manifest's categories: {col.filter(pc.is_null(codes))[0]}")
-    return np.asarray(codes)
+    return build_item_arrays(work / "data", work / "pairs", _content_dir(work), cb_dim=a.cb_dim, seed=a.seed)
 
 
 def stage_cooc(a: argparse.Namespace, work: Path) -> dict:
     """Co-visitation neighbour table (n_items x --nbr-k) from the pair shards (event order per user)."""
-    from smartreco.models.cf_streaming import read_pairs_meta
-    from smartreco.retrieval.build import covisit_neighbours
+    from smartreco.serving.large_bundle import build_neighbours
 
-    meta = read_pairs_meta(work / "pairs")
-    pairs = np.concatenate([np.load(work / "pairs" / s["file"]) for s in meta["shards"]])
-    ids, scores = covisit_neighbours(pairs, meta["n_items"], a.nbr_k)
-    del pairs
-    np.save(_content_dir(work) / "nbr_ids.npy", ids)
-    np.save(_content_dir(work) / "nbr_scores.npy", scores)
-    filled = (ids >= 0).sum(axis=1)
-    return {"k": a.nbr_k, "items_with_neighbours": int((filled > 0).sum()),
-            "mean_neighbours": round(float(filled.mean()), 2)}
+    return build_neighbours(work / "pairs", _content_dir(work), a.nbr_k)
 
 
 def _user_profiles(work: Path, vectors: np.ndarray, rows: np.ndarray) -> np.ndarray:
@@ -516,7 +408,10 @@ def stage_ranker(a: argparse.Namespace, work: Path) -> dict:
                               seed=a.seed)
     split = temporal_split(data.interactions)
     train = TrainData.from_interactions(split.train, data.items)
-    cfg = HybridConfig(nbr_k=a.nbr_k, all_interactions_table=False, cb_dims=a.cb_dim)
+    # the 10M bundle's substitutes (smartreco.serving.large_bundle.SCALE_SUBSTITUTES): hashed content and a
+    # sum fold-in CF, so the ranker learns on the features the 10M bundle serves
+    cfg = HybridConfig(nbr_k=a.nbr_k, all_interactions_table=False, cb_dims=a.cb_dim, cf_backend="svd",
+                       content="hashed")
     t0 = time.perf_counter()
     model = HybridRanker(cfg, progress=False).fit(train)
     fit_s = time.perf_counter() - t0
@@ -532,11 +427,7 @@ def stage_ranker(a: argparse.Namespace, work: Path) -> dict:
 
 def stage_bundle(a: argparse.Namespace, work: Path) -> dict:
     """Assemble the 10M-item hybrid bundle (compact catalogue layout, saved CF + CB indexes), then load it."""
-    import pyarrow.parquet as pq
-
-    from smartreco.models import serving_math as S
-    from smartreco.retrieval.catalogue import compact_arrays
-    from smartreco.serving.bundle import save_bundle
+    from smartreco.serving.large_bundle import save_large_bundle
 
     cd = _content_dir(work)
     # serve the CF index at the smallest nprobe of the index stage's sweep with recall@100 >= 0.9 (set
@@ -548,28 +439,12 @@ def stage_bundle(a: argparse.Namespace, work: Path) -> dict:
     imeta["params"]["nprobe"] = min(ok) if ok else max(w["nprobe"] for w in sweep)
     meta_path.unlink()
     meta_path.write_text(json.dumps(imeta, indent=2))
-    info = json.loads((cd / "content.json").read_text())
     ranker = json.loads((work / "ranker" / "ranker.json").read_text())
-    mm = lambda p: np.load(p, mmap_mode="r")  # noqa: E731
-    arrays = {
-        "cf_user_factors": mm(work / "cf" / S.USER_FACTORS), "cf_item_factors": mm(work / "cf" / S.ITEM_FACTORS),
-        "cf_item_bias": np.load(work / "cf" / S.ITEM_BIAS), "cb_item_vectors": mm(cd / "cb_item_vectors.npy"),
-        **{name: mm(cd / f"{name}.npy") for name in ("nbr_ids", "nbr_scores", "category_code", "item_count",
-                                                      "item_mean_rating", "created_s", "ctx_channel", "ctx_device",
-                                                      "ctx_hour", "pop_short", "pop_long")},
-    }
-    arrays.update(compact_arrays(mm(cd / "item_id_bytes.npy"), mm(cd / "title_bytes.npy"),
-                                 mm(cd / "user_id_bytes.npy")))
-    meta = {"candidates": ranker["candidates"], "data_end_s": info["cutoff_s"], "fold_in": "sum",
-            "channel_vocab": info["channel_vocab"], "device_vocab": info["device_vocab"],
-            "catalogue_layout": "arrays", "category_vocab": info["category_vocab"],
-            "model_version": "scale-bench", "cb_method": CB_METHOD}
     t0 = time.perf_counter()
-    shutil.rmtree(work / "bundle", ignore_errors=True)
-    save_bundle(work / "bundle", kind="hybrid", catalogue=pq.read_table(cd / "catalogue.parquet"),
-                user_ids=S.read_ids(work / "pairs" / S.USER_IDS).to_numpy(), arrays=arrays,
-                ranker_text=(work / "ranker" / "ranker.txt").read_text(), meta=meta,
-                index_dirs={"cf": work / "index", "cb": work / "cb_index"})
+    save_large_bundle(work / "bundle", cf_dir=work / "cf", content_dir=cd, pairs_dir=work / "pairs",
+                      ranker_text=(work / "ranker" / "ranker.txt").read_text(), ranker_params=ranker["params"],
+                      candidates=ranker["candidates"], index_dirs={"cf": work / "index", "cb": work / "cb_index"},
+                      version="scale-bench")
     save_s = time.perf_counter() - t0
     size = sum(f.stat().st_size for f in (work / "bundle").rglob("*") if f.is_file())
     return {"save_seconds": round(save_s, 1), "bundle_gib": round(size / 2**30, 2),
