@@ -12,6 +12,8 @@ full hybrid by a paired bootstrap on the same users.
 
 from __future__ import annotations
 
+import os
+import time
 from dataclasses import dataclass
 
 import numpy as np
@@ -24,6 +26,10 @@ from smartreco.models.hybrid import LOW_SCORE, HybridRanker, train_ranker
 
 #: the metrics every variant is compared on
 ABLATION_METRICS: tuple[str, ...] = (M.NDCG, M.RECALL)
+#: wall-clock budget (s) for the variants; each variant retrains a ranker (minutes on a busy 2-core box),
+#: so the variants that do not start within it are listed as not run instead of holding the run hostage
+BUDGET_ENV = "SMARTRECO_ABLATION_BUDGET_S"
+DEFAULT_BUDGET_S = 900.0
 
 
 @dataclass(frozen=True)
@@ -67,8 +73,15 @@ class _Reranked(Recommender):
 
 
 def run_ablation(evaluator: Evaluator, model: HybridRanker, full: ModelResult,
-                 chosen: list[Variant] | None = None) -> dict:
-    """Every variant's metrics and its paired bootstrap CI against the full hybrid (variant - full)."""
+                 chosen: list[Variant] | None = None, budget_s: float | None = None) -> dict:
+    """Every variant's metrics and its paired bootstrap CI against the full hybrid (variant - full).
+
+    Variants run in order (retrievers first); once ``budget_s`` (default ``$SMARTRECO_ABLATION_BUDGET_S``
+    or 900 s; 0 = no limit) has passed, the remaining ones are listed under ``not_run``."""
+    if budget_s is None:
+        budget_s = float(os.environ.get(BUDGET_ENV, DEFAULT_BUDGET_S))
+    t0 = time.monotonic()
+    not_run: list[str] = []
     rows = getattr(model, "ranking_rows", None)
     if rows is None:
         raise ValueError("ablation: fit the hybrid with keep_ranking_rows = True first")
@@ -81,6 +94,9 @@ def run_ablation(evaluator: Evaluator, model: HybridRanker, full: ModelResult,
     rounds = int(model.fit_info.get("rounds") or model.config.n_estimators)
     out: dict[str, dict] = {}
     for v in chosen or variants():
+        if budget_s > 0 and time.monotonic() - t0 > budget_s:
+            not_run.append(f"hybrid{v.name}")
+            continue
         cols = np.array([i for i, n in enumerate(F.FEATURE_NAMES) if n not in v.drop_features])
         keep_sources = np.array([j for j, s in enumerate(F.SOURCES) if s not in v.drop_sources])
         row_keep = rows["sources"][:, keep_sources].any(axis=1)
@@ -98,4 +114,5 @@ def run_ablation(evaluator: Evaluator, model: HybridRanker, full: ModelResult,
                         for m in ABLATION_METRICS},
             "vs_full": {M.metric_key(m, evaluator.k): compare(res, full, m) for m in ABLATION_METRICS},
         }
-    return {"reference": full.name, "rounds": rounds, "variants": out}
+    return {"reference": full.name, "rounds": rounds, "variants": out, "not_run": not_run,
+            "budget_s": budget_s, "seconds": round(time.monotonic() - t0, 1)}

@@ -114,7 +114,11 @@ def ablation_markdown(result_json: dict) -> list[str]:
             f"feature group, ranker retrained with the full model's {abl.get('rounds')} rounds on the same "
             f"training rows, same candidate pools; paired bootstrap of variant - {abl.get('reference')} "
             f"(`worse` = CI entirely below 0).")
-    return [head, "", _md_table(pd.DataFrame.from_dict(rows, orient="index"), index_name="variant"), ""]
+    tail = []
+    if abl.get("not_run"):
+        tail = [f"Not run within the ablation's time budget ({abl.get('budget_s'):.0f} s): "
+                f"{', '.join(abl['not_run'])}.", ""]
+    return [head, "", _md_table(pd.DataFrame.from_dict(rows, orient="index"), index_name="variant"), "", *tail]
 
 
 # --- charts --------------------------------------------------------------------------------------

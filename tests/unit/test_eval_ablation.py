@@ -29,4 +29,8 @@ def test_ablation_compares_each_variant_with_the_full_hybrid_and_counts_reads():
         assert comp["reference"] == "hybrid" and comp["ci_low"] <= comp["mean_diff"] <= comp["ci_high"]
         assert "recall@10" in v["vs_full"]
     assert evaluator.target_reads == ["hybrid", "hybrid-transitions", "hybrid-context"]
+    # past its time budget the ablation lists the variants it did not run and reads nothing more
+    late = run_ablation(evaluator, model, full, chosen, budget_s=1e-9)
+    assert late["variants"] == {} and late["not_run"] == ["hybrid-transitions", "hybrid-context"]
+    assert len(evaluator.target_reads) == 3
     assert model.fit_info["folds"] == 2
