@@ -148,6 +148,8 @@ class RestTransport:
                 return json.loads(body) if body else {}
         except aiohttp.ClientError as exc:
             raise NodeCallError(node.name, f"{type(exc).__name__}: {exc}") from exc
+        except ValueError as exc:  # a 200 that is not JSON (a node dying mid-answer): unavailable, not a 500
+            raise NodeCallError(node.name, f"answered invalid JSON ({type(exc).__name__})") from exc
 
     async def healthy(self, node: GraphNodeSpec) -> bool:
         import aiohttp

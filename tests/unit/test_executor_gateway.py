@@ -213,3 +213,29 @@ def test_the_api_token_never_reaches_a_node(monkeypatch, tmp_path, launcher):
     assert "SMARTRECO_API_TOKEN" not in env and "SMARTRECO_API_TOKEN_FILE" not in env
     assert TOKEN not in json.dumps(env)
     assert env["SMARTRECO_SOMETHING_ELSE"] == "kept" and env["GUNICORN_KEEPALIVE"] == "60"
+
+
+def test_a_node_answering_200_with_a_torn_body_is_a_node_failure_not_a_500():
+    from aiohttp import web
+
+    from inference_graph.executor.graph import GraphNodeSpec
+    from inference_graph.executor.transport import NodeCallError, RestTransport
+
+    async def torn(_):
+        return web.Response(text='{"jsonData": {"recommendations": [', content_type="application/json")
+
+    async def main():
+        app = web.Application()
+        app.router.add_post("/predict", torn)
+        async with TestServer(app, host="127.0.0.1") as server:
+            transport = RestTransport({"n": f"http://127.0.0.1:{server.port}"})
+            node = GraphNodeSpec(name="n", type="MODEL", class_name="m.C", image="img")
+            try:
+                with pytest.raises(NodeCallError) as err:
+                    await transport.call(node, "predict", {"jsonData": {}})
+            finally:
+                await transport.close()
+        return err.value
+
+    err = asyncio.run(main())
+    assert err.node == "n" and "invalid JSON" in str(err)
