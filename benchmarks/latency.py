@@ -3,10 +3,16 @@ open-loop at a fixed rate, the in-process floor, and one bare Seldon hop measure
 for both shapes of the graph: ``full`` (transformer -> router -> combiner over CF + CB: 5 node hops)
 and ``fused`` (router -> one HybridRecommender per arm: 2 hops, ``smartreco serve --fused``).
 
-    .venv-serving/bin/python benchmarks/latency.py [--model-path DIR] [--quick] [--knobs] [--graphs full,fused]
+    .venv-serving/bin/python benchmarks/latency.py [--model-path DIR | --fake] [--quick] [--knobs] [--graphs full,fused]
 
-Without --model-path it uses the small fake bundle of the tests (tests/integration/graph_fake_bundle.py)
-so the numbers measure the serving path, not a model. The graph runs as in production: node processes,
+The bundle is the one the MovieLens training pipeline deploys (the local deploy record's hybrid
+``model_uri``; a ``models:/`` URI resolves through ``SMARTRECO_MODEL_URIS`` as for the graph, or pass
+``--model-path``); ``--fake`` uses the tests' small fake bundle (a smoke run of the serving path, not a
+model). Every request is distinct: user ids cycle through the bundle's users, and the context (hour,
+channel) changes each cycle. ``cpu_breakdown`` runs the fused arm in process under per-stage CPU
+counters (``time.thread_time``): CF/CB candidates, the ranker's pool + features, LightGBM scores,
+TreeSHAP explanations, JSON (what the REST edge encodes/decodes) and the rest (graph, node wrapper code).
+The graph runs as in production: node processes,
 the durable impression log (in a temp folder), no response cache. Also: an open-loop rate sweep (the
 highest offered rate whose p99 stays under 100 ms), the executor's own per-node call times (where the
 time goes), and with --knobs a comparison of node wrapper settings (each run restarts the graph; the
@@ -19,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import itertools
 import json
 import os
 import platform
@@ -56,8 +63,134 @@ def pct(values: list[float]) -> dict:
     }
 
 
+#: the user ids requests cycle through (set from the bundle in main; the fake bundle's 60 users otherwise)
+USERS: list[str] = [str(u) for u in range(60)]
+CHANNELS = ("web", "mobile", "email")
+
+
+_SEQ = itertools.count()
+
+
 def body(i: int) -> dict:
-    return {"jsonData": {"user_id": str(i % 60), "num_recommendations": 10, "context": {"channel": "web"}}}
+    """A new request each call, whatever ``i`` (the caller's index): every request of the whole run is distinct
+    (user, then hour and channel per cycle over the users)."""
+    cycle, user = divmod(next(_SEQ), len(USERS))
+    context = {"channel": CHANNELS[cycle % len(CHANNELS)], "hour": (cycle // len(CHANNELS)) % 24}
+    return {"jsonData": {"user_id": USERS[user], "num_recommendations": 10, "context": context}}
+
+
+def bundle_users(bundle: Path, limit: int = 5000) -> list[str]:
+    """User ids of the bundle (its training users), in file order: the requests' users."""
+    import pyarrow.parquet as pq
+
+    users = bundle / "users.parquet"
+    if not users.exists():
+        return USERS
+    return [str(u) for u in pq.read_table(users).column(0).to_pylist()[:limit]]
+
+
+def deployed_bundle() -> Path:
+    """The bundle of the local deploy record (what `pipeline run training` deployed)."""
+    from smartreco.deploy import current_local
+    from smartreco.serving.model_uri import ModelUriError, resolve_local
+
+    record = current_local()
+    if not record:
+        raise SystemExit("no local deploy record (runs/deploy/current.json): run the MovieLens training pipeline "
+                         "(`smartreco pipeline run training`) or pass --model-path DIR (or --fake)")
+    uris = record.get("model_uris", {})
+    uri = uris.get("hybrid-a") or next(iter(uris.values()))
+    try:
+        return resolve_local(uri)
+    except ModelUriError as exc:
+        raise SystemExit(f"{exc}; or pass --model-path DIR") from None
+
+
+def describe_bundle(bundle: Path) -> dict:
+    """What the measured bundle is (its manifest): the README says which bundle every figure used."""
+    m = json.loads((bundle / "manifest.json").read_text())
+    params = m.get("params", {})
+    return {"path": str(bundle), "source": m.get("source"), "created": m.get("created"), "n_items": m.get("n_items"),
+            "n_users": m.get("n_users"), "cf_backend": params.get("cf_backend"), "content": params.get("content"),
+            "candidates": m.get("candidates"), "cf_onnx_scorer": "extra/cf_scorer.onnx" in m.get("files", {})}
+
+
+#: per-stage CPU counters of cpu_breakdown: (module, class, method, stage); Booster.predict is split by
+#: ``pred_contrib`` (explanations) in the wrapper
+STAGES = (
+    ("smartreco.serving.runtime", "BundleRuntime", "cf_candidates", "candidates (CF node)"),
+    ("smartreco.serving.runtime", "BundleRuntime", "cb_candidates", "candidates (CB node)"),
+    ("smartreco.serving.runtime", "BundleRuntime", "popular", "candidates (popularity)"),
+    ("smartreco.serving.runtime", "BundleRuntime", "features", "ranker pool + features"),
+    ("lightgbm", "Booster", "predict", None),
+)
+
+
+def cpu_breakdown(bundle: Path, total: int) -> dict:
+    """Where a request's CPU goes, fused arm in process (one thread: ``time.thread_time`` is exact CPU)."""
+    import functools
+    import importlib
+
+    from inference_graph.executor.engine import GraphEngine
+    from inference_graph.executor.graph import load_graph, override_parameters
+    from inference_graph.executor.transport import InProcessTransport
+
+    spent: dict[str, float] = {}
+    depth = [0]
+    patched = []
+
+    def counting(fn, stage):
+        @functools.wraps(fn)
+        def wrapper(*a, **kw):
+            name = stage or ("explanations (TreeSHAP)" if kw.get("pred_contrib") else "LightGBM scores")
+            if depth[0]:  # nested inside a counted stage: the outer one owns the time
+                return fn(*a, **kw)
+            depth[0] += 1
+            t = time.thread_time()
+            try:
+                return fn(*a, **kw)
+            finally:
+                spent[name] = spent.get(name, 0.0) + time.thread_time() - t
+                depth[0] -= 1
+
+        return wrapper
+
+    for module, cls_name, method, stage in STAGES:
+        cls = getattr(importlib.import_module(module), cls_name)
+        original = getattr(cls, method)
+        patched.append((cls, method, original))
+        setattr(cls, method, counting(original, stage))
+    try:
+        g = load_graph(fused=True)
+        override_parameters(g, {"*": dict.fromkeys(MODEL_URI_PARAMS, str(bundle)), "ab-router": {"store": "memory"}})
+        engine = GraphEngine(g, InProcessTransport(g.nodes()))
+
+        async def run() -> float:
+            for i in range(30):  # warm-up (loads, first-call costs), not counted
+                await engine.predict(body(10_000_000 + i))
+            spent.clear()
+            json_s = 0.0
+            t0 = time.thread_time()
+            for i in range(total):
+                req = body(i)
+                t = time.thread_time()
+                payload = json.loads(json.dumps(req))  # what the REST edge decodes
+                json_s += time.thread_time() - t
+                out = await engine.predict(payload)
+                t = time.thread_time()
+                json.dumps(out)  # ... and encodes
+                json_s += time.thread_time() - t
+            spent["JSON (request decode + response encode)"] = json_s
+            return time.thread_time() - t0
+
+        cpu_s = asyncio.run(run())
+    finally:
+        for cls, method, original in patched:
+            setattr(cls, method, original)
+    per = {k: 1000 * v / total for k, v in sorted(spent.items())}
+    per["graph + node code (the rest)"] = 1000 * cpu_s / total - sum(per.values())
+    return {"n": total, "cpu_ms_per_request": 1000 * cpu_s / total, "by_stage_ms": per,
+            "note": "fused arm in process: the REST/Seldon wrapper's share is cpu_ms_per_request (REST c=1) minus this"}
 
 
 async def closed_rest(url: str, concurrency: int, total: int, payload=body) -> dict:
@@ -316,7 +449,8 @@ def measure_shape(shape: str, bundle: Path, tmp: Path, env: dict, args, total: i
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--model-path")
+    ap.add_argument("--model-path", help="bundle folder (default: the local deploy record's bundle)")
+    ap.add_argument("--fake", action="store_true", help="the tests' small fake bundle (serving path only)")
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--knobs", action="store_true", help="also compare node wrapper settings (restarts)")
     ap.add_argument("--graphs", default="full,fused", help="graph shapes to measure: full, fused")
@@ -327,12 +461,13 @@ def main() -> None:
 
     tmp = Path(tempfile.mkdtemp(prefix="smartreco-latency-"))
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), str(ROOT / "tests" / "integration")])}
-    if args.model_path:
-        bundle = Path(args.model_path).resolve()
-    else:
+    if args.fake:
         bundle = fake.write(tmp / "bundle")
         env.update({k: v for k, v in fake.node_env().items() if k != "PYTHONPATH"})
         os.environ.update({k: v for k, v in fake.node_env().items() if k != "PYTHONPATH"})
+    else:
+        bundle = Path(args.model_path).resolve() if args.model_path else deployed_bundle()
+        USERS[:] = bundle_users(bundle)
     total = 200 if args.quick else 600
     sweep_s = 5.0 if args.quick else 10.0
     results: dict = {
@@ -341,12 +476,21 @@ def main() -> None:
             "python": platform.python_version(),
             "loadavg_before": os.getloadavg(),
         },
-        "bundle": "fake (tests)" if not args.model_path else str(bundle),
+        "bundle": "fake (tests)" if args.fake else str(bundle),
+        "bundle_manifest": None if args.fake else describe_bundle(bundle),
+        "distinct_requests": f"user ids cycle through {len(USERS)} bundle users; hour and channel change per cycle",
         "quick": args.quick,
         "graphs": {},
     }
+    results["cpu_breakdown_fused_in_process"] = cpu_breakdown(bundle, 100 if args.quick else 300)
     for shape in args.graphs.split(","):
         results["graphs"][shape] = measure_shape(shape, bundle, tmp, env, args, total, sweep_s)
+    if "fused" in results["graphs"]:  # the REST edge + Seldon wrapper: fused REST CPU minus the in-process CPU
+        cb = results["cpu_breakdown_fused_in_process"]
+        rest_cpu = results["graphs"]["fused"]["cpu_ms_per_request"]
+        cb["rest_cpu_ms_per_request"] = rest_cpu
+        cb["by_stage_ms"]["REST edge + Seldon wrapper (fused REST c=1 CPU - in-process CPU)"] = \
+            rest_cpu - cb["cpu_ms_per_request"]
     if args.knobs:
         results["knobs"] = run_knobs(bundle, tmp, env, 200, 5.0 if args.quick else 10.0)
     results["machine"]["loadavg_after"] = os.getloadavg()
@@ -370,6 +514,27 @@ HEADER = [
 ]
 
 
+def _bundle_lines(r: dict) -> list[str]:
+    lines = []
+    if r.get("bundle_manifest"):
+        b = r["bundle_manifest"]
+        lines += [f"Bundle: source `{b['source']}`, {b['n_items']} items, {b['n_users']} users, CF `{b['cf_backend']}`"
+                  f" (ONNX scorer: {b['cf_onnx_scorer']}), content `{b['content']}`, created {b['created']}.", ""]
+    if r.get("distinct_requests"):
+        lines += [f"Requests: every one distinct ({r['distinct_requests']}).", ""]
+    cb = r.get("cpu_breakdown_fused_in_process")
+    if cb:
+        lines += [f"Where a request's CPU goes (fused arm in process, {cb['n']} requests, "
+                  f"{cb['cpu_ms_per_request']:.2f} CPU ms/request):", "", "| stage | CPU ms/request | share |",
+                  "| --- | --- | --- |"]
+        total = cb.get("rest_cpu_ms_per_request", cb["cpu_ms_per_request"])
+        lines += [f"| {k} | {v:.2f} | {100 * v / total:.0f} % |" for k, v in cb["by_stage_ms"].items()]
+        lines += ["", f"Shares of {total:.2f} CPU ms per request ("
+                  f"{'fused REST c=1, all processes' if 'rest_cpu_ms_per_request' in cb else 'in process'})."]
+        lines += ["", cb["note"] + ".", ""]
+    return lines
+
+
 def to_markdown(r: dict) -> str:
     m = r["machine"]
     lines = [
@@ -380,8 +545,9 @@ def to_markdown(r: dict) -> str:
         "machine was doing). Graph: node processes (`seldon-core-microservice`), impression log on (fsync'd, "
         "temp folder), response cache off.",
         "",
-        "Targets: open-loop 100 req/s full-graph REST p99 < 50 ms; in-process p99 < 5 ms.",
+        "Targets: open-loop 100 req/s fused-graph REST p99 < 50 ms; in-process p99 < 10 ms (real MovieLens bundle).",
         "",
+        *_bundle_lines(r),
         "## Summary",
         "",
         "| graph | node hops | CPU ms/request | in-process p99 ms | REST c=1 p50 / p99 ms | 100 req/s open-loop p99 ms "

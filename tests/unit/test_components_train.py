@@ -59,6 +59,14 @@ def test_training_components_chain(folder, tmp_path, monkeypatch):
     assert list(loaded.cf_candidates(user, [], 5)) == list(onnx_top)
     assert "Hybrid bundle" in (tmp_path / "h.md").read_text()
 
+    # the evaluate step's hybrid with the tiny test recipe (PureSVD + hashed: seconds); the served defaults
+    # (Lightning CF, MiniLM content) are fitted in test_hybrid_served_parts
+    from hybrid_tiny import tiny_config
+
+    from smartreco.models import registry
+    from smartreco.models.hybrid import HybridRanker
+
+    monkeypatch.setitem(registry.MODEL_FACTORIES, "hybrid", lambda **_: HybridRanker(tiny_config(), progress=False))
     report = Dataset(uri=str(tmp_path / "report"))
     e_m, html, e_sum = Metrics(uri=str(tmp_path / "e_m")), HTML(uri=str(tmp_path / "e.html")), Markdown(
         uri=str(tmp_path / "e.md"))
