@@ -79,7 +79,8 @@ class StatusBody(BaseModel):
 
 
 class Status(BaseModel):
-    """Seldon's error shape (400 BAD_REQUEST, 401 UNAUTHENTICATED, 503 GRAPH_UNAVAILABLE, 500 INTERNAL_ERROR)."""
+    """Seldon's error shape (400 BAD_REQUEST, 401 UNAUTHENTICATED, 403 FORBIDDEN, 415 UNSUPPORTED_MEDIA_TYPE,
+    421 MISDIRECTED, 503 GRAPH_UNAVAILABLE, 500 INTERNAL_ERROR)."""
 
     model_config = ConfigDict(extra="forbid")
 
@@ -101,8 +102,16 @@ def _json(ref: str) -> dict:
 
 def _errors(*codes: int) -> dict:
     text = {400: "a client mistake, naming the field", 401: "missing or wrong bearer token (auth on)",
-            503: "the graph cannot answer (retry later)", 500: "unexpected; the log has the error id"}
-    return {str(c): {"description": text[c], "content": _json("Status")} for c in codes}
+            403: "a cross-site Origin not in SMARTRECO_CORS_ORIGINS",
+            415: "Content-Type neither application/json nor a form with a json field",
+            421: "a Host that is neither loopback nor in SMARTRECO_ALLOWED_HOSTS",
+            503: "the graph cannot answer (a node down or past its timeout): retry after Retry-After seconds",
+            500: "unexpected; the log has the error id"}
+    out = {str(c): {"description": text[c], "content": _json("Status")} for c in codes}
+    if 503 in codes:
+        out["503"]["headers"] = {"Retry-After": {"description": "seconds to wait before retrying (same id)",
+                                                 "schema": {"type": "integer", "minimum": 1}}}
+    return out
 
 
 def executor_openapi() -> dict[str, Any]:
@@ -116,7 +125,7 @@ def executor_openapi() -> dict[str, Any]:
                 "summary": f"Recommendations for one user (at most {MAX_RECOMMENDATIONS})",
                 "requestBody": {"required": True, "content": _json("PredictionMessage")},
                 "responses": {"200": {"description": "the answer", "content": _json("PredictionAnswer")},
-                              **_errors(400, 401, 503)},
+                              **_errors(400, 401, 403, 415, 421, 503)},
             }
         }
         paths[f"{prefix}/feedback"] = {
@@ -125,7 +134,7 @@ def executor_openapi() -> dict[str, Any]:
                 "summary": "Feedback on an answer (acknowledged once durable; a retry with the same id is safe)",
                 "requestBody": {"required": True, "content": _json("FeedbackMessage")},
                 "responses": {"200": {"description": "acknowledged", "content": _json("FeedbackAnswer")},
-                              **_errors(400, 401, 503)},
+                              **_errors(400, 401, 403, 415, 421, 503)},
             }
         }
     paths["/health/ping"] = {"get": {"operationId": "ping", "responses": {"200": {
