@@ -14,7 +14,7 @@ copy of each record whoever wrote it.
   the range's first and last stream ids), and only then trims that range (``XTRIM MINID``) and forgets
   its ids. The archive directory is the truth of what was archived: a run that crashed between writing
   and trimming is completed by the next run, never archived twice. Readers (:func:`iter_stream_records`,
-  ``read_dataset``, ``smartreco ab report``, the ingest step) read the archive, then the stream.
+  ``read_dataset`` / ``read_interactions``, ``smartreco ab report``) read the archive, then the stream.
 """
 
 from __future__ import annotations
