@@ -8,11 +8,12 @@ and ``fused`` (router -> one HybridRecommender per arm: 2 hops, ``smartreco serv
 The bundle is the one the MovieLens training pipeline deploys (the local deploy record's hybrid
 ``model_uri``; a ``models:/`` URI resolves through ``SMARTRECO_MODEL_URIS`` as for the graph, or pass
 ``--model-path``); ``--fake`` uses the tests' small fake bundle (a smoke run of the serving path, not a
-model). Every request is distinct: user ids cycle through the bundle's users, and the context (hour,
-channel) changes each cycle. ``cpu_breakdown`` runs the fused arm in process under per-stage CPU
-counters (``time.thread_time``): CF/CB candidates, the ranker's pool + features, LightGBM scores,
-TreeSHAP explanations, JSON (what the REST edge encodes/decodes) and the rest (graph, node wrapper code).
-The graph runs as in production: node processes,
+model). The graph reads histories from the MovieLens pipeline's Feast feature server
+(``SMARTRECO_FEATURE_SERVER``; checked before anything is timed). Every request is distinct: user ids
+cycle through the bundle's users, and the context (hour, channel) changes each cycle. ``cpu_breakdown``
+runs the fused arm in process under per-stage CPU counters (``time.thread_time``): CF/CB candidates,
+the ranker's pool + features, LightGBM scores, TreeSHAP explanations, JSON (what the REST edge
+encodes/decodes) and the rest (graph, node wrapper code). The graph runs as in production: node processes,
 the durable impression log (in a temp folder), no response cache. Also: an open-loop rate sweep (the
 highest offered rate whose p99 stays under 100 ms), the executor's own per-node call times (where the
 time goes), and with --knobs a comparison of node wrapper settings (each run restarts the graph; the
@@ -104,6 +105,24 @@ def deployed_bundle() -> Path:
         return resolve_local(uri)
     except ModelUriError as exc:
         raise SystemExit(f"{exc}; or pass --model-path DIR") from None
+
+
+def check_online_store(user_id: str) -> str:
+    """The graph's feature reader must answer with a history for a bundle user, or the benchmark would time
+    the cold-start path: the MovieLens pipeline's Feast feature server (as ``scripts/demo.sh`` starts it)."""
+    from smartreco import settings
+    from smartreco.serving.user_features import load_reader, split_history
+
+    where = settings.FEATURE_SERVER.get()
+    hint = (f"start the MovieLens pipeline's feature server first, as scripts/demo.sh does: (cd $SMARTRECO_RUNS/feast "
+            f"&& .venv/bin/feast serve -h 127.0.0.1 -p 6566 -w 1), or set {settings.FEATURE_SERVER.name}")
+    try:
+        features = load_reader()(user_id)
+    except Exception as exc:  # noqa: BLE001 - any failure means no histories: say how to fix it
+        raise SystemExit(f"feature reader failed for user {user_id} at {where}: {exc}; {hint}") from None
+    if not split_history(features)[1]:
+        raise SystemExit(f"the online store at {where} has no history for bundle user {user_id}; {hint}")
+    return str(where)
 
 
 def describe_bundle(bundle: Path) -> dict:
@@ -468,6 +487,7 @@ def main() -> None:
     else:
         bundle = Path(args.model_path).resolve() if args.model_path else deployed_bundle()
         USERS[:] = bundle_users(bundle)
+        feature_server = check_online_store(USERS[0])
     total = 200 if args.quick else 600
     sweep_s = 5.0 if args.quick else 10.0
     results: dict = {
@@ -478,6 +498,7 @@ def main() -> None:
         },
         "bundle": "fake (tests)" if args.fake else str(bundle),
         "bundle_manifest": None if args.fake else describe_bundle(bundle),
+        "feature_server": "fake reader (tests)" if args.fake else feature_server,
         "distinct_requests": f"user ids cycle through {len(USERS)} bundle users; hour and channel change per cycle",
         "quick": args.quick,
         "graphs": {},
