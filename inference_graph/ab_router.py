@@ -182,7 +182,11 @@ class ABRouter(GraphNode):
         if not force and now - self._stats_at < self.stats_refresh_s:
             return
         self._stats_at = now
-        for arm, s in self.arm_stats().items():
+        try:
+            stats = self.arm_stats()
+        except Exception:  # shared store down: the gauges wait for the next refresh, the answer goes out
+            return
+        for arm, s in stats.items():
             self.add_metric("GAUGE", "smartreco_arm_pulls", s["pulls"], arm=arm)
             self.add_metric("GAUGE", "smartreco_arm_mean_reward", s["mean_reward"], arm=arm)
             self.add_metric("GAUGE", "smartreco_arm_served", s["served"], arm=arm)

@@ -5,7 +5,8 @@ Why a SQLite file (WAL mode): Seldon runs every node with several worker process
 workers, the gRPC server), and on a cluster the node containers of one predictor pod share its ``/tmp``
 emptyDir, so anything kept in a Python dict would split between workers and vanish on restart. SQLite in
 WAL mode gives atomic read-modify-write from any process on one machine or pod; several replicas share
-state only through Redis (issue #18 plans that backend behind the same methods).
+state only through Redis (``SMARTRECO_STATE=redis://...``: :mod:`smartreco.serving.redis_state`, the same
+methods; :func:`open_state` picks it for a ``redis://`` URL).
 
 The effect ledger makes every feedback effect idempotent on its own key (``<feedback id>:<effect>``):
 Seldon's executor calls the nodes of a feedback one after another (children first), so a retry of a

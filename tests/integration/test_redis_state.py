@@ -60,3 +60,17 @@ def test_redis_down_degrades_reads_and_refuses_effects(tmp_path):
         assert state.apply_once("f2:history", lambda p: state.add_history(p, "u", "i2")) is True
     finally:
         server.stop()
+
+
+def test_the_router_answers_with_the_hash_split_while_the_shared_arm_store_is_down(tmp_path, monkeypatch):
+    from inference_graph.ab_router import ABRouter
+
+    server = RedisServer(tmp_path / "redis").start()
+    monkeypatch.setenv("SMARTRECO_STATE", server.url)
+    router = ABRouter(mode="thompson", stats_refresh_s=0)
+    router.load()
+    assert router.route({"request": {"user_id": "u1"}}, []) in (0, 1)
+    assert "router_degraded" not in router.tags()
+    server.kill(signal.SIGKILL)
+    arms = {router.route({"request": {"user_id": f"u{k}"}}, []) for k in range(20)}
+    assert arms <= {0, 1} and "arm store unavailable" in router.tags()["router_degraded"]
