@@ -15,8 +15,9 @@ it reaches them on a cluster) and read it with ``.get()`` where it is used. Stdl
 Deployable names used in ``needs``: ``node:*`` (every Seldon graph node container), ``node:<name>`` (one
 node, e.g. ``node:feature-transformer``), ``init:model-fetch`` (the nodes' model download init container),
 ``feast`` (feature server Deployment), ``mlflow`` (tracking server Deployment), ``executor`` (the local
-graph executor, ``smartreco serve``), ``event-service``, ``web``, ``pipeline-step`` (KFP component steps),
-``cli`` (the ``smartreco`` command on a workstation), ``build`` (image builds), ``scripts`` (scripts/*.sh).
+graph executor, ``smartreco serve``), ``event-service``, ``events-archive`` (its archiver CronJob), ``web``,
+``pipeline-step`` (KFP component steps), ``cli`` (the ``smartreco`` command on a workstation), ``build`` (image
+builds), ``scripts`` (scripts/*.sh).
 """
 
 from __future__ import annotations
@@ -280,11 +281,12 @@ EVENTS_TIMEOUT_S = _declare("SMARTRECO_EVENTS_TIMEOUT_S", "float", 2.0, "Seconds
 STATE = _declare("SMARTRECO_STATE", "str", None, "Shared state of every replica, redis://HOST:PORT/DB: bandit "
                  "arm statistics, recent history, live popularity, served answers, the response cache and the event "
                  "log (a Redis stream) live there (unset: the local SQLite file and segment log).",
-                 ("node:*", "event-service", "executor"), cluster="config", secret="smartreco-state",
+                 ("node:*", "event-service", "events-archive", "executor"), cluster="config", secret="smartreco-state",
                  default_doc="unset (local state)")
 EVENTS_ARCHIVE = _declare("SMARTRECO_EVENTS_ARCHIVE", "path", lambda: RUNS.get() / "events-archive", "Folder of "
                           "the parquet files `smartreco events archive` moves the Redis event stream's oldest "
-                          "records to (readers read it, then the stream).", ("event-service", "pipeline-step", "cli"),
+                          "records to (readers read it, then the stream).",
+                          ("events-archive", "event-service", "pipeline-step", "cli"),
                           default_doc="`$SMARTRECO_RUNS/events-archive`")
 
 LOG_LEVEL = _declare("SMARTRECO_LOG_LEVEL", "str", "info", "Log level of the event service.", ("event-service",))

@@ -40,8 +40,11 @@ def archive(state: str | None, archive_dir: str | None, keep: int, older_than_s:
     from smartreco.feedback.stream_log import archive as run
 
     url = state or settings.STATE.get()
+    if not url:  # the local segment log: nothing to archive (it has its own retention)
+        click.echo("no shared state (--state / SMARTRECO_STATE unset): nothing to archive")
+        return
     if not is_redis_url(url):
-        raise DataError("--state: a redis://HOST:PORT/DB URL is required (or set SMARTRECO_STATE)")
+        raise DataError(f"--state {url}: expected a redis://HOST:PORT/DB URL")
     log = RedisStreamLog(url)
     try:
         res = run(log, archive_dir or settings.EVENTS_ARCHIVE.get(), keep=keep, older_than_s=older_than_s)

@@ -140,3 +140,6 @@ def test_events_archive_cli_bounds_the_stream_and_read_dataset_still_sees_everyt
     assert RedisStreamLog(redis_server.url).stream_length() == 5
     assert read_dataset(redis_server.url).equals(before)
     assert main(["events", "archive", "--state", "/not/redis"]) == 1
+    monkeypatch.delenv("SMARTRECO_STATE", raising=False)
+    assert main(["events", "archive"]) == 0  # no shared state: the local log needs no archive
+    assert "nothing to archive" in capsys.readouterr().out
