@@ -73,3 +73,31 @@ def test_champion_pyfunc_scores_like_the_in_memory_model_and_rollback(store):
     run = client.get_run(mv.run_id)
     assert run.data.metrics["hybrid.ndcg_at_10"] == pytest.approx(0.20)
 
+
+
+def test_the_gate_uses_the_same_split_paired_ci_and_the_champion_recipe_is_stored(store):
+    """register stores each version's recipe (the champion can be refitted on a new split) and gates on the
+    paired CI of challenger - champion from evaluate: an equal retrain within the margin promotes, a
+    challenger whose CI reaches below -margin does not, and the version's gate tag names the CI and margin."""
+    from smartreco.tracking import mlflow_tracking as T
+    from smartreco.training import register
+
+    _, model = fitted()
+    bundle = model.save_bundle(store / "bundle")
+    only = ("hybrid",)
+    base = {"hybrid": {"ndcg@10": 0.20}, "mostpop": {"ndcg@10": 0.10}}
+    assert register(bundle, {"models": base}, kinds=only)["registered"]["smartreco-hybrid"]["promote"]
+    champion = T.champion_params()
+    assert champion["version"] == "1" and champion["params"]["n_factors"] == model.config.n_factors
+
+    def with_ci(low: float, high: float) -> dict:
+        ci = {"reference": "champion", "metric": "ndcg@10", "mean_diff": (low + high) / 2, "ci_low": low,
+              "ci_high": high, "n_users": 100, "version": "1"}
+        return {"models": {**base, "hybrid": {"ndcg@10": 0.199}}, "comparisons": {"champion": ci}}
+
+    equal = register(bundle, with_ci(-0.006, 0.005), kinds=only)["registered"]["smartreco-hybrid"]
+    assert equal["promote"] and equal["ci"]["ci_low"] == -0.006 and equal["margin"] == 0.01
+    worse = register(bundle, with_ci(-0.03, -0.01), kinds=only, gate_margin=0.01)["registered"]["smartreco-hybrid"]
+    assert not worse["promote"] and any("may be worse than the champion" in r for r in worse["reasons"])
+    tag = json.loads(T.configure().get_model_version("smartreco-hybrid", "3").tags["smartreco.gate"])
+    assert tag["ci"]["ci_low"] == -0.03 and tag["margin"] == 0.01
