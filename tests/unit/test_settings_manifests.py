@@ -23,7 +23,8 @@ DOCKERFILES = {"smartreco-serving": ROOT / "inference_graph/Dockerfile",
                "smartreco-pipeline": ROOT / "components/Dockerfile"}
 #: workload name -> deployable name used in Setting.needs (graph nodes are mapped by their node name)
 WORKLOADS = {"feast-feature-server": "feast", "mlflow": "mlflow", "smartreco-drift": "drift-job",
-             "smartreco-events": "event-service", "smartreco-events-archive": "events-archive", "smartreco-web": "web", "redis": "redis", "postgres": "postgres"}
+             "smartreco-events": "event-service", "smartreco-events-archive": "events-archive", "smartreco-web": "web",
+             "redis": "redis", "postgres": "postgres"}
 POD_PATHS = {"Deployment": ("spec", "template", "spec"), "StatefulSet": ("spec", "template", "spec"),
              "DaemonSet": ("spec", "template", "spec"), "Job": ("spec", "template", "spec"),
              "CronJob": ("spec", "jobTemplate", "spec", "template", "spec")}
