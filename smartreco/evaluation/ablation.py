@@ -29,7 +29,7 @@ ABLATION_METRICS: tuple[str, ...] = (M.NDCG, M.RECALL)
 #: wall-clock budget (s) for the variants; each variant retrains a ranker (minutes on a busy 2-core box),
 #: so the variants that do not start within it are listed as not run instead of holding the run hostage
 BUDGET_ENV = "SMARTRECO_ABLATION_BUDGET_S"
-DEFAULT_BUDGET_S = 600.0
+DEFAULT_BUDGET_S = 300.0
 
 
 @dataclass(frozen=True)
@@ -77,7 +77,7 @@ def run_ablation(evaluator: Evaluator, model: HybridRanker, full: ModelResult,
     """Every variant's metrics and its paired bootstrap CI against the full hybrid (variant - full).
 
     Variants run in order (retrievers first); once ``budget_s`` (default ``$SMARTRECO_ABLATION_BUDGET_S``
-    or 600 s; 0 = no limit) has passed, the remaining ones are listed under ``not_run``."""
+    or 300 s; 0 = no limit) has passed, the remaining ones are listed under ``not_run``."""
     if budget_s is None:
         budget_s = float(os.environ.get(BUDGET_ENV, DEFAULT_BUDGET_S))
     t0 = time.monotonic()
