@@ -57,7 +57,13 @@ def registry_versions(model: str = HYBRID_MODEL) -> tuple[list[dict[str, Any]], 
         return [], uri, f"MLflow at {uri} could not be read: {exc}"
     if not out:
         return [], uri, f"no version of {model} has a champion or challenger alias in MLflow at {uri} yet"
-    return out, uri, None
+    merged: dict[str, dict[str, Any]] = {}  # one table per version: "champion, challenger" when they are one
+    for v in out:
+        if v["version"] in merged:
+            merged[v["version"]]["alias"] += f", {v['alias']}"
+        else:
+            merged[v["version"]] = v
+    return list(merged.values()), uri, None
 
 
 def latest_drift(search: Path) -> tuple[dict[str, Any] | None, Path | None]:
