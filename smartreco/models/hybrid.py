@@ -400,15 +400,18 @@ class HybridRanker(Recommender):
 
             # the first (earlier) window picks train_on and the epoch count on its validation split; later
             # windows refit with that choice and no validation (a third of the Lightning fits)
+            # with a given (served) CF model, the windows refit ITS recipe: factors, epoch cap, train_on
+            given = self.cf_model.meta if self.cf_model is not None else {}
+            recipe = given.get("params", {})
+            dim = int(recipe.get("dim", cfg.n_factors))
             choice = getattr(self, "_cf_choice", None)
             if choice is None:
-                given = self.cf_model.meta if self.cf_model is not None else {}
-                config = CFConfig(dim=cfg.n_factors, seed=cfg.seed, progress=False, max_epochs=cfg.cf_max_epochs,
+                config = CFConfig(dim=dim, seed=cfg.seed, progress=False,
+                                  max_epochs=int(recipe.get("max_epochs", cfg.cf_max_epochs)),
                                   train_on=str(given.get("train_on", cfg.cf_train_on)))
                 model = CFRecommender(config)
             else:
-                config = CFConfig(dim=cfg.n_factors, seed=cfg.seed, progress=False, train_on=choice[0],
-                                  max_epochs=choice[1])
+                config = CFConfig(dim=dim, seed=cfg.seed, progress=False, train_on=choice[0], max_epochs=choice[1])
                 model = CFRecommender(config, validate=False)
             model.fit(
                 TrainData(
