@@ -32,13 +32,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--source", default="movielens", help="movielens, synthetic or a folder PATH")
     parser.add_argument("--models", default=None, help="comma-separated names (default: all registered)")
     parser.add_argument("--out-dir", default=str(RESULTS))
+    parser.add_argument("--hybrid-config", action="append", default=[], metavar="KEY=VALUE",
+                        help="override a HybridConfig field (repeatable), recorded in the result")
     args = parser.parse_args(argv)
     names = [n.strip() for n in args.models.split(",") if n.strip()] if args.models else None
     label = args.source if args.source in ("movielens", "synthetic") else Path(args.source).name
     t0, cpu0, load0 = time.perf_counter(), _cpu_seconds(), _load()
     try:
         data = load_source(args.source)
-        result = run_evaluation(data, names)
+        from smartreco.cli.evaluate import parse_overrides
+
+        result = run_evaluation(data, names, hybrid_config=parse_overrides(args.hybrid_config))
     except SmartRecoError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
@@ -58,6 +62,9 @@ def main(argv: list[str] | None = None) -> int:
     total_reads = _ledger(out_dir, label, payload)
     json_path = write_json(payload, out_dir / f"accuracy_{label}.json")
     md = markdown_summary(payload, title=f"Accuracy benchmark: {label}")
+    overrides = payload["protocol"].get("hybrid_config_overrides")
+    if overrides:
+        md += f"\nThe hybrid ran with these HybridConfig overrides (not the defaults): `{overrides}`.\n"
     md += (f"\nTest-split reads recorded for `{label}` in `{LEDGER}` (every benchmark run appends its count): "
            f"**{total_reads}** in total, this run included.\n")
     md += (f"\nWall time {wall:.0f} s for the whole run (load, split, fit incl. validation tuning, scoring, "

@@ -24,6 +24,7 @@ def run_evaluation(
     warn: Callable[[str], None] = print,
     ablation: bool = True,
     validation: bool = False,
+    hybrid_config: dict | None = None,
 ) -> EvaluationResult:
     """Evaluate ``model_names`` (default: every registered model) in one run on the §5 protocol.
 
@@ -32,6 +33,10 @@ def run_evaluation(
     ``validation``: train and score inside the training window (the same rule cut once more), so
     choices can be tuned without reading the test split; the result says which split it read."""
     models, skipped = build_models(model_names, warn=warn)
+    if hybrid_config and "hybrid" in models:  # e.g. {"cf_backend": "svd"}: a non-default hybrid, said so below
+        from smartreco.models.hybrid import HybridConfig, HybridRanker
+
+        models["hybrid"] = HybridRanker(HybridConfig(**hybrid_config))
     split = temporal_split(data.interactions)
     if validation:
         split = validation_split(split.train)
@@ -46,6 +51,7 @@ def run_evaluation(
             "models_requested": list(model_names) if model_names else "all registered",
             "models_run": list(models),
             "evaluated_split": "validation (inside train; test not read)" if validation else "test",
+            "hybrid_config_overrides": dict(hybrid_config or {}),
         },
     )
     recall = peer_comparisons(result.models, PEERS, metric=M.RECALL)
