@@ -10,8 +10,8 @@ feedback) and a LocalResponseCache (one entry per answer), driven over ``--hours
 the log's maintenance run once per simulated minute (what its thread does every 60 s). Measured: the
 Python heap (tracemalloc, what the index and cache hold) and RSS, after the run, against a run with
 retention off (ids kept forever, no age rotation) and a cache bounded by count only. fsync is off (not
-a durability run: benchmarks/feedback_crash.py is). NOT covered here: the graph's node processes and
-Redis ``used_memory`` (the graph-wide benchmark of issue #20 needs the executor refactor of issue #16).
+a durability run: benchmarks/feedback_crash.py is). The graph's processes (executor, event service, every
+node process) and Redis ``used_memory`` under real traffic: benchmarks/graph_memory.py.
 Results go to benchmarks/results/state_memory.{json,md}.
 """
 
