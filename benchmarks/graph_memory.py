@@ -14,9 +14,10 @@ PSS (``/proc/PID/smaps_rollup`` Pss_Anon + Pss_Shmem, summed over the tree: its 
 break counted once, other processes' library pages left out), with USS, PSS and RSS alongside, after a warm-up
 (baseline) and at every tenth of the run, so the table shows growth and its trend. A forked gunicorn worker or
 gRPC server that runs a full garbage collection touches every object it inherited and un-shares its parent's
-heap at once (a one-time step of up to the parent's heap, tens of MiB, not state). The processes run on the
-real clock: retention windows (24 h served answers and event ids, 7 d effect keys) never expire during a run
-of minutes, so the growth measured is what the whole run's ids cost while all of them are still held (an upper
+heap at once (a one-time step of up to the parent's heap, ~29 MiB per node measured); inference_graph/base.py
+freezes the inherited objects in every forked child, which removed those steps. The processes run on the real
+clock: retention windows (24 h served answers and event ids, 7 d effect keys) never expire during a run of
+minutes, so the growth measured is what the whole run's ids cost while all of them are still held (an upper
 bound for that many requests in one window); retention driven by a simulated clock is
 benchmarks/state_memory.py's (one process, the same structures).
 Results: benchmarks/results/graph_memory.{json,md}.
