@@ -244,6 +244,10 @@ FAISS_THREADS = _declare("SMARTRECO_FAISS_THREADS", "int", 1, "OpenMP threads fa
                          "process: the pod's CPU limit is the parallelism).", ("node:*", "pipeline-step"),
                          check=_at_least_1)
 
+ABLATION_BUDGET_S = _declare("SMARTRECO_ABLATION_BUDGET_S", "float", 300.0, "Wall-clock budget (s) of "
+                             "`smartreco evaluate`'s ablation; variants not started in time are listed as not "
+                             "run (0 = no limit).", ("cli", "pipeline-step"), check=_not_negative)
+
 # ----------------------------------------------------------------------------------------- serving
 METRICS_FLUSH_S = _declare("SMARTRECO_METRICS_FLUSH_S", "float", 1.0, "Seconds between node metric flushes to "
                            "the Seldon wrapper (each flush is IPC).", ("node:*",), cluster="config",

@@ -12,12 +12,12 @@ full hybrid by a paired bootstrap on the same users.
 
 from __future__ import annotations
 
-import os
 import time
 from dataclasses import dataclass
 
 import numpy as np
 
+from smartreco import settings
 from smartreco.evaluation import metrics as M
 from smartreco.evaluation.evaluator import Evaluator, ModelResult, compare
 from smartreco.models import hybrid_features as F
@@ -28,8 +28,7 @@ from smartreco.models.hybrid import LOW_SCORE, HybridRanker, train_ranker
 ABLATION_METRICS: tuple[str, ...] = (M.NDCG, M.RECALL)
 #: wall-clock budget (s) for the variants; each variant retrains a ranker (minutes on a busy 2-core box),
 #: so the variants that do not start within it are listed as not run instead of holding the run hostage
-BUDGET_ENV = "SMARTRECO_ABLATION_BUDGET_S"
-DEFAULT_BUDGET_S = 300.0
+DEFAULT_BUDGET_S = settings.ABLATION_BUDGET_S.default
 
 
 @dataclass(frozen=True)
@@ -79,7 +78,7 @@ def run_ablation(evaluator: Evaluator, model: HybridRanker, full: ModelResult,
     Variants run in order (retrievers first); once ``budget_s`` (default ``$SMARTRECO_ABLATION_BUDGET_S``
     or 300 s; 0 = no limit) has passed, the remaining ones are listed under ``not_run``."""
     if budget_s is None:
-        budget_s = float(os.environ.get(BUDGET_ENV, DEFAULT_BUDGET_S))
+        budget_s = settings.ABLATION_BUDGET_S.get()
     t0 = time.monotonic()
     not_run: list[str] = []
     rows = getattr(model, "ranking_rows", None)
