@@ -5,7 +5,8 @@ graph; a deploy only rewrites the ``model_uri`` parameters of one arm's nodes (`
 ``cf-a`` / ``cb-a`` for the champion, ``-b`` for the challenger), sets the serving image and adds
 version annotations. Targets:
 
-* ``cluster``: ``kubectl apply -f`` the rendered file (``kubectl`` and a current context needed);
+* ``cluster``: the live SeldonDeployment with only its model URIs changed, written back with ``kubectl replace``
+  (``kubectl`` and a current context needed; the overlay's images, replicas and resources stay);
 * ``local``: write it to ``<runs>/deploy/seldondeployment.yaml`` and record ``current.json``; the
   local graph picks it up with ``smartreco serve --manifest <that file>``;
 * ``auto``: ``cluster`` when ``kubectl`` has a current context, else ``local``.
@@ -13,6 +14,7 @@ version annotations. Targets:
 
 from __future__ import annotations
 
+import copy
 import json
 import shutil
 import subprocess
@@ -76,12 +78,20 @@ def render_seldon(
     image: str | None = None,
 ) -> dict:
     """The SeldonDeployment with ``model_uris`` (kind -> URI/path, kinds hybrid/cf/cb) set on ``arm``."""
+    doc = yaml.safe_load(_template(template).read_text())
+    return set_model_uris(doc, model_uris, arm=arm, version=version, image=image or serving_image())
+
+
+def set_model_uris(doc: dict, model_uris: dict[str, str], *, arm: str = "champion", version: str = "",
+                   image: str | None = None) -> dict:
+    """``doc`` (a SeldonDeployment, changed in place and returned) with ``model_uris`` set on ``arm``'s nodes,
+    the version annotations, and every node container's image set to ``image`` (None: images kept as they are,
+    which is what a cluster deploy wants: the overlay's registry stays, see :func:`patch_live`)."""
     if arm not in ARMS:
         raise DeployError(f"arm: must be one of {', '.join(ARMS)}, got {arm!r}")
     unknown = sorted(set(model_uris) - set(KINDS))
     if unknown:
         raise DeployError(f"model_uris: unknown kind(s) {', '.join(unknown)} (use {', '.join(KINDS)})")
-    doc = yaml.safe_load(_template(template).read_text())
     suffix = ARMS[arm]
     # (node, parameter) -> URI: the kind's own node, or in the fused graph (manifests/components/fused-graph)
     # the arm's hybrid node, whose cf_model_uri / cb_model_uri parameters stand for its missing children
@@ -109,9 +119,10 @@ def render_seldon(
                 if node.get("name") == name and entry is not None:
                     entry["value"] = targets[key]
                     patched.add(key)
-        for spec in predictor.get("componentSpecs") or []:
-            for container in spec.get("spec", {}).get("containers") or []:
-                container["image"] = image or serving_image()
+        if image:
+            for spec in predictor.get("componentSpecs") or []:
+                for container in spec.get("spec", {}).get("containers") or []:
+                    container["image"] = image
     missing = sorted(name for name, _ in set(targets) - patched)
     if missing:
         raise DeployError(f"manifest: no graph node named {', '.join(missing)} to set model_uri on")
@@ -119,6 +130,26 @@ def render_seldon(
     notes[VERSION_ANNOTATION + f".{arm}"] = str(version)
     notes["smartreco.io/deployed-at"] = datetime.now(UTC).isoformat(timespec="seconds")
     return doc
+
+
+def patch_live(live: dict, model_uris: dict[str, str], *, arm: str = "champion", version: str = "") -> dict:
+    """What a cluster deploy writes back: the LIVE SeldonDeployment (as ``kubectl get -o json`` gives it) with
+    only the model URIs and the version annotations changed. Applying the rendered base file instead would
+    revert the overlay (registry, replicas, resources) and is refused by the deploy admission policy
+    (``manifests/base/platform/kfp/deploy-policy.yaml``), which lets the pipeline change nothing else."""
+    doc = copy.deepcopy(live)
+    doc.pop("status", None)
+    doc.get("metadata", {}).pop("managedFields", None)
+    return set_model_uris(doc, model_uris, arm=arm, version=version, image=None)
+
+
+def _kubectl(args: list[str], namespace: str, stdin: str | None = None) -> subprocess.CompletedProcess:
+    cmd = ["kubectl", *args] + (["-n", namespace] if namespace else [])
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=120, input=stdin)
+
+
+def _last_line(proc: subprocess.CompletedProcess) -> str:
+    return ((proc.stderr or proc.stdout).strip().splitlines() or [""])[-1]
 
 
 def cluster_configured() -> bool:
@@ -155,10 +186,21 @@ def deploy(
     if resolved == "cluster":
         if shutil.which("kubectl") is None:
             raise DeployError("deploy target cluster: kubectl not found on PATH")
-        cmd = ["kubectl", "apply", "-f", str(manifest)] + (["-n", namespace] if namespace else [])
-        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+        name = doc.get("metadata", {}).get("name", "smartreco")
+        got = _kubectl(["get", "seldondeployment", name, "-o", "json"], namespace)
+        if got.returncode != 0:
+            raise DeployError(f"kubectl get seldondeployment {name} failed ({_last_line(got)}); the pipeline only "
+                              "updates a deployed graph: apply an overlay first (kubectl apply -k "
+                              "manifests/overlays/production)")
+        try:
+            live = json.loads(got.stdout)
+        except json.JSONDecodeError as exc:
+            raise DeployError(f"kubectl get seldondeployment {name}: not JSON ({exc})") from exc
+        patched = patch_live(live, model_uris, arm=arm, version=version)
+        manifest.write_text(yaml.safe_dump(patched, sort_keys=False))
+        proc = _kubectl(["replace", "-f", "-"], namespace, stdin=json.dumps(patched))
         if proc.returncode != 0:
-            raise DeployError(f"kubectl apply failed: {(proc.stderr or proc.stdout).strip().splitlines()[-1:]}")
+            raise DeployError(f"kubectl replace failed: {_last_line(proc)}")
         return DeployResult("cluster", str(manifest), uris, version, True, proc.stdout.strip())
     record = out / "current.json"
     result = DeployResult(

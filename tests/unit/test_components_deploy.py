@@ -1,4 +1,5 @@
-"""Deploy: the SeldonDeployment is rendered with the new model URIs; local target records, cluster applies."""
+"""Deploy: the SeldonDeployment is rendered with the new model URIs; local target records, cluster changes only the live
+object's model URIs."""
 
 from __future__ import annotations
 
@@ -50,19 +51,56 @@ def test_local_target_writes_the_manifest_and_a_record(tmp_path, monkeypatch):
     assert D.current_local()["model_uris"]["hybrid-a"] == "/bundles/v3"
 
 
-def test_cluster_target_runs_kubectl_apply(tmp_path, monkeypatch):
+def _fake_kubectl(tmp_path: Path, live: dict | None) -> tuple[Path, Path]:
+    """A kubectl on PATH that logs its arguments, answers ``get`` with ``live`` (None: NotFound) and saves what
+    ``replace -f -`` receives."""
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
-    log = tmp_path / "kubectl.log"
+    log, live_file, replaced = tmp_path / "kubectl.log", tmp_path / "live.json", tmp_path / "replaced.json"
+    if live is not None:
+        live_file.write_text(json.dumps(live))
     fake = bin_dir / "kubectl"
-    fake.write_text(f"#!/bin/sh\necho \"$@\" >> {log}\n[ \"$1\" = config ] && echo kind-test\n"
-                    "[ \"$1\" = apply ] && echo seldondeployment/smartreco configured\nexit 0\n")
+    fake.write_text(
+        f"#!/bin/sh\necho \"$@\" >> {log}\n"
+        "case \"$1\" in\n"
+        "  config) echo kind-test ;;\n"
+        f"  get) [ -f {live_file} ] || {{ echo 'Error from server (NotFound)' >&2; exit 1; }}; cat {live_file} ;;\n"
+        f"  replace) cat > {replaced}; echo seldondeployment/smartreco replaced ;;\n"
+        "esac\nexit 0\n")
     fake.chmod(fake.stat().st_mode | stat.S_IEXEC)
+    return bin_dir, replaced
+
+
+def test_cluster_target_changes_only_the_model_uris_of_the_live_object(tmp_path, monkeypatch):
+    # the live object as an overlay made it: another registry, more replicas, a status the server owns
+    live = D.render_seldon({}, image="registry.example.com/smartreco/smartreco-serving:0.1.0")
+    live["spec"]["predictors"][0]["replicas"] = 3
+    live["metadata"]["resourceVersion"] = "42"
+    live["status"] = {"state": "Available"}
+    bin_dir, replaced = _fake_kubectl(tmp_path, live)
     monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
     res = D.deploy({"hybrid": "models:/smartreco-hybrid/4"}, version="4", target="auto", namespace="reco",
                    out_dir=tmp_path / "out")
-    assert res.target == "cluster" and res.applied and "configured" in res.message
-    assert f"apply -f {tmp_path / 'out' / 'seldondeployment.yaml'} -n reco" in log.read_text()
+    assert res.target == "cluster" and res.applied and "replaced" in res.message
+    calls = (tmp_path / "kubectl.log").read_text()
+    assert "get seldondeployment smartreco -o json -n reco" in calls and "replace -f - -n reco" in calls
+    sent = json.loads(replaced.read_text())
+    assert _params(sent)["hybrid-a"] == "models:/smartreco-hybrid/4"
+    expected = {k: v for k, v in live.items() if k != "status"}
+    sent_uris, expected_uris = _params(sent), _params(expected)
+    assert {k for k in sent_uris if sent_uris[k] != expected_uris[k]} == {"hybrid-a"}
+    # everything else is the live object's: registry, replicas, resourceVersion (optimistic concurrency)
+    assert sent["spec"]["predictors"][0]["replicas"] == 3 and sent["metadata"]["resourceVersion"] == "42"
+    images = {c["image"] for cs in sent["spec"]["predictors"][0]["componentSpecs"] for c in cs["spec"]["containers"]}
+    assert images == {"registry.example.com/smartreco/smartreco-serving:0.1.0"}
+    assert "status" not in sent
+
+
+def test_cluster_target_without_a_deployed_graph_says_to_apply_an_overlay(tmp_path, monkeypatch):
+    bin_dir, _ = _fake_kubectl(tmp_path, None)
+    monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
+    with pytest.raises(D.DeployError, match="apply an overlay first"):
+        D.deploy({"cf": "x"}, target="cluster", out_dir=tmp_path / "o")
 
 
 def test_failing_kubectl_is_a_one_line_error(tmp_path, monkeypatch):
@@ -72,7 +110,7 @@ def test_failing_kubectl_is_a_one_line_error(tmp_path, monkeypatch):
     fake.write_text("#!/bin/sh\necho 'error: no cluster' >&2\nexit 1\n")
     fake.chmod(0o755)
     monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
-    with pytest.raises(D.DeployError, match="kubectl apply failed"):
+    with pytest.raises(D.DeployError, match="kubectl get seldondeployment smartreco failed"):
         D.deploy({"cf": "x"}, target="cluster", out_dir=tmp_path / "o")
     with pytest.raises(D.DeployError, match="target"):
         D.deploy({"cf": "x"}, target="moon")

@@ -116,6 +116,16 @@ def test_the_deploy_steps_own_change_is_allowed(programs, live):
     assert _refusals(programs, live, copy.deepcopy(live)) == []
 
 
+def test_what_a_cluster_deploy_writes_back_is_allowed(programs, live):
+    """:func:`smartreco.deploy.patch_live` (what ``deploy --target cluster`` sends with ``kubectl replace``) over
+    an overlay's live object: allowed; the rendered base file over the same object: refused."""
+    from smartreco.deploy import patch_live, render_seldon
+
+    uris = {"hybrid": "models:/smartreco-hybrid/8", "cf": "models:/smartreco-cf/8", "cb": "models:/smartreco-cb/8"}
+    assert _refusals(programs, live, patch_live(live, uris, arm="challenger", version="8")) == []
+    assert _refusals(programs, live, render_seldon(uris, arm="challenger", version="8"), first=True)
+
+
 def _mutations():
     def cmd(d):
         _containers(d)[0]["command"] = ["sh", "-c", "cat /var/run/secrets/*"]
