@@ -43,7 +43,8 @@ sys.path[:0] = [str(ROOT), str(ROOT / "tests" / "integration")]
 import graph_fake_bundle as fake  # noqa: E402
 
 from smartreco.feedback import FEEDBACK, IMPRESSION  # noqa: E402
-from smartreco.feedback.executor_crashcheck import _feedback_body, _Load, _pct, _post  # noqa: E402
+from smartreco.feedback.crashtrial import percentile  # noqa: E402
+from smartreco.feedback.executor_crashcheck import _feedback_body, _Load, _post  # noqa: E402
 from smartreco.feedback.stream_log import iter_stream_records  # noqa: E402
 from smartreco.testing.redis_server import RedisServer  # noqa: E402
 
@@ -151,7 +152,7 @@ def trial(workdir: Path, kill: str, n: int, kill_after: int, concurrency: int, o
             "stored_twice": len(fb_ids) - len(set(fb_ids)),
             "impressions": sum(r["kind"] == IMPRESSION for r in raw),
             "acks_per_s": round(len(acked) / load_s, 1) if load_s else None,
-            "ack_ms_p50": _pct(latencies, 0.5), "ack_ms_p99": _pct(latencies, 0.99),
+            "ack_ms_p50": percentile(latencies, 0.5), "ack_ms_p99": percentile(latencies, 0.99),
         }  # fmt: skip
         # retry every sent id through replica B (the survivor): acknowledged ones must be duplicates
         retry = _Load(hb, pb, 0, 0)

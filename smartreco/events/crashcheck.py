@@ -17,7 +17,6 @@ import os
 import signal
 import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -25,7 +24,14 @@ from typing import Any
 from smartreco.events.client import EventClient, EventServiceUnavailable
 from smartreco.events.cloudevents import RESPONSE
 from smartreco.events.eventlog import LocalEventLog
-from smartreco.feedback import FEEDBACK, IMPRESSION, iter_records, read_dataset
+from smartreco.feedback.crashtrial import (
+    FeedbackLoad,
+    audit_after_crash,
+    audit_after_resend,
+    feedback_id,
+    kill_under_load,
+    resend_ids,
+)
 from smartreco.paths import project_root
 
 
@@ -66,7 +72,7 @@ class EventService:
 
 
 def feedback_body(i: int) -> dict[str, Any]:
-    return {"id": f"crash-{i}", "request_id": f"req-{i - i % 5}", "user_id": str(i % 53),
+    return {"id": feedback_id(i), "request_id": f"req-{i - i % 5}", "user_id": str(i % 53),
             "item_id": str(1 + i % 200), "interaction_type": "click", "reward": 1.0, "arm": "champion"}  # fmt: skip
 
 
@@ -78,63 +84,26 @@ def answer_message(i: int) -> dict[str, Any]:
     }
 
 
-class _Load:
-    """Client threads sharing a counter; records sent / acked / duplicate ids and ack latencies."""
+class _Load(FeedbackLoad):
+    """Event-service clients: every ``impression_every``-th id also posts a logged answer (an impression)."""
+
+    gone = (EventServiceUnavailable,)
 
     def __init__(self, url: str, n: int, impression_every: int) -> None:
-        self.url, self.n, self.impression_every = url, n, impression_every
-        self.lock = threading.Lock()
-        self.next = 0
-        self.sent: list[str] = []
-        self.acked: list[str] = []
-        self.duplicates: list[str] = []
-        self.latencies_ms: list[float] = []
+        super().__init__(n)
+        self.url, self.impression_every = url, impression_every
         self.impressions_acked = 0
-        self.errors = 0
 
-    def _take(self) -> int | None:
-        with self.lock:
-            if self.next >= self.n:
-                return None
-            self.next += 1
-            return self.next - 1
+    def connect(self) -> EventClient:
+        return EventClient(self.url, timeout_s=30)
 
-    def worker(self, ids: list[int] | None = None) -> None:
-        client = EventClient(self.url, timeout_s=30)
-        queue = iter(ids) if ids is not None else None
-        try:
-            while True:
-                i = next(queue, None) if queue is not None else self._take()
-                if i is None:
-                    return
-                if self.impression_every and i % self.impression_every == 0:
-                    out = client.log_event(RESPONSE, answer_message(i), request_id=f"puid-{i}", model_id="ab-router")
-                    with self.lock:
-                        self.impressions_acked += bool(out.get("stored"))
-                fid = f"crash-{i}"
-                with self.lock:
-                    self.sent.append(fid)
-                started = time.perf_counter()
-                ack = client.append_feedback(feedback_body(i))
-                with self.lock:
-                    if ack.id == fid:
-                        self.acked.append(fid)
-                        self.latencies_ms.append((time.perf_counter() - started) * 1000)
-                        if ack.duplicate:
-                            self.duplicates.append(fid)
-                    else:
-                        self.errors += 1
-        except EventServiceUnavailable:
-            return  # the service is gone: stop sending
-        finally:
-            client.close()
-
-
-def _pct(values: list[float], q: float) -> float | None:
-    if not values:
-        return None
-    s = sorted(values)
-    return round(s[min(len(s) - 1, int(q * len(s)))], 3)
+    def send(self, client: EventClient, i: int) -> tuple[bool, bool]:
+        if self.impression_every and i % self.impression_every == 0:
+            out = client.log_event(RESPONSE, answer_message(i), request_id=f"puid-{i}", model_id="ab-router")
+            with self.lock:
+                self.impressions_acked += bool(out.get("stored"))
+        ack = client.append_feedback(feedback_body(i))
+        return ack.id == feedback_id(i), bool(ack.duplicate)
 
 
 def run_event_service_crash(
@@ -154,52 +123,15 @@ def run_event_service_crash(
     svc = EventService(workdir, log_dir, python)
     url = svc.wait_ready(startup_timeout)
     load = _Load(url, n_feedback, impression_every)
-    threads = [threading.Thread(target=load.worker, daemon=True) for _ in range(concurrency)]
-    started = time.perf_counter()
-    for t in threads:
-        t.start()
-    killed = False
-    while any(t.is_alive() for t in threads):
-        if len(load.acked) >= kill_after:
-            os.kill(svc.proc.pid, signal.SIGKILL)  # mid-stream: other appends are being written now
-            killed = True
-            break
-        time.sleep(0.001)
-    acked_at_kill = len(load.acked)
-    load_s = time.perf_counter() - started
-    for t in threads:
-        t.join(timeout=60)
+    trial = kill_under_load(svc.proc.pid, load, concurrency, kill_after)
     rc = svc.wait()
 
     reopened = LocalEventLog(log_dir)  # recovery: truncates a torn tail
     recovery = reopened.recovery
     reopened.close()
-    records = list(iter_records(log_dir))
-    raw = list(iter_records(log_dir, dedupe=False))
-    present = {r["id"] for r in records if r["kind"] == FEEDBACK}
-    frame = read_dataset(log_dir)
-    acked = set(load.acked)
-    result: dict[str, Any] = {
-        "n_feedback": n_feedback,
-        "concurrency": concurrency,
-        "kill_after": kill_after,
-        "killed": killed,
-        "returncode": rc,
-        "sent": len(load.sent),
-        "acked": len(acked),
-        "acked_at_kill": acked_at_kill,
-        "recovered": len(present & set(load.sent)),
-        "missing_acked": sorted(acked - present),
-        "impressions": sum(r["kind"] == IMPRESSION for r in records),
-        "impressions_acked": load.impressions_acked,
-        "dataset_rows": len(frame),
-        "truncated_bytes": recovery.truncated_bytes,
-        "corrupt": recovery.corrupt,
-        "stored_twice": len(raw) - len(records),
-        "acks_per_s": round(len(acked) / load_s, 1) if load_s else None,
-        "ack_ms_p50": _pct(load.latencies_ms, 0.5),
-        "ack_ms_p99": _pct(load.latencies_ms, 0.99),
-    }
+    result: dict[str, Any] = {"n_feedback": n_feedback, "concurrency": concurrency, "kill_after": kill_after,
+                              "returncode": rc, "impressions_acked": load.impressions_acked,
+                              **audit_after_crash(log_dir, load, trial, recovery)}
     if resend:
         result.update(_resend(workdir, log_dir, python, startup_timeout, load, concurrency))
     return result
@@ -211,25 +143,8 @@ def _resend(
     """Restart on the same log and retry every id that was sent: acked ones must be duplicates."""
     svc = EventService(workdir, log_dir, python)
     try:
-        url = svc.wait_ready(startup_timeout)
-        retry = _Load(url, 0, 0)
-        ids = sorted(int(f.split("-")[1]) for f in set(before.sent))
-        chunks = [ids[k::concurrency] for k in range(concurrency)]
-        threads = [threading.Thread(target=retry.worker, args=(c,), daemon=True) for c in chunks]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join(timeout=120)
+        retry = _Load(svc.wait_ready(startup_timeout), 0, 0)
+        retry.run(concurrency, resend_ids(before))
     finally:
         svc.kill(signal.SIGTERM)
-    records = list(iter_records(log_dir))
-    raw = list(iter_records(log_dir, dedupe=False))
-    present = {r["id"] for r in records if r["kind"] == FEEDBACK}
-    acked = set(before.acked)
-    return {
-        "resent": len(retry.sent),
-        "resent_acked": len(retry.acked),
-        "resent_acked_before_not_duplicate": sorted(acked - set(retry.duplicates)),
-        "after_resend_all_sent_present": set(before.sent) <= present,
-        "after_resend_stored_twice": len(raw) - len(records),
-    }
+    return audit_after_resend(log_dir, before, retry)

@@ -23,12 +23,19 @@ import os
 import signal
 import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
 from typing import Any
 
-from smartreco.feedback import FEEDBACK, IMPRESSION, FeedbackLog, FeedbackLogError, iter_records, read_dataset
+from smartreco.feedback.crashtrial import (
+    FeedbackLoad,
+    audit_after_crash,
+    audit_after_resend,
+    feedback_id,
+    kill_under_load,
+    resend_ids,
+)
+from smartreco.feedback.log import FeedbackLog, FeedbackLogError
 from smartreco.paths import project_root
 
 
@@ -79,65 +86,36 @@ class Executor:
 
 def _feedback_body(i: int) -> dict:
     return {
-        "feedback_id": f"crash-{i}",
+        "feedback_id": feedback_id(i),
         "request": {"jsonData": {"user_id": str(i % 53)}},
         "reward": 1.0,
         "truth": {"item_id": str(1 + i % 200), "interaction_type": "click"},
     }
 
 
-class _Load:
-    """Client threads sharing a counter; records sent / acked ids and ack latencies."""
+class _Load(FeedbackLoad):
+    """Executor clients over keep-alive HTTP: a prediction every ``predict_every`` ids (its impression reaches
+    the log through the request logger), and feedback acknowledged when its 200 carries its id back."""
+
+    gone = (OSError, http.client.HTTPException)
 
     def __init__(self, host: str, port: int, n: int, predict_every: int) -> None:
-        self.host, self.port, self.n, self.predict_every = host, port, n, predict_every
-        self.lock = threading.Lock()
-        self.next = 0
-        self.sent: list[str] = []
-        self.acked: list[str] = []
-        self.duplicates: list[str] = []
-        self.latencies_ms: list[float] = []
+        super().__init__(n)
+        self.host, self.port, self.predict_every = host, port, predict_every
         self.predictions = 0
-        self.errors = 0
 
-    def _take(self) -> int | None:
-        with self.lock:
-            if self.next >= self.n:
-                return None
-            self.next += 1
-            return self.next - 1
+    def connect(self) -> http.client.HTTPConnection:
+        return http.client.HTTPConnection(self.host, self.port, timeout=30)
 
-    def worker(self, ids: list[int] | None = None) -> None:
-        conn = http.client.HTTPConnection(self.host, self.port, timeout=30)
-        queue = iter(ids) if ids is not None else None
-        try:
-            while True:
-                i = next(queue, None) if queue is not None else self._take()
-                if i is None:
-                    return
-                if self.predict_every and i % self.predict_every == 0:
-                    body = {"jsonData": {"user_id": str(i % 53), "num_recommendations": 5}}
-                    status, _ = _post(conn, "/api/v1.0/predictions", body)
-                    with self.lock:
-                        self.predictions += status == 200
-                fid = f"crash-{i}"
-                with self.lock:
-                    self.sent.append(fid)
-                started = time.perf_counter()
-                status, out = _post(conn, "/api/v1.0/feedback", _feedback_body(i))
-                tags = (out.get("meta") or {}).get("tags") or {}
-                with self.lock:
-                    if status == 200 and tags.get("feedback_id") == fid:
-                        self.acked.append(fid)
-                        self.latencies_ms.append((time.perf_counter() - started) * 1000)
-                        if tags.get("duplicate"):
-                            self.duplicates.append(fid)
-                    else:
-                        self.errors += 1
-        except (OSError, http.client.HTTPException):
-            return  # the executor is gone: stop sending
-        finally:
-            conn.close()
+    def send(self, conn: http.client.HTTPConnection, i: int) -> tuple[bool, bool]:
+        if self.predict_every and i % self.predict_every == 0:
+            body = {"jsonData": {"user_id": str(i % 53), "num_recommendations": 5}}
+            status, _ = _post(conn, "/api/v1.0/predictions", body)
+            with self.lock:
+                self.predictions += status == 200
+        status, out = _post(conn, "/api/v1.0/feedback", _feedback_body(i))
+        tags = (out.get("meta") or {}).get("tags") or {}
+        return status == 200 and tags.get("feedback_id") == feedback_id(i), bool(tags.get("duplicate"))
 
 
 def _post(conn: http.client.HTTPConnection, path: str, body: dict) -> tuple[int, dict]:
@@ -145,13 +123,6 @@ def _post(conn: http.client.HTTPConnection, path: str, body: dict) -> tuple[int,
     resp = conn.getresponse()
     raw = resp.read()
     return resp.status, (json.loads(raw) if raw else {})
-
-
-def _pct(values: list[float], q: float) -> float | None:
-    if not values:
-        return None
-    s = sorted(values)
-    return round(s[min(len(s) - 1, int(q * len(s)))], 3)
 
 
 def _reopen(log_dir: Path, timeout_s: float = 60.0) -> FeedbackLog:
@@ -186,53 +157,15 @@ def run_executor_crash(
     ex = Executor(workdir, log_dir, overrides, env, python)
     host, port = ex.wait_ready(startup_timeout)
     load = _Load(host, port, n_feedback, predict_every)
-    threads = [threading.Thread(target=load.worker, daemon=True) for _ in range(concurrency)]
-    started = time.perf_counter()
-    for t in threads:
-        t.start()
-    killed = False
-    while any(t.is_alive() for t in threads):
-        if len(load.acked) >= kill_after:
-            os.kill(ex.proc.pid, signal.SIGKILL)  # mid-stream: other requests are being written now
-            killed = True
-            break
-        time.sleep(0.001)
-    acked_at_kill = len(load.acked)
-    load_s = time.perf_counter() - started
-    for t in threads:
-        t.join(timeout=60)
+    trial = kill_under_load(ex.proc.pid, load, concurrency, kill_after)
     rc = ex.wait()
 
     reopened = _reopen(log_dir)  # recovery: truncates a torn tail
     recovery = reopened.recovery
     reopened.close()
-    records = list(iter_records(log_dir))
-    raw_records = list(iter_records(log_dir, dedupe=False))
-    present = {r["id"] for r in records if r["kind"] == FEEDBACK}
-    frame = read_dataset(log_dir)
-    acked = set(load.acked)
-    result: dict[str, Any] = {
-        "n_feedback": n_feedback,
-        "concurrency": concurrency,
-        "kill_after": kill_after,
-        "killed": killed,
-        "returncode": rc,
-        "sent": len(load.sent),
-        "acked": len(acked),
-        "acked_at_kill": acked_at_kill,
-        "recovered": len(present & set(load.sent)),
-        "missing_acked": sorted(acked - present),
-        "impressions": sum(r["kind"] == IMPRESSION for r in records),
-        "predictions_answered": load.predictions,
-        "dataset_rows": len(frame),
-        "dataset_feedback_rows": int((frame["event"] == FEEDBACK).sum()),
-        "truncated_bytes": recovery.truncated_bytes,
-        "corrupt": recovery.corrupt,
-        "stored_twice": len(raw_records) - len(records),
-        "acks_per_s": round(len(acked) / load_s, 1) if load_s else None,
-        "ack_ms_p50": _pct(load.latencies_ms, 0.5),
-        "ack_ms_p99": _pct(load.latencies_ms, 0.99),
-    }
+    result: dict[str, Any] = {"n_feedback": n_feedback, "concurrency": concurrency, "kill_after": kill_after,
+                              "returncode": rc, "predictions_answered": load.predictions,
+                              **audit_after_crash(log_dir, load, trial, recovery)}
     if resend:
         result.update(_resend(workdir, log_dir, overrides, env, python, startup_timeout, load, concurrency))
     return result
@@ -253,25 +186,8 @@ def _resend(
     try:
         host, port = ex.wait_ready(startup_timeout)
         retry = _Load(host, port, 0, 0)
-        ids = sorted(int(f.split("-")[1]) for f in set(before.sent))
-        chunks = [ids[k::concurrency] for k in range(concurrency)]
-        threads = [threading.Thread(target=retry.worker, args=(c,), daemon=True) for c in chunks]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join(timeout=120)
+        retry.run(concurrency, resend_ids(before))
     finally:
         ex.kill(signal.SIGTERM)
     _reopen(log_dir).close()  # the event service has stopped and released the log
-    records = list(iter_records(log_dir))
-    raw = list(iter_records(log_dir, dedupe=False))
-    dup = set(retry.duplicates)
-    acked = set(before.acked)
-    present = {r["id"] for r in records if r["kind"] == FEEDBACK}
-    return {
-        "resent": len(retry.sent),
-        "resent_acked": len(retry.acked),
-        "resent_acked_before_not_duplicate": sorted(acked - dup),
-        "after_resend_all_sent_present": set(before.sent) <= present,
-        "after_resend_stored_twice": len(raw) - len(records),
-    }
+    return audit_after_resend(log_dir, before, retry)
