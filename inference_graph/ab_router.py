@@ -27,8 +27,7 @@ from inference_graph.graph_io import feedback_reply, node_state
 from smartreco import settings
 from smartreco.experiments.assignment import assign_ratio
 from smartreco.experiments.bandits import MODES, epsilon_greedy, open_store, thompson
-from smartreco.schema import RequestValidationError
-from smartreco.serving.graph_feedback import attribute, parse_feedback
+from smartreco.serving.graph_feedback import attribute
 
 
 class ABRouter(GraphNode):
@@ -129,11 +128,7 @@ class ABRouter(GraphNode):
     def send_feedback_raw(self, request: Any) -> Any:
         """Reward the arm that served the answer (recorded, not claimed), once per feedback id."""
         started = self._begin()
-        self.ensure_loaded()
-        try:
-            event = parse_feedback(request)
-        except RequestValidationError as exc:
-            raise bad_request(str(exc)) from None
+        event = self._feedback_event(request)
         served = attribute(event, self.state)
         arm = served.variant if served is not None and served.variant in self.arms else None
         tags: dict[str, Any] = {"feedback_id": event.feedback_id, "routing_known": arm is not None}

@@ -91,6 +91,17 @@ class GraphNode:
         self._started = time.time()
         self._metrics = MetricBatch(settings.METRICS_FLUSH_S.get())
 
+    def _feedback_event(self, request: Any) -> Any:
+        """The feedback this node was sent, parsed the one way every node parses it
+        (:func:`smartreco.serving.graph_feedback.parse_feedback`); a malformed one is Seldon's 400."""
+        from smartreco.serving.graph_feedback import parse_feedback
+
+        self.ensure_loaded()
+        try:
+            return parse_feedback(request)
+        except RequestValidationError as exc:
+            raise bad_request(str(exc)) from None
+
     # --- lifecycle -------------------------------------------------------------------------------
     def load(self) -> None:
         """Called by the wrapper in each worker after fork; subclasses load their artifacts here."""

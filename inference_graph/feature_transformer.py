@@ -24,7 +24,7 @@ from typing import Any
 from inference_graph.base import GraphNode, as_payload, bad_request
 from inference_graph.graph_io import feedback_reply, graph_request_id, node_state, online_pusher
 from smartreco.schema import RecommendationRequest, RequestValidationError, parse_or_raise, unknown_context_keys
-from smartreco.serving.graph_feedback import FeedbackEffects, attribute, parse_feedback
+from smartreco.serving.graph_feedback import FeedbackEffects, attribute
 from smartreco.serving.online_learning import ONLINE_KEY, merge_history
 from smartreco.serving.user_features import load_reader, split_history
 
@@ -119,11 +119,7 @@ class FeatureTransformer(GraphNode):
         """History, popularity, cache generation and push for one feedback (each once); the reply's tags say
         ``feedback_id`` and ``duplicate`` (True: every effect was already applied by an earlier attempt)."""
         started = self._begin()
-        self.ensure_loaded()
-        try:
-            event = parse_feedback(request)
-        except RequestValidationError as exc:
-            raise bad_request(str(exc)) from None
+        event = self._feedback_event(request)
         served = attribute(event, self.effects.state)
         tags = {
             "feedback_id": event.feedback_id,
