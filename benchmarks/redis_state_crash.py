@@ -46,6 +46,7 @@ from smartreco.feedback import FEEDBACK, IMPRESSION  # noqa: E402
 from smartreco.feedback.crashtrial import percentile  # noqa: E402
 from smartreco.feedback.executor_crashcheck import _feedback_body, _Load, _post  # noqa: E402
 from smartreco.feedback.stream_log import iter_stream_records  # noqa: E402
+from smartreco.processes import ReadyFileProcess, rest_host_port  # noqa: E402
 from smartreco.testing.redis_server import RedisServer  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -55,42 +56,17 @@ KEYS = ("kill", "concurrency", "kill_after", "sent", "acked", "stored", "missing
         "resent_not_duplicate", "after_resend_missing", "after_resend_stored_twice", "redis_down_statuses")  # fmt: skip
 
 
-class Replica:
+class Replica(ReadyFileProcess):
     """One ``python -m inference_graph.executor --in-process --state URL`` on free loopback ports."""
 
     def __init__(self, workdir: Path, state: str, overrides: dict) -> None:
-        workdir.mkdir(parents=True, exist_ok=True)
-        self.ready = workdir / "ready.json"
-        cmd = [sys.executable, "-m", "inference_graph.executor", "--in-process", "--port", "0", "--grpc-port", "0",
-               "--cache", "off", "--no-push", "--state", state, "--ready-file", str(self.ready),
-               "--set", json.dumps(overrides), "--log-dir", str(workdir / "logs")]  # fmt: skip
-        env = {**os.environ, **fake.node_env(), "PYTHONUNBUFFERED": "1", "SMARTRECO_RUNS": str(workdir)}
-        env["PYTHONPATH"] = os.pathsep.join((str(ROOT), env["PYTHONPATH"]))
-        self.stderr = open(workdir / "executor.stderr", "ab")  # noqa: SIM115 - closed in stop()
-        self.proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=self.stderr)
+        args = ["--in-process", "--port", "0", "--grpc-port", "0", "--cache", "off", "--no-push", "--state", state,
+                "--set", json.dumps(overrides), "--log-dir", str(workdir / "logs")]  # fmt: skip
+        env = {**fake.node_env(), "SMARTRECO_RUNS": str(workdir)}
+        super().__init__("inference_graph.executor", args, workdir, name="executor", env=env)
 
-    def wait_ready(self, timeout_s: float = 120.0) -> tuple[str, int]:
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"executor exited with {self.proc.returncode}")
-            try:
-                rest = json.loads(self.ready.read_text())["rest"]
-                host, port = rest.removeprefix("http://").split(":")
-                return host, int(port)
-            except (OSError, ValueError, KeyError):
-                time.sleep(0.05)
-        raise TimeoutError("executor not ready")
-
-    def stop(self, sig: int = signal.SIGTERM) -> None:
-        if self.proc.poll() is None:
-            self.proc.send_signal(sig)
-        try:
-            self.proc.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
-        self.stderr.close()
+    def wait_rest(self, timeout_s: float = 120.0) -> tuple[str, int]:
+        return rest_host_port(self.wait_ready(timeout_s))
 
 
 def _run(loads: list[tuple[_Load, list[int]]], concurrency: int) -> list[threading.Thread]:
@@ -125,7 +101,7 @@ def trial(workdir: Path, kill: str, n: int, kill_after: int, concurrency: int, o
     a = Replica(workdir / "a", redis_server.url, overrides)
     b = Replica(workdir / "b", redis_server.url, overrides)
     try:
-        (ha, pa), (hb, pb) = a.wait_ready(), b.wait_ready()
+        (ha, pa), (hb, pb) = a.wait_rest(), b.wait_rest()
         load_a, load_b = _Load(ha, pa, 0, 5), _Load(hb, pb, 0, 5)
         threads = _run([(load_a, list(range(0, n, 2))), (load_b, list(range(1, n, 2)))], concurrency)
         started = time.perf_counter()
@@ -133,7 +109,7 @@ def trial(workdir: Path, kill: str, n: int, kill_after: int, concurrency: int, o
         while any(t.is_alive() for t in threads):
             if acked_at_kill is None and len(load_a.acked) + len(load_b.acked) >= kill_after:
                 acked_at_kill = len(load_a.acked) + len(load_b.acked)
-                redis_server.kill(signal.SIGKILL) if kill == "redis" else os.kill(a.proc.pid, signal.SIGKILL)
+                redis_server.kill(signal.SIGKILL) if kill == "redis" else os.kill(a.pid, signal.SIGKILL)
             time.sleep(0.001)
         down = _probe([(ha, pa), (hb, pb)], n) if kill == "redis" else {}
         load_s = time.perf_counter() - started

@@ -12,12 +12,7 @@ acknowledged ones must come back as duplicates and nothing may be stored twice. 
 
 from __future__ import annotations
 
-import json
-import os
 import signal
-import subprocess
-import sys
-import time
 from pathlib import Path
 from typing import Any
 
@@ -32,43 +27,18 @@ from smartreco.feedback.crashtrial import (
     kill_under_load,
     resend_ids,
 )
-from smartreco.paths import project_root
+from smartreco.processes import ReadyFileProcess
 
 
-class EventService:
+class EventService(ReadyFileProcess):
     """One ``python -m smartreco.events`` process on a free loopback port."""
 
     def __init__(self, workdir: Path, log_dir: Path, python: str | None = None) -> None:
-        self.ready = workdir / f"events-ready-{time.monotonic_ns()}.json"
-        cmd = [python or sys.executable, "-m", "smartreco.events", "--port", "0", "--log-dir", str(log_dir),
-               "--ready-file", str(self.ready), "--log-level", "warning"]  # fmt: skip
-        root = str(project_root())
-        env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-        env["PYTHONPATH"] = os.pathsep.join(p for p in (root, env.get("PYTHONPATH", "")) if p)
-        self.stderr = open(workdir / "events.stderr", "ab")  # noqa: SIM115 - closed in wait()
-        self.proc = subprocess.Popen(cmd, cwd=root, env=env, stdout=subprocess.DEVNULL, stderr=self.stderr)
+        args = ["--port", "0", "--log-dir", str(log_dir), "--log-level", "warning"]
+        super().__init__("smartreco.events", args, workdir, name="events", python=python)
 
-    def wait_ready(self, timeout: float) -> str:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"event service exited with {self.proc.returncode} before it was ready")
-            if self.ready.exists():
-                return json.loads(self.ready.read_text())["url"]
-            time.sleep(0.05)
-        self.kill()
-        raise TimeoutError(f"event service not ready after {timeout:.0f} s")
-
-    def kill(self, sig: int = signal.SIGKILL) -> int:
-        if self.proc.poll() is None:
-            os.kill(self.proc.pid, sig)
-        return self.wait()
-
-    def wait(self) -> int:
-        rc = self.proc.wait(timeout=60)
-        if not self.stderr.closed:
-            self.stderr.close()
-        return rc
+    def wait_url(self, timeout: float) -> str:
+        return str(self.wait_ready(timeout)["url"])
 
 
 def feedback_body(i: int) -> dict[str, Any]:
@@ -121,9 +91,9 @@ def run_event_service_crash(
     workdir.mkdir(parents=True, exist_ok=True)
     log_dir = workdir / "events"
     svc = EventService(workdir, log_dir, python)
-    url = svc.wait_ready(startup_timeout)
+    url = svc.wait_url(startup_timeout)
     load = _Load(url, n_feedback, impression_every)
-    trial = kill_under_load(svc.proc.pid, load, concurrency, kill_after)
+    trial = kill_under_load(svc.pid, load, concurrency, kill_after)
     rc = svc.wait()
 
     reopened = LocalEventLog(log_dir)  # recovery: truncates a torn tail
@@ -143,7 +113,7 @@ def _resend(
     """Restart on the same log and retry every id that was sent: acked ones must be duplicates."""
     svc = EventService(workdir, log_dir, python)
     try:
-        retry = _Load(svc.wait_ready(startup_timeout), 0, 0)
+        retry = _Load(svc.wait_url(startup_timeout), 0, 0)
         retry.run(concurrency, resend_ids(before))
     finally:
         svc.kill(signal.SIGTERM)

@@ -19,9 +19,7 @@ from __future__ import annotations
 
 import http.client
 import json
-import os
 import signal
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -36,52 +34,20 @@ from smartreco.feedback.crashtrial import (
     resend_ids,
 )
 from smartreco.feedback.log import FeedbackLog, FeedbackLogError
-from smartreco.paths import project_root
+from smartreco.processes import ReadyFileProcess, rest_host_port
 
 
-class Executor:
+class Executor(ReadyFileProcess):
     """One ``python -m inference_graph.executor`` process on free loopback ports."""
 
     def __init__(self, workdir: Path, log_dir: Path, overrides: dict, env: dict[str, str], python: str) -> None:
-        self.ready = workdir / f"ready-{time.monotonic_ns()}.json"
-        cmd = [
-            python, "-m", "inference_graph.executor", "--in-process", "--port", "0", "--grpc-port", "0",
-            "--cache", "off", "--no-push", "--feedback-log", str(log_dir), "--ready-file", str(self.ready),
-            "--set", json.dumps(overrides), "--log-dir", str(workdir / "logs"),
-            "--graph-state", str(workdir / "graph-state.sqlite"),
-        ]  # fmt: skip
-        root = str(project_root())
-        full_env = {**os.environ, **env, "PYTHONUNBUFFERED": "1"}
-        full_env["PYTHONPATH"] = os.pathsep.join(p for p in (root, full_env.get("PYTHONPATH", "")) if p)
-        self.stderr = open(workdir / "executor.stderr", "ab")  # noqa: SIM115 - closed in wait()
-        self.proc = subprocess.Popen(cmd, cwd=root, env=full_env, stdout=subprocess.DEVNULL, stderr=self.stderr)
+        args = ["--in-process", "--port", "0", "--grpc-port", "0", "--cache", "off", "--no-push",
+                "--feedback-log", str(log_dir), "--set", json.dumps(overrides), "--log-dir", str(workdir / "logs"),
+                "--graph-state", str(workdir / "graph-state.sqlite")]  # fmt: skip
+        super().__init__("inference_graph.executor", args, workdir, name="executor", python=python, env=env)
 
-    def wait_ready(self, timeout: float) -> tuple[str, int]:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"executor exited with {self.proc.returncode} before it was ready")
-            if self.ready.exists():
-                try:
-                    rest = json.loads(self.ready.read_text())["rest"]
-                except (ValueError, KeyError):
-                    time.sleep(0.05)
-                    continue
-                host, port = rest.removeprefix("http://").split(":")
-                return host, int(port)
-            time.sleep(0.05)
-        self.kill()
-        raise TimeoutError(f"executor not ready after {timeout:.0f} s")
-
-    def kill(self, sig: int = signal.SIGKILL) -> None:
-        if self.proc.poll() is None:
-            os.kill(self.proc.pid, sig)
-        self.wait()
-
-    def wait(self) -> int:
-        rc = self.proc.wait(timeout=60)
-        self.stderr.close()
-        return rc
+    def wait_rest(self, timeout: float) -> tuple[str, int]:
+        return rest_host_port(self.wait_ready(timeout))
 
 
 def _feedback_body(i: int) -> dict:
@@ -155,9 +121,9 @@ def run_executor_crash(
     log_dir = workdir / "feedback"
     python = python or sys.executable
     ex = Executor(workdir, log_dir, overrides, env, python)
-    host, port = ex.wait_ready(startup_timeout)
+    host, port = ex.wait_rest(startup_timeout)
     load = _Load(host, port, n_feedback, predict_every)
-    trial = kill_under_load(ex.proc.pid, load, concurrency, kill_after)
+    trial = kill_under_load(ex.pid, load, concurrency, kill_after)
     rc = ex.wait()
 
     reopened = _reopen(log_dir)  # recovery: truncates a torn tail
@@ -184,7 +150,7 @@ def _resend(
     """Restart on the same log and retry every id that was sent: acked ones must be duplicates."""
     ex = Executor(workdir, log_dir, overrides, env, python)
     try:
-        host, port = ex.wait_ready(startup_timeout)
+        host, port = ex.wait_rest(startup_timeout)
         retry = _Load(host, port, 0, 0)
         retry.run(concurrency, resend_ids(before))
     finally:

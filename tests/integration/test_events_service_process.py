@@ -22,7 +22,7 @@ from smartreco.feedback import read_dataset  # noqa: E402
 def test_client_contract_against_the_running_service(tmp_path):
     svc = EventService(tmp_path, tmp_path / "events")
     try:
-        client = EventClient(svc.wait_ready(60), timeout_s=10)
+        client = EventClient(svc.wait_url(60), timeout_s=10)
         ack = client.append_feedback(feedback_body(1))
         assert (ack.id, ack.duplicate) == ("crash-1", False)
         assert client.append_feedback(feedback_body(1)).duplicate is True
