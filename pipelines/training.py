@@ -29,6 +29,7 @@ from components.train_cf.component import train_cf
 from components.train_hybrid.component import train_hybrid
 from components.validate.component import validate
 from pipelines.tasks import configure_task
+from smartreco.models import served
 
 PIPELINE_NAME = "smartreco-training"
 
@@ -69,9 +70,9 @@ def training_pipeline(
     source: str = "movielens",
     sample_users: int = 0,
     seed: int = 7,
-    embedding_dim: int = 64,
-    epochs: int = 10,
-    content_encoder: str = "minilm+tfidf+numeric",
+    embedding_dim: int = served.CF_FACTORS,
+    epochs: int = served.CF_MAX_EPOCHS,
+    content_encoder: str = served.CONTENT_ENCODER,
     embedding_cache_dir: str = "",
     online_store: str = "sqlite",
     eval_models: str = "hybrid,mostpop,ease",

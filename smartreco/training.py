@@ -25,13 +25,14 @@ import pandas as pd
 from smartreco.data import columns as C
 from smartreco.data.canonical import CanonicalData
 from smartreco.errors import DataError
+from smartreco.models import served
 from smartreco.models.base import TrainData
 
 #: what `smartreco train` and the pipeline's evaluate step run by default: the hybrid, the promotion floor
 #: (MostPopular) and the strongest peer (EASE on MovieLens and synthetic)
 DEFAULT_EVAL_MODELS: tuple[str, ...] = ("hybrid", "mostpop", "ease")
 #: content encoders by name; the first is the served default (see smartreco.models.content.content_encoder)
-ENCODERS = ("minilm+tfidf+numeric", "hashed", "minilm")
+ENCODERS = (served.CONTENT_ENCODER, "hashed", "minilm")
 DEFAULT_ENCODER = ENCODERS[0]
 
 
@@ -82,14 +83,16 @@ def _canonical_encoder(name: str) -> str:
 
 
 # ------------------------------------------------------------------------------------------- steps
-def train_cf(data: CanonicalData, out_dir: Path | str, n_factors: int = 64, *, backend: str = "lightning",
-             epochs: int | None = None, seed: int = 42, train_on: str = "auto") -> dict:
+def train_cf(data: CanonicalData, out_dir: Path | str, n_factors: int = served.CF_FACTORS, *,
+             backend: str = "lightning", epochs: int | None = None, seed: int = served.CF_SEED,
+             train_on: str = served.CF_TRAIN_ON) -> dict:
     """Standalone CF retriever on all data, in the serving_math layout (factors + ids, and for the
     Lightning backend an ONNX scorer a torch-free node can run).
 
     ``lightning``: the PyTorch Lightning MF of :mod:`smartreco.models.cf` (sampled softmax, early
     stopping on a temporal validation split), exported with :func:`smartreco.models.onnx_export.export_cf`;
-    ``train_on`` = "auto" picks positives-only or all interactions on that validation split.
+    ``train_on`` = "auto" picks positives-only or all interactions on that validation split; ``epochs``
+    (default: the served cap, :data:`smartreco.models.served.CF_MAX_EPOCHS`) caps the early-stopped fit.
     ``svd``: PureSVD, the hybrid's internal CF backend (exact fold-in, seconds to fit).
     """
     from smartreco.models import serving_math as SM
@@ -102,9 +105,8 @@ def train_cf(data: CanonicalData, out_dir: Path | str, n_factors: int = 64, *, b
         from smartreco.models.cf import CFConfig, CFRecommender
         from smartreco.models.onnx_export import export_cf
 
-        config = CFConfig(dim=n_factors, seed=seed, progress=False, train_on=train_on).check()
-        if epochs:
-            config.max_epochs = int(epochs)
+        config = CFConfig(dim=n_factors, seed=seed, progress=False, train_on=train_on,
+                          max_epochs=int(epochs or served.CF_MAX_EPOCHS)).check()
         model = CFRecommender(config).fit(train)
         export_cf(model, out)
         info = {"model": "lightning-mf", "factors": int(n_factors), "fold_in": "ls", "train_on": model.train_on,

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -13,7 +14,10 @@ from smartreco.data.canonical import CanonicalData
 from smartreco.evaluation import metrics as M
 from smartreco.evaluation.evaluator import EvaluationResult, Evaluator, evaluate_models, peer_comparisons
 from smartreco.evaluation.split import temporal_split, validation_split
+from smartreco.models.base import Recommender
+from smartreco.models.hybrid import HybridRanker
 from smartreco.models.registry import PEERS, build_models
+from smartreco.models.served import cf_artifacts, served_cf
 
 
 def run_evaluation(
@@ -34,7 +38,7 @@ def run_evaluation(
     choices can be tuned without reading the test split; the result says which split it read."""
     models, skipped = build_models(model_names, warn=warn)
     if hybrid_config and "hybrid" in models:  # e.g. {"cf_backend": "svd"}: a non-default hybrid, said so below
-        from smartreco.models.hybrid import HybridConfig, HybridRanker
+        from smartreco.models.hybrid import HybridConfig
 
         models["hybrid"] = HybridRanker(HybridConfig(**hybrid_config))
     split = temporal_split(data.interactions)
@@ -44,14 +48,16 @@ def run_evaluation(
     hybrid = models.get("hybrid")
     if ablation and hybrid is not None:
         hybrid.keep_ranking_rows = True
+    models, on_fitted, hybrid_cf = _served_cf_for_hybrid(models, evaluator)
     result = evaluate_models(
-        evaluator, models, skipped=skipped, peers=PEERS,
+        evaluator, models, skipped=skipped, peers=PEERS, on_fitted=on_fitted,
         extra_protocol={
             "source": data.source,
             "models_requested": list(model_names) if model_names else "all registered",
             "models_run": list(models),
             "evaluated_split": "validation (inside train; test not read)" if validation else "test",
             "hybrid_config_overrides": dict(hybrid_config or {}),
+            "hybrid_cf": hybrid_cf,
         },
     )
     recall = peer_comparisons(result.models, PEERS, metric=M.RECALL)
@@ -69,6 +75,34 @@ def run_evaluation(
         "rule": "each reported configuration scored once against the held-out targets",
     }
     return result
+
+
+def _served_cf_for_hybrid(models: dict[str, Recommender], evaluator: Evaluator
+                          ) -> tuple[dict[str, Recommender], Callable | None, str]:
+    """Give the hybrid the standalone Lightning CF the pipeline gives it (train_cf -> train_hybrid).
+
+    Why: the bundle's final-window CF is train_cf's model, not a refit inside the hybrid, so the scored
+    hybrid must be built the same way to be the served one; and the CF, the slowest part, is then fitted
+    once for both. With ``cf`` among the models it is scored first (its own row) and handed over; without
+    it, the served CF recipe is fitted on the same train (timed into the hybrid's fit) and not scored.
+    Returns the models in run order, the hand-over hook and a line for the protocol."""
+    hybrid = models.get("hybrid")
+    if not isinstance(hybrid, HybridRanker) or hybrid.cf_model is not None or hybrid.config.cf_backend != "lightning":
+        return models, None, "refit inside the hybrid" if hybrid is not None else "no hybrid"
+    if "cf" not in models:
+        t0 = time.perf_counter()
+        hybrid.cf_model = cf_artifacts(served_cf().fit(evaluator.train_data))
+        seconds = time.perf_counter() - t0
+        return models, None, (f"served CF recipe (smartreco.models.served) fitted on the same train in "
+                              f"{seconds:.1f} s (not in the hybrid's fit_seconds), given to the hybrid")
+    order = [n for n in models if n != "cf"]
+    order.insert(order.index("hybrid"), "cf")
+
+    def hand_over(name: str, model: Recommender) -> None:
+        if name == "cf":
+            hybrid.cf_model = cf_artifacts(model)
+
+    return {n: models[n] for n in order}, hand_over, "the standalone `cf` row's fitted model, given to the hybrid"
 
 
 def _jsonable(value: object) -> object:

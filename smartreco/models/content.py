@@ -37,6 +37,7 @@ class ContentConfig:
     w_text: float = 1.0  # MiniLM block
     w_tfidf: float = 1.0  # TF-IDF (+SVD) block
     w_numeric: float = 0.1  # price / year / popularity block
+    numeric_popularity: bool = True  # log popularity in the numeric block (the served encoder leaves it out)
     svd_dim: int = 128
     half_life: float = 10.0  # recency half-life of the profile, in interactions
     use_text_embeddings: bool = True
@@ -152,6 +153,8 @@ class ContentRecommender(Recommender):
         items = items.rename_axis(C.ITEM_ID).reset_index()
         items[C.TITLE] = items[C.TITLE].fillna("")
         popularity = np.asarray((data.matrix.matrix > 0).sum(axis=0)).ravel()
+        if not self.config.numeric_popularity:
+            popularity = None
         self.item_ids = item_ids
         self.item_vectors = self.build_item_vectors(items, popularity)
         self.user_ids = pd.Index(data.matrix.user_ids)

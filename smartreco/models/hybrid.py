@@ -25,6 +25,7 @@ from tqdm.auto import tqdm
 from smartreco.data import columns as C
 from smartreco.data.canonical import positive_mask
 from smartreco.models import hybrid_features as F
+from smartreco.models import served
 from smartreco.models.base import InteractionMatrix, Recommender, TrainData
 from smartreco.models.item_stats import device_vocabulary, frame_batches, item_event_stats
 
@@ -37,7 +38,7 @@ class HybridConfig:
 
     label_fraction: float = 0.2  # later share of each user's train events the ranker learns labels from
     min_user_events: int = 5  # users with fewer train events give no labels (all history)
-    n_factors: int = 64  # CF (PureSVD) rank
+    n_factors: int = served.CF_FACTORS  # CF rank (Lightning MF or PureSVD)
     nbr_k: int = 100  # neighbours per item in the co-occurrence table
     nbr_method: str = "auto"  # cosine co-occurrence | ease (pruned EASE) | auto = ease up to ease_max_items
     nbr_shrink: float = 10.0
@@ -45,9 +46,9 @@ class HybridConfig:
     ease_max_items: int = 20_000  # pruned EASE only up to this many active items (dense Gram at training)
     all_interactions_table: bool = True  # a 2nd neighbour table over all interactions (a feature)
     cf_backend: str = "lightning"  # lightning (smartreco.models.cf MF, served) | svd (PureSVD, exact fold-in)
-    cf_train_on: str = "auto"  # lightning: positives | all | auto (on validation; a given CF model's choice wins)
-    cf_max_epochs: int = 60  # lightning: epoch cap of the first window's early-stopped fit
-    content: str = "minilm+tfidf+numeric"  # content encoder (smartreco.models.content.content_encoder) | hashed
+    cf_train_on: str = served.CF_TRAIN_ON  # lightning: positives | all | auto (on validation; a given CF model's choice wins)
+    cf_max_epochs: int = served.CF_MAX_EPOCHS  # lightning: epoch cap of the windows' early-stopped fit
+    content: str = served.CONTENT_ENCODER  # content encoder (smartreco.models.content.content_encoder) | hashed
     cb_dims: int = 256  # hashed content vector size when no content model is given
     k_cf: int = 100
     k_cooc: int = 100

@@ -43,8 +43,9 @@ MODEL_FACTORIES: dict[str, Callable[..., Recommender]] = {
     "ease": lazy("smartreco.models.baselines:EASE"),
     "als": lazy("smartreco.models.baselines:ALS"),
     "hybrid": lazy("smartreco.models.hybrid:HybridRanker"),
-    "cf": lazy("smartreco.models.cf:make_cf"),
-    "cb": lazy("smartreco.models.content:make_cb"),
+    # the standalone CF and CB exactly as the bundle serves them (smartreco.models.served: one recipe)
+    "cf": lazy("smartreco.models.served:served_cf"),
+    "cb": lazy("smartreco.models.served:served_cb"),
 }
 
 #: the peers every evaluation reports (ARCHITECTURE §5; smartreco.evaluation.evaluator.BASELINE_PEERS)
