@@ -46,7 +46,7 @@ class HybridConfig:
     ease_max_items: int = 20_000  # pruned EASE only up to this many active items (dense Gram at training)
     all_interactions_table: bool = True  # a 2nd neighbour table over all interactions (a feature)
     cf_backend: str = "lightning"  # lightning (smartreco.models.cf MF, served) | svd (PureSVD, exact fold-in)
-    cf_train_on: str = served.CF_TRAIN_ON  # lightning: positives | all | auto (on validation; a given CF model's choice wins)
+    cf_train_on: str = served.CF_TRAIN_ON  # lightning: positives | all | auto (validation; a given CF model's wins)
     cf_max_epochs: int = served.CF_MAX_EPOCHS  # lightning: epoch cap of the windows' early-stopped fit
     content: str = served.CONTENT_ENCODER  # content encoder (smartreco.models.content.content_encoder) | hashed
     cb_dims: int = 256  # hashed content vector size when no content model is given
