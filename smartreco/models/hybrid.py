@@ -380,7 +380,8 @@ class HybridRanker(Recommender):
             raise DataError("hybrid: no user has enough train events to cut a label window")
         x, y, groups, users, src = (np.concatenate([f[i] for f in folds]) for i in range(5))
         if getattr(self, "keep_ranking_rows", False):  # the ablation retrains the ranker on subsets
-            self.ranking_rows = {"x": x, "y": y, "groups": groups, "users": users, "sources": src}
+            fold = np.concatenate([np.full(len(f[1]), i, dtype=np.int8) for i, f in enumerate(folds)])
+            self.ranking_rows = {"x": x, "y": y, "groups": groups, "users": users, "sources": src, "fold": fold}
         self.booster, self.fit_info = _train_ranker(x, y, groups, users, cfg)
         self.fit_info["folds"] = len(folds)
         # retrievers refitted on all of train for scoring and serving (the given CF model when there is one)
