@@ -34,6 +34,8 @@ LAYERS: dict[str, int] = {
     # 5 steps: what a pipeline step or a deploy does (tracking/registry, training, batch, promotion, images)
     "smartreco.tracking": 5, "smartreco.training": 5, "smartreco.batch": 5, "smartreco.promotion": 5,
     "smartreco.deploy": 5, "smartreco.containers": 5,
+    # the cluster rehearsal runs rendered manifests on the engine (containers) - a deploy-time step
+    "smartreco.rehearse": 5,
     # 6 the graph: Seldon nodes and the local executor
     "inference_graph": 6,
     # 7 on top: command line, web app, KFP components and pipelines

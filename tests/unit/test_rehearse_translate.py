@@ -1,0 +1,307 @@
+"""The rehearsal's translation of rendered objects into pods (smartreco/rehearse), on the real rendered overlays:
+what the kubelet would do with each field is what the container specs and ``docker run`` arguments say."""
+
+from __future__ import annotations
+
+import json
+import stat
+from pathlib import Path
+
+import pytest
+
+from smartreco.rehearse import docker_args, patches, public_images, render, secrets, seldon, translate
+from smartreco.rehearse.translate import TranslationError
+
+pytestmark = [pytest.mark.unit]
+
+
+@pytest.fixture(scope="module")
+def rendered(manifest_tools) -> dict[str, list[dict]]:  # noqa: ARG001 - the fixture gates on kubectl
+    return {ov: render.load_objects(render.render(ov)) for ov in render.OVERLAYS}
+
+
+def _plan(objects: list[dict], replicas: int | None = None, models_patch: bool = False):
+    made = secrets.generate(secrets.referenced(objects))
+    patched, notes = patches.object_store_to_volume(objects)
+    plan = translate.translate(patched, made, rehearsal="rh", replicas=replicas, models_patch=models_patch)
+    return plan, made, notes
+
+
+# ------------------------------------------------------------------------------------------ expansion
+@pytest.mark.parametrize(
+    ("text", "want"),
+    [
+        ("$(A)", "1"),
+        ("x$(A)y$(B)", "x1y2"),
+        ("$(MISSING)", "$(MISSING)"),  # undefined: kept as written
+        ("$$(A)", "$(A)"),  # $$ escapes
+        ("cost $5", "cost $5"),
+        ("tail $", "tail $"),
+        ("$(A", "$(A"),
+        ("postgresql://$(A):$(B)@h/db", "postgresql://1:2@h/db"),
+    ],
+)
+def test_expand_follows_kubernetes(text: str, want: str) -> None:
+    assert translate.expand(text, {"A": "1", "B": "2"}) == want
+
+
+def test_quantities() -> None:
+    assert translate.cpus("500m") == "0.5"
+    assert translate.cpus("2") == "2"
+    assert translate.memory_bytes("1Gi") == str(2**30)
+    assert translate.memory_bytes("512Mi") == str(512 * 2**20)
+    assert translate.memory_bytes("1G") == str(10**9)
+
+
+# --------------------------------------------------------------------------------------- environment
+def _container(**kw) -> dict:
+    return {"name": "c", "image": "img", **kw}
+
+
+def test_env_precedence_and_dependent_values() -> None:
+    lookup = translate.Lookup(
+        {"one": {"X": "from-one", "Y": "y1"}, "two": {"X": "from-two", "bad key": "v"}}, {"s": {"pw": "secret"}}
+    )
+    c = _container(
+        envFrom=[
+            {"configMapRef": {"name": "one"}},
+            {"configMapRef": {"name": "two"}},
+            {"secretRef": {"name": "absent", "optional": True}},
+            {"prefix": "P_", "secretRef": {"name": "s"}},
+        ],
+        env=[
+            {"name": "Y", "value": "env-wins"},
+            {"name": "Z", "value": "$(Y)-$(X)-$(NOPE)"},
+            {"name": "PW", "valueFrom": {"secretKeyRef": {"name": "s", "key": "pw"}}},
+            {"name": "POD", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}},
+        ],
+    )
+    env = translate.container_env(c, lookup, {"metadata.name": "p-0"}, {"BASE": "b", "X": "base"}, "t")
+    assert env["X"] == "from-two"  # the later envFrom source wins, over the Service links too
+    assert env["Y"] == "env-wins"  # env wins over envFrom
+    assert env["Z"] == "env-wins-from-two-$(NOPE)"
+    assert env["P_pw"] == "secret" and env["PW"] == "secret" and env["POD"] == "p-0" and env["BASE"] == "b"
+    assert "bad key" not in env
+
+
+def test_missing_sources_fail_as_the_kubelet_would() -> None:
+    lookup = translate.Lookup({"cm": {"k": "v"}}, {})
+    with pytest.raises(TranslationError, match="ConfigMap 'nope' does not exist"):
+        translate.container_env(_container(envFrom=[{"configMapRef": {"name": "nope"}}]), lookup, {}, {}, "t")
+    with pytest.raises(TranslationError, match="has no key 'x'"):
+        translate.container_env(
+            _container(env=[{"name": "A", "valueFrom": {"configMapKeyRef": {"name": "cm", "key": "x"}}}]),
+            lookup,
+            {},
+            {},
+            "t",
+        )
+    optional = _container(
+        env=[{"name": "A", "valueFrom": {"secretKeyRef": {"name": "s", "key": "x", "optional": True}}}]
+    )
+    assert "A" not in translate.container_env(optional, lookup, {}, {}, "t")
+
+
+def test_root_where_non_root_is_required_is_refused() -> None:
+    pod = {"securityContext": {"runAsNonRoot": True, "runAsUser": 0}, "containers": [_container()]}
+    with pytest.raises(TranslationError, match="runAsNonRoot"):
+        translate.make_pod("p-0", "Deployment/p", {"spec": pod}, translate.Lookup({}, {}), "rh", "ns", {})
+
+
+def test_unknown_volume_kind_and_mount_are_refused() -> None:
+    lookup = translate.Lookup({}, {})
+    pod = {"containers": [_container()], "volumes": [{"name": "h", "hostPath": {"path": "/"}}]}
+    with pytest.raises(TranslationError, match="hostPath"):
+        translate.make_pod("p-0", "Deployment/p", {"spec": pod}, lookup, "rh", "ns", {})
+    pod = {"containers": [_container(volumeMounts=[{"name": "gone", "mountPath": "/x"}])]}
+    with pytest.raises(TranslationError, match="no volume 'gone'"):
+        translate.make_pod("p-0", "Deployment/p", {"spec": pod}, lookup, "rh", "ns", {})
+
+
+def test_service_links_env() -> None:
+    svc = translate.ServiceSpec("feast-feature-server", [{"name": "http", "port": 6566}], {})
+    env = translate.service_link_env([svc])
+    assert env["FEAST_FEATURE_SERVER_SERVICE_HOST"] == "feast-feature-server"
+    assert env["FEAST_FEATURE_SERVER_SERVICE_PORT"] == "6566"
+    assert env["FEAST_FEATURE_SERVER_PORT"] == "tcp://feast-feature-server:6566"
+    assert env["FEAST_FEATURE_SERVER_PORT_6566_TCP_ADDR"] == "feast-feature-server"
+    assert env["FEAST_FEATURE_SERVER_SERVICE_PORT_HTTP"] == "6566"
+    pod = {"enableServiceLinks": False, "containers": [_container()]}
+    made = translate.make_pod("p-0", "Deployment/p", {"spec": pod}, translate.Lookup({}, {}), "rh", "ns", env)
+    assert "FEAST_FEATURE_SERVER_SERVICE_HOST" not in made.containers[0].env
+
+
+# ------------------------------------------------------------------------------------ real overlays
+def test_every_rendered_object_is_run_read_or_listed(rendered) -> None:
+    for overlay, objects in rendered.items():
+        plan, _, _ = _plan(objects)
+        listed = {o for o, _ in plan.not_rehearsed}
+        ran = {p.workload for p in plan.pods}
+        for obj in objects:
+            ident = f"{obj['kind']}/{obj['metadata']['name']}"
+            assert obj["kind"] in translate.READ_KINDS or ident in listed or ident in ran, (overlay, ident)
+        assert {"CronJob/smartreco-drift", "CronJob/smartreco-events-archive"} <= listed
+        assert all("not" in why for _, why in plan.not_rehearsed)
+        assert {
+            "Deployment/mlflow",
+            "Deployment/feast-feature-server",
+            "Deployment/smartreco-events",
+            "Deployment/smartreco-web",
+            "StatefulSet/redis",
+            "StatefulSet/postgres",
+            "SeldonDeployment/smartreco",
+        } == ran
+
+
+def test_redis_statefulset(rendered) -> None:
+    plan, made, _ = _plan(rendered["local"])
+    pod = plan.pod("redis-0")
+    (c,) = pod.containers
+    assert c.manifest_image == "redis:7.2-alpine" and c.image == public_images.PUBLIC_IMAGES["redis:7.2-alpine"].local
+    assert c.command is None  # the image's ENTRYPOINT (redis-server) takes the args
+    assert c.args[:2] == ["--requirepass", made["smartreco-redis"]["password"]]  # $(REDIS_PASSWORD) expanded
+    assert "--appendfsync" in c.args and c.args[c.args.index("--appendfsync") + 1] == "always"
+    assert (c.user, c.group, c.groups, c.run_as_non_root) == (999, 999, [999], True)
+    assert c.read_only_root and c.no_new_privileges and c.cap_drop == ["ALL"]
+    assert (c.cpu_limit, c.memory_limit, c.requests) == ("1", str(2**30), {"cpu": "100m", "memory": "256Mi"})
+    assert c.readiness.kind == "exec" and "redis-cli" in c.readiness.command[-1]
+    assert c.liveness.kind == "tcp" and c.liveness.port == 6379  # the named port resolved
+    assert pod.volumes["data"].kind == "pvc" and pod.volumes["data"].docker_volume == "rh-data-redis-0"
+    assert set(pod.aliases) == {"redis", "redis.smartreco", "redis.smartreco.svc", "redis.smartreco.svc.cluster.local"}
+
+
+def test_mlflow_backend_uri_and_object_store_patch(rendered) -> None:
+    plan, made, notes = _plan(rendered["local"])
+    (c,) = plan.pod("mlflow-0").containers
+    pg = made["smartreco-postgres"]
+    assert c.command == ["mlflow", "server"]
+    assert c.args[1] == f"postgresql://{pg['username']}:{pg['password']}@postgres:5432/mlflow"
+    dest = c.args[c.args.index("--artifacts-destination") + 1]
+    assert dest == f"{patches.OBJECT_STORE_MOUNT}/smartreco-mlflow/artifacts"
+    assert any(m.path == patches.OBJECT_STORE_MOUNT for m in c.mounts)
+    assert c.env["AWS_SECRET_ACCESS_KEY"] == made["smartreco-object-store"]["AWS_SECRET_ACCESS_KEY"]
+    assert c.readiness == translate.Probe("http", 5000, "/health", period_s=10.0)
+    assert any("not Kubernetes-rehearsed" in n for n in notes)
+    vol = plan.pod("mlflow-0").volumes[patches.OBJECT_STORE_CLAIM]
+    assert vol.kind == "pvc" and vol.docker_volume == f"rh-pvc-{patches.OBJECT_STORE_CLAIM}"
+
+
+def test_feast_env_and_configmap_volume(rendered) -> None:
+    plan, made, _ = _plan(rendered["local"])
+    pod = plan.pod("feast-feature-server-0")
+    (c,) = pod.containers
+    assert c.env["REDIS_PASSWORD"] == made["smartreco-redis"]["password"]
+    assert c.env["SMARTRECO_REDIS_URL"] == "redis:6379"  # envFrom smartreco-config
+    assert c.env["FEAST_REGISTRY_PATH"].startswith(patches.OBJECT_STORE_MOUNT)
+    assert c.env["REDIS_SERVICE_HOST"] == "redis"  # Service links, as the kubelet injects them
+    files = dict(pod.volumes["repo"].files)
+    assert "feature_store.yaml" in files and "${FEAST_REGISTRY_PATH}" in files["feature_store.yaml"]
+    assert any(m.volume == "repo" and m.read_only and m.path == "/feast" for m in c.mounts)
+    assert pod.volumes["tmp"] == translate.Volume("tmp", "emptyDir", "rh-feast-feature-server-0-tmp")
+
+
+def test_events_get_the_state_secret_and_the_claim(rendered) -> None:
+    plan, made, _ = _plan(rendered["local"])
+    events, web = plan.pod("smartreco-events-0"), plan.pod("smartreco-web-0")
+    assert events.containers[0].env["SMARTRECO_STATE"] == made["smartreco-state"]["SMARTRECO_STATE"]
+    assert made["smartreco-redis"]["password"] in made["smartreco-state"]["SMARTRECO_STATE"]
+    assert events.volumes["events"].docker_volume == web.volumes["events"].docker_volume == "rh-pvc-smartreco-events"
+    assert events.containers[0].readiness == translate.Probe("http", 8080, "/health/ready", period_s=5.0)
+    assert any("Service/smartreco-web: port 80" in n for n in plan.notes)  # not remapped, said so
+
+
+def test_seldon_predictor_pod(rendered) -> None:
+    objects = rendered["local"]
+    sdep = next(o for o in objects if o["kind"] == "SeldonDeployment")
+    plan, _, _ = _plan(objects)
+    pod = plan.pod("smartreco-default-0")
+    nodes = {n["name"]: n for n in seldon.graph_nodes(sdep["spec"]["predictors"][0]["graph"])}
+    names = [c.name for c in pod.containers]
+    assert names[-1] == seldon.EXECUTOR and set(names[:-1]) == set(nodes)
+    assert [c.name for c in pod.init_containers] == [seldon.MODEL_FETCH]
+    for c in pod.containers[:-1]:
+        assert c.env["PREDICTIVE_UNIT_ID"] == c.name
+        assert json.loads(c.env["PREDICTIVE_UNIT_PARAMETERS"]) == nodes[c.name].get("parameters", [])
+        assert c.env["SELDON_DEPLOYMENT_ID"] == "smartreco" and c.env["PREDICTOR_ID"] == "default"
+        assert c.env["SMARTRECO_EVENTS_URL"] == "http://smartreco-events:8080"  # smartreco-node-env
+        assert c.command is None and c.args is None  # the serving image's CMD runs seldon-core-microservice
+        assert c.readiness.kind == "http" and c.readiness.path == "/health/status"
+    executor = pod.containers[-1]
+    assert executor.image == sdep["spec"]["predictors"][0]["componentSpecs"][0]["spec"]["containers"][0]["image"]
+    assert executor.command == ["python", "-m", "inference_graph.executor"]
+    assert "--attach" in executor.args and executor.args[executor.args.index("--port") + 1] == str(seldon.REST_PORT)
+    assert executor.env["SELDON_LOG_LEVEL"] == "INFO"  # svcOrchSpec.env
+    assert executor.memory_limit == str(512 * 2**20)  # svcOrchSpec.resources
+    graph_file = dict(pod.volumes["seldon-rehearsal-graph"].files)[seldon.GRAPH_FILE]
+    patched = next(o for o in patches.object_store_to_volume(objects)[0] if o["kind"] == "SeldonDeployment")
+    assert json.loads(graph_file) == patched  # the executor reads the rendered SeldonDeployment (+ the S3 patch)
+    assert "smartreco-default" in pod.aliases and "smartreco-default.smartreco.svc.cluster.local" in pod.aliases
+    svc = next(s for s in plan.services if s.name == "smartreco-default")
+    assert svc.pods == ["smartreco-default-0"]
+    assert plan.pod("smartreco-default-0").volumes["models"].docker_volume == "rh-smartreco-default-0-models"
+
+
+def test_models_patch_drops_model_fetch_and_says_so(rendered) -> None:
+    plan, _, _ = _plan(rendered["local"], models_patch=True)
+    assert plan.pod("smartreco-default-0").init_containers == []
+    assert any("model-fetch" in n and "rehearsal patch" in n for n in plan.notes)
+
+
+def test_replicas_override(rendered) -> None:
+    plan, _, _ = _plan(rendered["production"], replicas=2)
+    names = [p.name for p in plan.pods]
+    assert {"smartreco-default-0", "smartreco-default-1", "smartreco-web-1", "mlflow-1"} <= set(names)
+    assert "redis-1" not in names and "postgres-1" not in names  # StatefulSets keep their replicas
+    a, b = plan.pod("smartreco-default-0"), plan.pod("smartreco-default-1")
+    assert a.volumes["tmp"].docker_volume != b.volumes["tmp"].docker_volume  # emptyDir: one per pod
+    svc = next(s for s in plan.services if s.name == "smartreco-default")
+    assert svc.pods == ["smartreco-default-0", "smartreco-default-1"]
+
+
+# ------------------------------------------------------------------------------------------- secrets
+def test_secrets_referenced_generated_and_kept_private(rendered, tmp_path: Path) -> None:
+    refs = secrets.referenced(rendered["local"])
+    assert set(refs) == {"smartreco-redis", "smartreco-postgres", "smartreco-object-store", "smartreco-state"}
+    assert refs["smartreco-postgres"] == {"username", "password"}
+    one, two = secrets.generate(refs), secrets.generate(refs)
+    assert one["smartreco-redis"]["password"] != two["smartreco-redis"]["password"]  # fresh per rehearsal
+    path = secrets.write(tmp_path / "rh", one)
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600 and stat.S_IMODE(path.parent.stat().st_mode) == 0o700
+    with pytest.raises(secrets.SecretError, match="no recipe"):
+        secrets.generate({"other": set()})
+    with pytest.raises(secrets.SecretError, match="key 'token'"):
+        secrets.generate({"smartreco-redis": {"token"}})
+
+
+# --------------------------------------------------------------------------------------- docker args
+def test_docker_args_of_a_pod(rendered, tmp_path: Path) -> None:
+    plan, made, _ = _plan(rendered["local"])
+    pod = plan.pod("redis-0")
+    pause = docker_args.pause_run(plan, pod)
+    assert pause[pause.index("--network") + 1] == "rh" and pause[pause.index("--hostname") + 1] == "redis-0"
+    assert [pause[i + 1] for i, a in enumerate(pause) if a == "--network-alias"] == pod.aliases
+    args, env = docker_args.container_run(plan, pod, pod.containers[0], {})
+    assert args[args.index("--network") + 1] == "container:rh-redis-0"
+    assert args[args.index("--user") + 1] == "999:999" and args[args.index("--group-add") + 1] == "999"
+    assert "--read-only" in args and args[args.index("--cap-drop") + 1] == "ALL"
+    assert "type=volume,source=rh-data-redis-0,target=/data" in args
+    assert args[args.index("--restart") + 1] == "always"
+    image_at = args.index(pod.containers[0].image)
+    assert args[image_at + 1 :] == pod.containers[0].args and "--entrypoint" not in args
+    # values reach docker through its environment, never its argv (ps shows argv)
+    password = made["smartreco-redis"]["password"]
+    assert all(password not in a for a in args[:image_at]) and env["REDIS_PASSWORD"] == password
+    assert f"{docker_args.LABEL}=rh" in args
+
+
+def test_docker_args_command_configmap_and_init(rendered, tmp_path: Path) -> None:
+    plan, _, _ = _plan(rendered["local"])
+    feast = plan.pod("feast-feature-server-0")
+    args, _ = docker_args.container_run(plan, feast, feast.containers[0], {"repo": tmp_path / "repo"})
+    entry = args.index("--entrypoint")
+    assert args[entry + 1] == "feast" and args[entry + 2] == feast.containers[0].image
+    assert args[entry + 3 : entry + 5] == ["-c", "/feast"]
+    assert f"type=bind,source={tmp_path / 'repo'},target=/feast,readonly" in args
+    graph = plan.pod("smartreco-default-0")
+    init_args, _ = docker_args.container_run(plan, graph, graph.init_containers[0], {})
+    assert init_args[init_args.index("--restart") + 1] == "no"
