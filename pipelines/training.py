@@ -68,6 +68,7 @@ def _params_json(*values) -> str:
               "hybrid -> evaluate -> register (gate) -> deploy")
 def training_pipeline(
     source: str = "movielens",
+    events: str = "",
     sample_users: int = 0,
     seed: int = 7,
     embedding_dim: int = served.CF_FACTORS,
@@ -81,7 +82,9 @@ def training_pipeline(
     deploy_target: str = "auto",
     deploy_namespace: str = "",
 ) -> None:
-    """``embedding_dim``/``epochs``: the Lightning CF's factors and epoch cap (early stopping may end
+    """``events``: the serving graph's event log (a segment folder, or the shared ``redis://`` stream): what
+    users did with served answers joins ``source``'s interactions (empty: the source only);
+    ``embedding_dim``/``epochs``: the Lightning CF's factors and epoch cap (early stopping may end
     sooner); ``eval_models``: evaluated with the hybrid (MostPopular
     is the promotion floor and must stay); ``sample_users`` > 0 trains on that many random users (tests,
     smoke runs); ``gate_min_ndcg`` is an
@@ -93,7 +96,7 @@ def training_pipeline(
     ``hashed`` for smoke runs);
     ``deploy_target``: auto | local | cluster; ``embedding_cache_dir``: MiniLM
     vectors cached by content hash (local runs pass ``<runs>/embeddings``; empty = no cache)."""
-    ing = configure(ingest(source=source, sample_users=sample_users, seed=seed), "ingest")
+    ing = configure(ingest(source=source, events=events, sample_users=sample_users, seed=seed), "ingest")
     val = configure(validate(dataset=ing.outputs["dataset"]), "validate")
     feats = configure(build_features(dataset=ing.outputs["dataset"], embedding_cache_dir=embedding_cache_dir),
                       "build-features")

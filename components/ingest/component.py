@@ -1,4 +1,5 @@
-"""KFP component: load a source (movielens | synthetic | folder) into a folder of parquet tables."""
+"""KFP component: load a source (movielens | synthetic | folder), plus the served traffic's interactions
+from the event log when ``events`` names it, into a folder of parquet tables."""
 
 from kfp.dsl import Dataset, Metrics, Output
 
@@ -7,15 +8,22 @@ from components.common import component
 
 @component()
 def ingest(
-    source: str, dataset: Output[Dataset], metrics: Output[Metrics], sample_users: int = 0, seed: int = 7
+    source: str,
+    dataset: Output[Dataset],
+    metrics: Output[Metrics],
+    sample_users: int = 0,
+    seed: int = 7,
+    events: str = "",
 ) -> None:
-    """Tables land in ``dataset.path``; ``sample_users`` > 0 keeps that many random users (fast runs).
+    """Tables land in ``dataset.path``; ``sample_users`` > 0 keeps that many random users (fast runs);
+    ``events``: the graph's event log (segment folder or ``redis://`` stream) whose clicks / likes /
+    purchases join the interactions (metric ``rows_served_interactions``), so retraining learns from traffic.
 
     A user folder is copied as read (not canonicalised), so the validate step sees its problems."""
     from pathlib import Path
 
     from smartreco.validation.ingest import ingest_tables
 
-    counts = ingest_tables(source, Path(dataset.path), sample_users=sample_users, seed=seed)
+    counts = ingest_tables(source, Path(dataset.path), sample_users=sample_users, seed=seed, events=events)
     for name, n in counts.items():
         metrics.log_metric(f"rows_{name}", n)
