@@ -215,6 +215,10 @@ FEATURE_DATA = _declare("SMARTRECO_FEATURE_DATA", "path", None, "Offline feature
 SERVICES_DIR = _declare("SMARTRECO_SERVICES_DIR", "path", Path("/tmp/smartreco-services"), "Where "
                         "`scripts/services.sh start` records the local services it started (redis.url).",
                         ("cli", "scripts"), cluster="local")
+REHEARSAL_DIR = _declare("SMARTRECO_REHEARSAL_DIR", "path", lambda: Path.home() / ".cache" / "smartreco" / "rehearsal",
+                         "Folder of `smartreco rehearse` state, outside the repository: the generated Secrets "
+                         "(0600), ConfigMap files, the rendered objects, the last `up` summary.", ("cli",),
+                         cluster="local", default_doc="`~/.cache/smartreco/rehearsal`")
 
 # ------------------------------------------------------------------------------- features / stores
 FEATURE_SERVER = _declare("SMARTRECO_FEATURE_SERVER", "url", "http://127.0.0.1:6566", "Feast feature server "

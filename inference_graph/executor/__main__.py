@@ -22,6 +22,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--port", type=int, default=8000)
     ap.add_argument("--grpc-port", type=int, default=5000)
     ap.add_argument("--in-process", action="store_true", help="run the node classes in this process")
+    ap.add_argument("--attach", action="store_true",
+                    help="the nodes already run on 127.0.0.1 at their manifest ports (a pod's containers): start none")
+    ap.add_argument("--host", default="127.0.0.1", help="address the REST and gRPC fronts listen on")
     ap.add_argument("--containers", action="store_true", help="run each node as a container of the serving image")
     ap.add_argument("--image", help="with --containers: this image for every node (default: the manifest's)")
     ap.add_argument("--node-ports", choices=("manifest", "free"), default="manifest",
@@ -67,6 +70,8 @@ def main(argv: list[str] | None = None) -> int:
             port=args.port,
             grpc_port=args.grpc_port,
             in_process=args.in_process,
+            attach=args.attach,
+            host=args.host,
             containers=args.containers,
             container_image=args.image,
             container_ports=args.node_ports,

@@ -21,6 +21,7 @@ from typing import Any
 
 from aiohttp import web
 
+from inference_graph.executor.attached import AttachedGroup
 from inference_graph.executor.auth import load_token
 from inference_graph.executor.containers import ContainerGroup
 from inference_graph.executor.engine import GraphEngine
@@ -45,6 +46,9 @@ class ServeConfig:
     port: int = 0
     grpc_port: int = 0
     in_process: bool = False
+    # the nodes already run on this host's loopback at their manifest ports (a pod's containers): start none
+    attach: bool = False
+    host: str = "127.0.0.1"  # the address the REST and gRPC fronts listen on (0.0.0.0 in a pod)
     containers: bool = False  # each node a container of the serving image (ContainerGroup), not a process
     container_image: str | None = None  # None: each node's image from the manifest
     container_ports: str = "manifest"  # manifest (when free) | free
@@ -112,7 +116,7 @@ class LocalGraph:
         node_params["cache_ttl_s"] = cfg.cache_ttl_s
         override_parameters(self.graph, {"*": node_params})
         override_parameters(self.graph, cfg.overrides)
-        self.processes: ProcessGroup | ContainerGroup | None = None
+        self.processes: ProcessGroup | ContainerGroup | AttachedGroup | None = None
         self.engine: GraphEngine | None = None
         self.events: EventServiceProcess | None = None
         self.events_url: str | None = cfg.events_url
@@ -144,6 +148,10 @@ class LocalGraph:
         if cfg.in_process:
             os.environ.update(node_env)  # in-process nodes read their settings from this process
             transport: Any = InProcessTransport(self.graph.nodes())
+        elif cfg.attach:  # the pod's own node containers: wait for them as Seldon's executor does
+            self.processes = AttachedGroup(self.graph.nodes())
+            await asyncio.to_thread(self.processes.wait)
+            transport = RestTransport(self.processes.urls())
         else:
             self.processes = _launcher(cfg)(
                 self.graph.nodes(),
@@ -159,7 +167,15 @@ class LocalGraph:
             await asyncio.to_thread(self.processes.wait)
             transport = RestTransport(self.processes.urls())
         self.port = self.port or free_port()
-        if self.events_url:
+        if cfg.attach and any(n.logger for n in self.graph.nodes()):
+            # in a pod: each node's logger.url as the manifest gives it (a Service name), as Seldon's executor
+            self.request_logger = RequestLogger(
+                source=f"http://{cfg.host}:{self.port}",
+                deployment=self.graph.deployment,
+                predictor=self.graph.predictor,
+                namespace=self.graph.namespace,
+            )
+        elif self.events_url:
             self.request_logger = RequestLogger(
                 source=f"http://{LOOPBACK}:{self.port}",
                 deployment=self.graph.deployment,
@@ -173,13 +189,14 @@ class LocalGraph:
         self.grpc_port = self.grpc_port or free_port()
         self._runner = web.AppRunner(make_app(self.engine, token=token), access_log=None)
         await self._runner.setup()
-        await web.TCPSite(self._runner, LOOPBACK, self.port).start()
-        self._grpc = await start_grpc(self.engine, self.grpc_port, LOOPBACK, token=token)
+        await web.TCPSite(self._runner, cfg.host, self.port).start()
+        self._grpc = await start_grpc(self.engine, self.grpc_port, cfg.host, token=token)
         info = {
-            "rest": f"http://{LOOPBACK}:{self.port}",
-            "grpc": f"{LOOPBACK}:{self.grpc_port}",
+            "rest": f"http://{cfg.host}:{self.port}",
+            "grpc": f"{cfg.host}:{self.grpc_port}",
             "in_process": cfg.in_process,
-            "nodes_as": "in-process" if cfg.in_process else "containers" if cfg.containers else "processes",
+            "nodes_as": "in-process" if cfg.in_process else "containers" if cfg.containers
+            else "attached" if cfg.attach else "processes",
             "auth": "bearer" if token else "off",
             "events": self.events_url,
             "feedback_log": cfg.feedback_log if self.events is not None else None,

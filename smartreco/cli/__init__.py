@@ -47,6 +47,9 @@ def _register() -> None:
     from smartreco.cli import web
 
     cli.add_command(web.web)
+    from smartreco.cli import rehearse
+
+    cli.add_command(rehearse.rehearse)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -4,7 +4,8 @@ joined to it (``--network container:<pause>``), so a pod's containers share ``12
 
 Environment values never appear in the arguments: each variable is passed as ``--env NAME`` and its value
 through the ``docker`` process's own environment (:func:`container_run`'s second result), so generated
-passwords do not show in ``ps``."""
+passwords do not show in ``ps``. A Secret the manifest itself expands into ``args`` (``$(REDIS_PASSWORD)``,
+``$(PG_PASSWORD)``) is in the command line, as the kubelet puts it into the process's argv."""
 
 from __future__ import annotations
 

@@ -523,12 +523,14 @@ def translate(
     replicas: int | None = None,
     models_patch: bool = False,
     generation: str = "",
+    skip: frozenset[str] = frozenset(),
 ) -> Plan:
     """The pods, Services and notes of a rehearsal of ``objects`` (one namespace) with the generated
     ``secrets``; ``replicas`` replaces the Deployments' and predictors' replica counts (StatefulSets keep
     theirs: two copies of one database would not be a replica set); ``models_patch``: the graph pod's model
     volume is filled from a local folder instead of by its MLflow ``model-fetch`` init container; ``generation``:
-    a suffix of the predictor pods' names (``rehearse apply`` starts new pods next to the old ones)."""
+    a suffix of the predictor pods' names (``rehearse apply`` starts new pods next to the old ones); ``skip``:
+    workload names left out on request (listed as not rehearsed)."""
     from smartreco.rehearse import seldon  # the predictor's pod builds on this module's helpers
 
     namespaces = {
@@ -575,6 +577,9 @@ def translate(
             continue
         if kind not in WORKLOAD_KINDS:
             not_rehearsed.append((ident, "not rehearsed: the rehearsal does not know this kind"))
+            continue
+        if name in skip:
+            not_rehearsed.append((ident, "not rehearsed: left out with --skip"))
             continue
         if kind == "SeldonDeployment":
             made, more = seldon.predictor_pods(

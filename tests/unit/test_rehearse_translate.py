@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from smartreco.paths import project_root
 from smartreco.rehearse import docker_args, patches, public_images, render, secrets, seldon, translate
 from smartreco.rehearse.translate import TranslationError
 
@@ -273,6 +274,14 @@ def test_secrets_referenced_generated_and_kept_private(rendered, tmp_path: Path)
         secrets.generate({"smartreco-redis": {"token"}})
 
 
+def test_rehearsal_state_is_outside_the_repository(monkeypatch) -> None:
+    from smartreco import settings
+
+    monkeypatch.delenv("SMARTRECO_REHEARSAL_DIR", raising=False)
+    folder = Path(settings.REHEARSAL_DIR.get()).resolve()
+    assert project_root().resolve() not in [folder, *folder.parents]
+
+
 # --------------------------------------------------------------------------------------- docker args
 def test_docker_args_of_a_pod(rendered, tmp_path: Path) -> None:
     plan, made, _ = _plan(rendered["local"])
@@ -305,3 +314,87 @@ def test_docker_args_command_configmap_and_init(rendered, tmp_path: Path) -> Non
     graph = plan.pod("smartreco-default-0")
     init_args, _ = docker_args.container_run(plan, graph, graph.init_containers[0], {})
     assert init_args[init_args.index("--restart") + 1] == "no"
+
+
+def test_attached_group_reads_manifest_ports(rendered) -> None:
+    from inference_graph.executor.attached import AttachedGroup
+    from inference_graph.executor.graph import load_graph
+    from inference_graph.executor.processes import NodeStartError
+
+    sdep = next(o for o in rendered["local"] if o["kind"] == "SeldonDeployment")
+    path = project_root() / "manifests/base/seldon/seldondeployment.yaml"
+    graph = load_graph(path)
+    group = AttachedGroup(graph.nodes())
+    containers = {c["name"]: c for c in sdep["spec"]["predictors"][0]["componentSpecs"][0]["spec"]["containers"]}
+    for name, url in group.urls().items():
+        env = {e["name"]: e.get("value") for e in containers[name]["env"]}
+        assert url == f"http://127.0.0.1:{env['PREDICTIVE_UNIT_HTTP_SERVICE_PORT']}"
+    a, b = graph.nodes()[:2]
+    b.container = {**b.container, "env": a.container["env"]}
+    with pytest.raises(NodeStartError, match="share HTTP port"):
+        AttachedGroup([a, b])
+
+
+def test_skip_lists_the_workload_as_not_rehearsed(rendered) -> None:
+    objects = rendered["local"]
+    made = secrets.generate(secrets.referenced(objects))
+    plan = translate.translate(objects, made, rehearsal="rh", skip=frozenset({"mlflow"}))
+    assert "Deployment/mlflow" not in {p.workload for p in plan.pods}
+    assert ("Deployment/mlflow", "not rehearsed: left out with --skip") in plan.not_rehearsed
+    assert next(s for s in plan.services if s.name == "mlflow").pods == []
+
+
+def test_summary_without_an_engine_names_every_workload(rendered, tmp_path: Path) -> None:
+    from smartreco.rehearse import session
+
+    objects = rendered["local"]
+    made = secrets.generate(secrets.referenced(objects))
+    plan, patched = session.prepare(objects, name="rh", replicas=None, models_patch=False, made_secrets=made)
+    out = session.summary(plan, None, tmp_path / "secrets.json", None)
+    assert set(out["workloads"]) == {p.workload for p in plan.pods}
+    assert out["endpoints"]["s3"].startswith("not rehearsed")
+    assert out["images"] == public_images.table() and out["not_rehearsed"]
+    assert json.dumps(out)  # --json prints it
+    assert made["smartreco-redis"]["password"] not in json.dumps(out)  # the summary points at the file only
+    assert any(o["kind"] == "ConfigMap" and o["data"].get("FEAST_REGISTRY_PATH", "").startswith("/") for o in patched)
+
+
+def test_service_links_do_not_collide_with_settings_a_pod_reads(rendered) -> None:
+    """The kubelet puts <SVC>_PORT=tcp://... into every pod of the namespace: Service smartreco-web makes
+    SMARTRECO_WEB_PORT=tcp://smartreco-web:80, which is also a declared (int) setting. Only scripts read it today;
+    no variable a cluster deployable reads may be shadowed that way."""
+    from smartreco import settings
+
+    off_cluster = {"scripts", "cli", "build"}
+    for overlay, objects in rendered.items():
+        plan, _, _ = _plan(objects)
+        links = translate.service_link_env(plan.services)
+        for name in links:
+            s = settings.SETTINGS.get(name)
+            if s is not None:
+                assert set(s.needs) <= off_cluster, (overlay, name, s.needs)
+
+
+def test_dry_run_lists_every_container_and_no_secret_value(manifest_tools, monkeypatch, tmp_path: Path) -> None:  # noqa: ARG001
+    from smartreco.rehearse import session
+
+    monkeypatch.setenv("SMARTRECO_REHEARSAL_DIR", str(tmp_path / "state"))
+    made: dict = {}
+    real = secrets.generate
+
+    def keep(refs):
+        made.update(real(refs))
+        return made
+
+    monkeypatch.setattr(secrets, "generate", keep)
+    out = session.dry_run("local", models_patch=True)
+    runs = [c for c in out["docker"] if c[1] == "run"]
+    names = {c[c.index("--name") + 1] for c in runs}
+    pods = [p for pods in out["workloads"].values() for p in pods]
+    assert len(names) == len(runs) == sum(len(p["containers"]) + 1 for p in pods)  # + each pod's sandbox
+    values = [v for data in made.values() for v in data.values() if len(v) > 12]
+    leaking = {c[c.index("--name") + 1] for c in runs if any(v in a for v in values for a in c)}
+    # only where the manifest itself puts a Secret into argv ($(REDIS_PASSWORD), $(PG_PASSWORD) in args), as the
+    # kubelet expands it into the process's command line; environment values never reach docker's argv
+    assert values and leaking == {"smartreco-rehearsal-redis-0-redis", "smartreco-rehearsal-mlflow-0-mlflow"}
+    assert not (tmp_path / "state").exists()  # a dry run keeps nothing

@@ -1,0 +1,213 @@
+"""``rehearse up / apply / down`` as library calls (the CLI is a shell over these): render, patch, generate the
+Secrets, translate, run, wait for readiness, and say what ran, where, and what was not rehearsed."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from smartreco import settings
+from smartreco.rehearse import patches, public_images, render, runner, secrets, seldon, translate
+from smartreco.rehearse.translate import Plan
+
+Log = Callable[[str], None]
+DEFAULT_NAME = "smartreco-rehearsal"
+OBJECTS_FILE = "objects.json"
+
+
+def state_dir(name: str = DEFAULT_NAME) -> Path:
+    return Path(settings.REHEARSAL_DIR.get()) / name
+
+
+def prepare(
+    objects: list[dict[str, Any]],
+    *,
+    name: str,
+    replicas: int | None,
+    models_patch: bool,
+    made_secrets: secrets.SecretData,
+    generation: str = "",
+    skip: frozenset[str] = frozenset(),
+) -> tuple[Plan, list[dict[str, Any]]]:
+    """Patched objects -> the plan and the patched objects (pure; ``up``, ``apply`` and the unit tests share it)."""
+    patched, notes = patches.object_store_to_volume(objects)
+    plan = translate.translate(
+        patched,
+        made_secrets,
+        rehearsal=name,
+        replicas=replicas,
+        models_patch=models_patch,
+        generation=generation,
+        skip=skip,
+    )
+    plan.notes[:0] = notes
+    return plan, patched
+
+
+def summary(plan: Plan, rehearsal: runner.Rehearsal | None, secrets_file: Path, seconds: float | None) -> dict:
+    """What ``up --json`` prints: endpoints, where the Secrets are, each workload's containers, what is not
+    rehearsed and what the rehearsal changed."""
+    pods = rehearsal.pods if rehearsal is not None else {}
+    eps = runner.endpoints(plan, pods) if pods else {}
+
+    def first(key: str) -> str | None:
+        return (eps.get(key) or [None])[0]
+
+    graph = next((s.name for s in plan.services if s.selector.get("seldon-app") == s.name), None)
+    workloads: dict[str, Any] = {}
+    for workload, wpods in plan.workloads().items():
+        workloads[workload] = [
+            pods[p.name].describe()
+            if p.name in pods
+            else {"pod": p.name, "containers": [{"name": c.name, "image": c.image} for c in p.containers]}
+            for p in wpods
+        ]
+    return {
+        "rehearsal": plan.name,
+        "namespace": plan.namespace,
+        "ready_seconds": None if seconds is None else round(seconds, 1),
+        "endpoints": {
+            "graph_rest": f"http://{first(f'{graph}:http')}" if graph and first(f"{graph}:http") else None,
+            "graph_grpc": first(f"{graph}:grpc") if graph else None,
+            "mlflow": f"http://{first('mlflow:http')}" if first("mlflow:http") else None,
+            "feast": f"http://{first('feast-feature-server:http')}" if first("feast-feature-server:http") else None,
+            "redis": first("redis:redis"),
+            "events": f"http://{first('smartreco-events:http')}" if first("smartreco-events:http") else None,
+            "web": f"http://{first('smartreco-web:http')}" if first("smartreco-web:http") else None,
+            "s3": f"not rehearsed: a volume stands in ({patches.OBJECT_STORE_MOUNT} in the pods that use it)",
+            "services": eps,
+        },
+        "secrets_file": str(secrets_file),
+        "images": public_images.table(),
+        "workloads": workloads,
+        "not_rehearsed": [{"object": o, "why": why} for o, why in plan.not_rehearsed],
+        "notes": plan.notes,
+    }
+
+
+def dry_run(
+    overlay: str = "local",
+    *,
+    replicas: int | None = None,
+    models_patch: bool = False,
+    name: str = DEFAULT_NAME,
+    skip: frozenset[str] = frozenset(),
+) -> dict:
+    """What ``up`` would run, without an engine: the summary and every ``docker`` command (environment values
+    are not shown: ``--env NAME`` takes them from docker's environment; Secrets are generated but not kept)."""
+    from smartreco.rehearse import docker_args
+
+    objects = render.load_objects(render.render(overlay))
+    made = secrets.generate(secrets.referenced(objects))
+    plan, _ = prepare(objects, name=name, replicas=replicas, models_patch=models_patch, made_secrets=made, skip=skip)
+    commands = [["docker", *docker_args.network_create(plan)]]
+    for pod in plan.pods:
+        files = {v.name: state_dir(name) / "pods" / pod.name / v.name for v in pod.volumes.values() if v.files}
+        commands.append(["docker", *docker_args.pause_run(plan, pod)])
+        commands += [["docker", *docker_args.container_run(plan, pod, c, files)[0]] for c in pod.all_containers()]
+    out = summary(plan, None, state_dir(name) / "secrets.json", None)
+    out["docker"] = commands
+    return out
+
+
+def up(
+    overlay: str = "local",
+    *,
+    replicas: int | None = None,
+    models_dir: Path | None = None,
+    name: str = DEFAULT_NAME,
+    timeout_s: float = 900.0,
+    skip: frozenset[str] = frozenset(),
+    log: Log = print,
+) -> dict:
+    """Render ``overlay``, run it, wait until every pod is ready; on any failure (or Ctrl-C) remove what it
+    started. Returns :func:`summary`."""
+    objects = render.load_objects(render.render(overlay))
+    folder = state_dir(name)
+    made = secrets.generate(secrets.referenced(objects))
+    secrets_file = secrets.write(folder, made)
+    plan, patched = prepare(
+        objects, name=name, replicas=replicas, models_patch=models_dir is not None, made_secrets=made, skip=skip
+    )
+    (folder / OBJECTS_FILE).write_text(json.dumps({"overlay": overlay, "objects": patched}))
+    for row in public_images.table():
+        log(f"[rehearse] image {row['manifest']} -> {row['rehearsal']} ({row['differs']})")
+    for ident, why in plan.not_rehearsed:
+        log(f"[rehearse] {ident}: {why}")
+    for note in plan.notes:
+        log(f"[rehearse] {note}")
+    rehearsal = runner.Rehearsal(plan, folder, models_dir, log)
+    try:
+        rehearsal.start()
+        seconds = rehearsal.wait_ready(timeout_s)
+    except BaseException:
+        log("[rehearse] removing what this rehearsal started")
+        runner.remove(name)
+        raise
+    log(f"[rehearse] every pod ready in {seconds:.0f} s")
+    out = summary(plan, rehearsal, secrets_file, seconds)
+    runner.save_state(folder, out)
+    return out
+
+
+def down(name: str = DEFAULT_NAME, keep_data: bool = False) -> dict:
+    """Remove every container, network and (unless ``keep_data``) volume of the rehearsal, and its Secrets."""
+    removed = runner.remove(name, keep_data=keep_data)
+    folder = state_dir(name)
+    if not keep_data and folder.exists():
+        import shutil
+
+        shutil.rmtree(folder)
+    return removed
+
+
+def apply(
+    file: Path, *, name: str = DEFAULT_NAME, models_dir: Path | None = None, timeout_s: float = 900.0, log: Log = print
+) -> dict:
+    """``kubectl apply -f FILE`` for the SeldonDeployment of a running rehearsal, rolled out as a Deployment
+    is: the new predictor pods start and become ready next to the old ones (the Service name resolves to
+    both), then the old pods are removed."""
+    folder = state_dir(name)
+    try:
+        saved = json.loads((folder / OBJECTS_FILE).read_text())
+        made = json.loads((folder / "secrets.json").read_text())
+    except FileNotFoundError:
+        raise runner.RehearsalError(f"no rehearsal {name!r} is up (`smartreco rehearse up` first)") from None
+    new = [o for o in render.load_file(file) if o.get("kind") == "SeldonDeployment"]
+    if len(new) != 1:
+        raise runner.RehearsalError(f"{file}: expected one SeldonDeployment, found {len(new)}")
+    kept = [o for o in saved["objects"] if o.get("kind") not in translate.WORKLOAD_KINDS]
+    sdep = dict(new[0])
+    sdep.setdefault("metadata", {}).setdefault(
+        "namespace",
+        next((o["metadata"].get("namespace") for o in kept if (o.get("metadata") or {}).get("namespace")), "default"),
+    )
+    plan, _ = prepare(
+        [*kept, sdep],
+        name=name,
+        replicas=None,
+        models_patch=models_dir is not None,
+        made_secrets=made,
+        generation=f"-g{int(time.time())}",
+    )
+    plan.pods = [p for p in plan.pods if p.workload.startswith("SeldonDeployment/")]
+    running_old = runner.workload_pods(name, f"SeldonDeployment/{sdep['metadata']['name']}")
+    rehearsal = runner.Rehearsal(plan, folder, models_dir, log)
+    try:
+        rehearsal.start_more()
+        seconds = rehearsal.wait_ready(timeout_s)
+    except BaseException:
+        log("[rehearse] the new predictor pods did not become ready; the old ones keep serving")
+        for p in plan.pods:
+            runner.remove_pod(name, p.name)
+        raise
+    for pod_name in running_old:
+        runner.remove_pod(name, pod_name)
+    log(
+        f"[rehearse] rolled out {seldon.service_name(sdep, (sdep.get('spec') or {}).get('predictors', [{}])[0])}: "
+        f"new pods ready in {seconds:.0f} s, {len(running_old)} old pod(s) removed"
+    )
+    return {"ready_seconds": round(seconds, 1), "new_pods": [p.name for p in plan.pods], "removed": running_old}
