@@ -126,9 +126,7 @@ class ItemSide:
 
 
 # ----------------------------------------------------------------------------- retrievers (sparse)
-def top_k(
-    scores: np.ndarray, k: int, exclude: np.ndarray | None = None, ids: np.ndarray | None = None
-) -> tuple:
+def top_k(scores: np.ndarray, k: int, exclude: np.ndarray | None = None, ids: np.ndarray | None = None) -> tuple:
     """Indices and scores of the k best entries (descending), skipping ``exclude`` positions."""
     s = np.asarray(scores, dtype=np.float64)
     if ids is None:
@@ -210,9 +208,7 @@ def cf_scores(side: ItemSide, user_vec: np.ndarray) -> np.ndarray:
     return s + side.item_bias if side.item_bias is not None else s
 
 
-def window_counts(
-    event_keys: np.ndarray, span: int, items: np.ndarray, cutoff_s: float, days: float
-) -> np.ndarray:
+def window_counts(event_keys: np.ndarray, span: int, items: np.ndarray, cutoff_s: float, days: float) -> np.ndarray:
     """Events per item in ``[cutoff - days, cutoff)``; ``event_keys`` = sorted item * span + seconds."""
     base = np.asarray(items, dtype=np.int64) * span
     hi = np.searchsorted(event_keys, base + int(cutoff_s), side="left")
@@ -363,17 +359,18 @@ def candidate_features(
     x[:, col["item_age_days"]] = (cutoff_s - side.created_s[cand]) / SECONDS_PER_DAY
     x[:, col["user_activity"]] = np.log1p(len(history))
     ctx = context or {}
-    x[:, col["ctx_channel_share"]] = vocab_share(
-        side.ctx_channel, side.channel_vocab, ctx.get("channel"), cand
-    )
-    x[:, col["ctx_device_share"]] = vocab_share(
-        side.ctx_device, side.device_vocab, ctx.get("device_type"), cand
-    )
+    x[:, col["ctx_channel_share"]] = vocab_share(side.ctx_channel, side.channel_vocab, ctx.get("channel"), cand)
+    x[:, col["ctx_device_share"]] = vocab_share(side.ctx_device, side.device_vocab, ctx.get("device_type"), cand)
     hb = hour_bucket(ctx.get("hour"))
     x[:, col["ctx_hour_share"]] = side.ctx_hour[cand, hb] if hb is not None else np.nan
     sources = {
-        "cf": cf_ids, "cooccurrence": cooc_ids, "itemknn": knn_top, "covisit": cv_top,
-        "transitions": tr_top, "cb": cb_ids, "popularity": pop_ids,
+        "cf": cf_ids,
+        "cooccurrence": cooc_ids,
+        "itemknn": knn_top,
+        "covisit": cv_top,
+        "transitions": tr_top,
+        "cb": cb_ids,
+        "popularity": pop_ids,
     }
     return UserCandidates(items=cand, features=x, because=because, sources=sources)
 

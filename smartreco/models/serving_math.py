@@ -87,8 +87,11 @@ def topk_blocked(
         in_block = (ex_cols >= start) & (ex_cols < stop)
         scores[ex_rows[in_block], ex_cols[in_block] - start] = -np.inf
         kk = min(k, stop - start)
-        part = np.argpartition(-scores, kk - 1, axis=1)[:, :kk] if kk < stop - start else \
-            np.broadcast_to(np.arange(stop - start), (b, stop - start))
+        part = (
+            np.argpartition(-scores, kk - 1, axis=1)[:, :kk]
+            if kk < stop - start
+            else np.broadcast_to(np.arange(stop - start), (b, stop - start))
+        )
         cand_val = np.concatenate([best_val, np.take_along_axis(scores, part, axis=1)], axis=1)
         cand_idx = np.concatenate([best_idx, part + start], axis=1)
         keep = np.argsort(-cand_val, axis=1, kind="stable")[:, :k]
@@ -168,8 +171,9 @@ def cf_scores_for_history(
 ) -> np.ndarray:
     """CF scores over the whole catalogue for a user known only by recent item ids (oldest -> newest)."""
     rows = history_rows(history, item_index)
-    u = fold_in_user(item_factors, rows, recency_weights(rows.size, half_life), method=method, gram=gram,
-                     reg=reg, alpha=alpha)
+    u = fold_in_user(
+        item_factors, rows, recency_weights(rows.size, half_life), method=method, gram=gram, reg=reg, alpha=alpha
+    )
     scores = np.asarray(item_factors, dtype=np.float32) @ u
     if item_bias is not None:
         scores = scores + item_bias
@@ -225,17 +229,21 @@ class CFArtifacts:
                 raise FileNotFoundError(f"{folder / name}: CF artifact missing")
         meta = json.loads((folder / CF_META).read_text()) if (folder / CF_META).exists() else {}
         return cls(
-            user_ids=read_ids(folder / USER_IDS), item_ids=read_ids(folder / ITEM_IDS),
-            user_factors=np.load(folder / USER_FACTORS), item_factors=np.load(folder / ITEM_FACTORS),
-            item_bias=np.load(folder / ITEM_BIAS), meta=meta,
+            user_ids=read_ids(folder / USER_IDS),
+            item_ids=read_ids(folder / ITEM_IDS),
+            user_factors=np.load(folder / USER_FACTORS),
+            item_factors=np.load(folder / ITEM_FACTORS),
+            item_bias=np.load(folder / ITEM_BIAS),
+            meta=meta,
         )
 
     def gram(self) -> np.ndarray:
         """``V^T V`` for :func:`fold_in_user`; compute once per process."""
         return self.item_factors.T.astype(np.float64) @ self.item_factors
 
-    def user_vector(self, user_id: str, history: Sequence[str] = (), gram: np.ndarray | None = None,
-                    **fold_kwargs) -> np.ndarray | None:
+    def user_vector(
+        self, user_id: str, history: Sequence[str] = (), gram: np.ndarray | None = None, **fold_kwargs
+    ) -> np.ndarray | None:
         """Learned vector of a known user, else a fold-in from ``history``; None when neither exists."""
         row = self.user_ids.get_indexer([str(user_id)])[0]
         if row >= 0:
@@ -244,8 +252,13 @@ class CFArtifacts:
         if rows.size == 0:
             return None
         half_life = fold_kwargs.pop("half_life", DEFAULT_HALF_LIFE)
-        return fold_in_user(self.item_factors, rows, recency_weights(rows.size, half_life),
-                            gram=gram if gram is not None else self.gram(), **fold_kwargs)
+        return fold_in_user(
+            self.item_factors,
+            rows,
+            recency_weights(rows.size, half_life),
+            gram=gram if gram is not None else self.gram(),
+            **fold_kwargs,
+        )
 
 
 def load_item_vectors(folder: Path | str) -> tuple[pd.Index, np.ndarray, dict]:

@@ -211,9 +211,7 @@ def verify_bundle(path: Path | str) -> dict:
     except json.JSONDecodeError as exc:
         raise ChecksumError(f"{mpath}: unreadable manifest ({exc})") from None
     if manifest.get("format") != FORMAT or manifest.get("version") != VERSION:
-        raise ChecksumError(
-            f"{mpath}: unsupported bundle format {manifest.get('format')}/{manifest.get('version')}"
-        )
+        raise ChecksumError(f"{mpath}: unsupported bundle format {manifest.get('format')}/{manifest.get('version')}")
     files = manifest.get("files") or {}
     root = path.resolve()
     for need in (CATALOGUE, USERS, RANKER):
@@ -227,9 +225,7 @@ def verify_bundle(path: Path | str) -> dict:
             raise ChecksumError(f"{path / rel}: listed in the manifest but missing")
         actual = sha256_file(target)
         if actual != expected:
-            raise ChecksumError(
-                f"{path / rel}: SHA-256 mismatch (expected {expected[:12]}..., got {actual[:12]}...)"
-            )
+            raise ChecksumError(f"{path / rel}: SHA-256 mismatch (expected {expected[:12]}..., got {actual[:12]}...)")
     return manifest
 
 
@@ -283,9 +279,7 @@ class ModelBundle(BundleRuntime):
             catalogue = pd.read_parquet(path / CATALOGUE)
             users = pd.read_parquet(path / USERS)[C.USER_ID].astype(str).to_numpy(dtype=object)
         loaded = _Loaded(manifest, catalogue, users, arrays, (path / RANKER).read_text())
-        bundle = cls.from_parts(
-            loaded.manifest, loaded.catalogue, loaded.user_ids, loaded.arrays, loaded.ranker_text
-        )
+        bundle = cls.from_parts(loaded.manifest, loaded.catalogue, loaded.user_ids, loaded.arrays, loaded.ranker_text)
         bundle.path = path
         indexes = manifest.get("indexes") or {}
         bundle.index_dirs = {name: _index_dir(path, manifest, rel) for name, rel in indexes.items()}

@@ -22,8 +22,11 @@ def saved(tmp_path_factory):
 
 def _req(model, row):
     w = model.window
-    return (str(model.user_ids[row]), [str(model.item_ids[i]) for i in w.histories.get(row, [])],
-            {str(model.item_ids[i]) for i in w.seen.get(row, [])})
+    return (
+        str(model.user_ids[row]),
+        [str(model.item_ids[i]) for i in w.histories.get(row, [])],
+        {str(model.item_ids[i]) for i in w.seen.get(row, [])},
+    )
 
 
 def test_manifest_lists_every_file_with_its_sha256(saved):
