@@ -360,12 +360,15 @@ SELDON_LOG_LEVEL = _declare("SELDON_LOG_LEVEL", "str", None, "Log level of the S
                             reader="seldon-core", default_doc="seldon-core's own (local executor: WARNING)")
 _declare("REDIS_PASSWORD", "str", None, "Redis password (from the smartreco-redis Secret), expanded into "
          "the cluster's feature_store.yaml.", ("feast",), cluster="config", reader="feast")
-_declare("AWS_ACCESS_KEY_ID", "str", None, "Object store (MinIO/S3) key id for MLflow artifacts and drift data.",
-         ("mlflow", "init:model-fetch", "drift-job"), cluster="config", reader="boto3",
+_declare("AWS_ACCESS_KEY_ID", "str", None, "Object store (MinIO/S3) key id for MLflow artifacts.",
+         ("mlflow", "init:model-fetch"), cluster="config", reader="boto3",
          secret="smartreco-object-store")
 _declare("AWS_SECRET_ACCESS_KEY", "str", None, "Object store (MinIO/S3) secret key.",
-         ("mlflow", "init:model-fetch", "drift-job"), cluster="config", reader="boto3",
+         ("mlflow", "init:model-fetch"), cluster="config", reader="boto3",
          secret="smartreco-object-store")
+PUSHGATEWAY_URL = _declare("SMARTRECO_PUSHGATEWAY_URL", "url", None, "Prometheus Pushgateway `smartreco drift "
+                            "report` pushes smartreco_drift_share / smartreco_drift_detected{dataset} to (the "
+                            "SmartRecoDriftDetected alert); unset: no push.", ("drift-job",), cluster="config")
 _declare("OMP_NUM_THREADS", "int", None, "OpenMP threads per node process (1: a forked worker can hang "
          "otherwise, STACK_NOTES).", ("node:*",), cluster="config", reader="openmp")
 

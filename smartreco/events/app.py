@@ -25,7 +25,7 @@ import math
 from collections.abc import Mapping
 from typing import Any
 
-from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -73,6 +73,11 @@ class _Metrics:
         self.seconds = Histogram(
             "smartreco_event_append_seconds", "time to a durable append (queue + write + fsync)",
             ["kind"], registry=self.registry,
+        )  # fmt: skip
+        # the SmartRecoFeedbackLogLag alert: traffic served but no feedback stored for a while
+        self.last_feedback = Gauge(
+            "smartreco_feedback_log_last_append_timestamp_seconds",
+            "Unix time of the last durable feedback append (a new record, not a duplicate)", registry=self.registry,
         )  # fmt: skip
 
 
@@ -148,6 +153,8 @@ def create_app(
                     f"event log append failed ({type(exc).__name__})", getattr(exc, "retry_after_s", None)
                 )
         metrics.appends.labels(kind, "duplicate" if res.duplicate else "written").inc()
+        if kind == FEEDBACK and not res.duplicate:
+            metrics.last_feedback.set_to_current_time()
         return res
 
     async def events(request: Request) -> Response:

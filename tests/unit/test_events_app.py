@@ -106,6 +106,25 @@ def test_feedback_is_acknowledged_once_and_a_duplicate_id_changes_nothing(servic
     assert df.loc[0, "feedback_id"] == "fb-1" and df.loc[0, "request_id"] == "r1"
 
 
+def _last_feedback_time(client) -> float:
+    for line in client.get("/metrics").text.splitlines():
+        if line.startswith("smartreco_feedback_log_last_append_timestamp_seconds "):
+            return float(line.split()[1])
+    raise AssertionError("no smartreco_feedback_log_last_append_timestamp_seconds on /metrics")
+
+
+def test_the_last_stored_feedback_time_is_exported_for_the_log_lag_alert(service):
+    client, _ = service
+    assert _last_feedback_time(client) == 0.0
+    before = time.time()
+    assert client.post("/api/v1/feedback", json=FEEDBACK).status_code == 200
+    stored = _last_feedback_time(client)
+    assert before <= stored <= time.time()
+    assert post_event(client, answer("r9")).status_code == 200  # an impression is no feedback
+    assert client.post("/api/v1/feedback", json=FEEDBACK).json()["duplicate"]  # nor is a duplicate
+    assert _last_feedback_time(client) == stored
+
+
 @pytest.mark.parametrize(
     ("body", "field"),
     [
