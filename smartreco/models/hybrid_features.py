@@ -194,6 +194,15 @@ def user_profile(history: np.ndarray, item_vectors: np.ndarray | None) -> np.nda
     return prof if float(np.linalg.norm(prof)) > 0 else None
 
 
+def content_scores(history: np.ndarray, item_vectors: np.ndarray | None) -> tuple[np.ndarray | None, np.ndarray | None]:
+    """``(profile, item_vectors @ profile)`` of a history (float32), ``(None, None)`` without a profile: the
+    content retriever's dense scores, one pass over the catalogue's vectors (~1 ms at 10k x 513)."""
+    profile = user_profile(history, item_vectors)
+    if profile is None:
+        return None, None
+    return profile, np.asarray(item_vectors @ profile)
+
+
 def usable_vector(vec: np.ndarray | None) -> np.ndarray | None:
     """A user vector worth scoring with: None for a missing or all-zero one (no evidence)."""
     if vec is None:
@@ -226,12 +235,35 @@ def hour_bucket(hour: float | int | None) -> int | None:
 
 
 def _ranks(ids: np.ndarray, cand: np.ndarray, missing: int) -> np.ndarray:
-    """1-based position of each candidate in a retriever's list, ``missing`` if absent."""
-    pos = np.full(len(cand), float(missing), dtype=np.float32)
-    if len(ids):
-        lookup = dict(zip(ids.tolist(), range(1, len(ids) + 1), strict=True))
-        pos = np.fromiter((lookup.get(c, missing) for c in cand.tolist()), dtype=np.float32, count=len(cand))
-    return pos
+    """1-based position of each candidate in a retriever's list, ``missing`` if absent.
+
+    A sorted look-up (searchsorted), not a dict per call: seven of these per request over a ~450-item pool
+    were ~2 ms of Python per request. A retriever's list holds each item once (a top-k); were an id repeated,
+    its last position would count, as the dict this replaces did."""
+    ids = np.asarray(ids, dtype=np.int64)
+    cand = np.asarray(cand, dtype=np.int64)
+    if len(ids) == 0:
+        return np.full(len(cand), float(missing), dtype=np.float32)
+    order = np.argsort(ids, kind="stable")
+    sorted_ids = ids[order]
+    # the last of equal ids: searchsorted right - 1
+    pos = np.searchsorted(sorted_ids, cand, side="right") - 1
+    safe = np.clip(pos, 0, len(ids) - 1)
+    hit = (pos >= 0) & (sorted_ids[safe] == cand)
+    return np.where(hit, order[safe] + 1, missing).astype(np.float32)
+
+
+def _steps_back(history: np.ndarray, items: np.ndarray) -> np.ndarray:
+    """For each item, how many steps back its latest occurrence in ``history`` is (0 = the last item);
+    nan where it is not in the history. Vectorised (it was a dict look-up per candidate)."""
+    h = np.asarray(history, dtype=np.int64)
+    items = np.asarray(items, dtype=np.int64)
+    if len(h) == 0:
+        return np.full(len(items), np.nan, dtype=np.float32)
+    rev = h[::-1]  # newest first: np.unique's first index is then the latest occurrence
+    uniq, first = np.unique(rev, return_index=True)
+    pos = np.clip(np.searchsorted(uniq, items), 0, len(uniq) - 1)
+    return np.where(uniq[pos] == items, first[pos], np.nan).astype(np.float32)
 
 
 @dataclass
@@ -255,11 +287,14 @@ def candidate_features(
     exclude: np.ndarray,
     cfg: CandidateConfig,
     extra_candidates: np.ndarray | None = None,
+    content: tuple[np.ndarray | None, np.ndarray | None] | None = None,
 ) -> UserCandidates:
     """Retrieve candidates from CF, co-occurrence, content and popularity, then compute the features.
 
     ``history`` holds item indices in time order (oldest first); ``pop_*`` are catalogue-wide counts in
-    the windows before ``cutoff_s``; ``exclude`` (indices) are never candidates.
+    the windows before ``cutoff_s``; ``exclude`` (indices) are never candidates. ``content``: this
+    history's ``(profile, item_vectors @ profile)`` when the caller already computed them
+    (:func:`content_scores`; the serving runtime shares them with its CB candidates).
     """
     history = np.asarray(history, dtype=np.int64)
     exclude = np.unique(np.concatenate([np.asarray(exclude, dtype=np.int64), history]))
@@ -274,10 +309,10 @@ def candidate_features(
         cf_ids = np.empty(0, dtype=np.int64)
     nb_ids, nb_sum, nb_max, nb_src = neighbour_scores(history, side.nbr_ids, side.nbr_scores)
     cooc_ids, _ = top_k(nb_sum, cfg.k_cooc, exclude, ids=nb_ids)
-    profile = user_profile(history, side.item_vectors)
+    profile, cb_row = content if content is not None else content_scores(history, side.item_vectors)
     cb_all = None
     if profile is not None:
-        cb_all = np.asarray(side.item_vectors @ profile, dtype=np.float64)
+        cb_all = np.asarray(cb_row, dtype=np.float64)
         cb_ids, _ = top_k(cb_all, cfg.k_cb, exclude)
     else:
         cb_ids = np.empty(0, dtype=np.int64)
@@ -337,10 +372,7 @@ def candidate_features(
         l_ids, l_sum, _, _ = neighbour_scores(history[-1:], side.trans_ids, side.trans_scores)
         x[:, col["trans_last"]] = _lookup(l_ids, l_sum, cand)
         # how many steps back the history item behind the pick is (recency of the evidence)
-        pos_of = {int(h): len(history) - 1 - i for i, h in enumerate(history.tolist())}
-        x[:, col["because_age"]] = np.fromiter(
-            (pos_of.get(int(b), np.nan) for b in because.tolist()), dtype=np.float32, count=c
-        )
+        x[:, col["because_age"]] = _steps_back(history, because)
     else:
         x[:, col["because_age"]] = np.nan
     if side.item_vectors is not None and len(history):

@@ -60,6 +60,7 @@ def topk_blocked(
     bias: np.ndarray | None = None,
     exclude: Sequence[Iterable[int]] | None = None,
     block_size: int = DEFAULT_BLOCK,
+    products: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Exact top-``k`` item indices and scores for each query row, best first.
 
@@ -67,12 +68,18 @@ def topk_blocked(
     indices per query that must not be returned. Items are scanned in blocks of ``block_size`` and a
     running top-k is merged, so a 10M-item catalogue never materialises a ``(b, n)`` score matrix.
     Rows with fewer than ``k`` admissible items are padded with index -1 and score -inf.
+
+    ``products``: ``queries @ items.T`` ``(b, n)`` float32 already computed by the caller (the serving
+    runtime scores a user's content profile once for both its CB candidates and the ranker's features);
+    the same selection then runs on it, without a second pass over ``items``.
     """
     queries = np.atleast_2d(np.asarray(queries, dtype=np.float32))
     items = np.asarray(items, dtype=np.float32)
     if queries.shape[1] != items.shape[1]:
         raise ValueError(f"queries have dim {queries.shape[1]} but items have dim {items.shape[1]}")
     b, n = queries.shape[0], items.shape[0]
+    if products is not None and np.shape(products) != (b, n):
+        raise ValueError(f"products: expected shape {(b, n)}, got {np.shape(products)}")
     k = int(min(k, n))
     best_idx = np.full((b, k), -1, dtype=np.int64)
     best_val = np.full((b, k), -np.inf, dtype=np.float32)
@@ -81,7 +88,10 @@ def topk_blocked(
     ex_rows, ex_cols = _exclusion_pairs(exclude, b)
     for start in range(0, n, block_size):
         stop = min(n, start + block_size)
-        scores = queries @ items[start:stop].T
+        if products is None:
+            scores = queries @ items[start:stop].T
+        else:  # a copy: the block is modified in place below
+            scores = np.array(products[:, start:stop], dtype=np.float32)
         if bias is not None:
             scores += bias[start:stop]
         in_block = (ex_cols >= start) & (ex_cols < stop)

@@ -27,7 +27,7 @@ import pandas as pd
 
 from smartreco.data import columns as C
 from smartreco.models import hybrid_features as F
-from smartreco.models.serving_math import fold_in_user, history_rows, recency_weights
+from smartreco.models.serving_math import fold_in_user, history_rows, recency_weights, topk_blocked
 from smartreco.retrieval.catalogue import IdIndex
 
 
@@ -74,6 +74,16 @@ def diversify(order: np.ndarray, categories: np.ndarray, n: int, max_share: floa
     return np.asarray(picked, dtype=np.int64)
 
 
+def row_lookup(index: object) -> dict[str, int] | None:
+    """``{id: row}`` of a unique ``pd.Index`` (None otherwise: a compact catalogue's :class:`IdIndex` answers
+    itself). A dict answers one id in ~0.1 us where ``pd.Index.get_indexer`` costs ~50 us of set-up per call,
+    and a request makes ~20 such calls (~1.5 ms of CPU on the MovieLens bundle). Same rows: the ids are unique,
+    which is when ``get_indexer`` answers at all."""
+    if not isinstance(index, pd.Index) or not index.is_unique:
+        return None
+    return {k: i for i, k in enumerate(index)}  # the ids as stored: a str key matches what get_indexer matched
+
+
 def _sigmoid(x: np.ndarray) -> np.ndarray:
     return 1.0 / (1.0 + np.exp(-np.clip(x, -30, 30)))
 
@@ -110,6 +120,7 @@ class BundleRuntime:
             self.user_index = user_ids
         else:
             self.user_index = pd.Index(np.asarray(user_ids, dtype=object))
+        self._item_rows, self._user_rows = row_lookup(self.item_index), row_lookup(self.user_index)
         a = dict(arrays)
         self.user_factors = a["cf_user_factors"]
         self.side = F.ItemSide(
@@ -149,6 +160,7 @@ class BundleRuntime:
         #: search size (or saved indexes exist); "dense": always the dense path; "indexed": always indexes
         self.retrieval = "auto"
         self._pop_order = None
+        self._content_memo: tuple | None = None
         return self
 
     @property
@@ -205,13 +217,21 @@ class BundleRuntime:
     def version(self) -> str:
         return str(self.manifest.get("model_version") or self.manifest.get("created", "unknown"))
 
+    def _user_row(self, user_id: str) -> int:
+        if self._user_rows is not None:
+            return self._user_rows.get(user_id, -1)
+        return int(self.user_index.get_indexer([user_id])[0])
+
     def has_user(self, user_id: str | None) -> bool:
         """Whether CF has learned factors for this user (else fold-in / cold start)."""
-        return user_id is not None and bool(self.user_index.get_indexer([str(user_id)])[0] >= 0)
+        return user_id is not None and self._user_row(str(user_id)) >= 0
 
     def title(self, item_id: str) -> str:
         """Title of a catalogue item (the id itself when unknown)."""
-        r = self.item_index.get_indexer([str(item_id)])[0]
+        if self._item_rows is not None:
+            r = self._item_rows.get(str(item_id), -1)
+        else:
+            r = self.item_index.get_indexer([str(item_id)])[0]
         return str(self.titles[r]) if r >= 0 else str(item_id)
 
     def rows(self, ids: Iterable[str] | None) -> np.ndarray:
@@ -219,12 +239,12 @@ class BundleRuntime:
         if isinstance(self.item_index, IdIndex):  # compact catalogue: one vectorised look-up
             found = self.item_index.get_indexer(list(ids or ()))
             return found[found >= 0].astype(np.int64)
-        return history_rows(list(ids or ()), self.item_index)
+        return history_rows(list(ids or ()), self._item_rows if self._item_rows is not None else self.item_index)
 
     def user_vector(self, user_id: str | None, history_rows_: np.ndarray) -> np.ndarray | None:
         """Known user -> learned factors; otherwise a fold-in from the history; None when neither."""
         if user_id is not None:
-            r = self.user_index.get_indexer([str(user_id)])[0]
+            r = self._user_row(str(user_id))
             vec = F.usable_vector(self.user_factors[r]) if r >= 0 else None
             if vec is not None:
                 return vec
@@ -260,11 +280,47 @@ class BundleRuntime:
 
     def cb_candidates(self, history: list[str], k: int, exclude: set[str] | None = None) -> dict[str, float]:
         hist = self.rows(history)
-        prof = F.user_profile(hist, self.side.item_vectors)
+        dense = self._dense_content()
+        prof, row = self.content(hist) if dense else (F.user_profile(hist, self.side.item_vectors), None)
         if prof is None or k <= 0:
             return {}
-        idx, sc = self.cb_index.search(prof[None, :], int(k), exclude=[self._exclusions(hist, exclude)])
+        ex = [self._exclusions(hist, exclude)]
+        if dense:  # the exact index's selection over the scores the ranker's features reuse
+            idx, sc = topk_blocked(
+                prof[None, :],
+                self.cb_index.vectors,
+                int(k),
+                exclude=ex,
+                products=row[None, :],
+                block_size=int(self.cb_index.params.get("block_size", 65_536)),
+            )
+        else:
+            idx, sc = self.cb_index.search(prof[None, :], int(k), exclude=ex)
         return self._as_dict(idx[0], sc[0])
+
+    def _dense_content(self) -> bool:
+        """Whether content is scored densely (an exact index over the bundle's own vectors, no bias)."""
+        from smartreco.retrieval.index import ExactIndex
+
+        vectors = self.side.item_vectors
+        if vectors is None or vectors.dtype != np.float32 or self.uses_indexes():
+            return False
+        index = self.cb_index
+        return type(index) is ExactIndex and index.bias is None
+
+    def content(self, hist: np.ndarray) -> tuple[np.ndarray | None, np.ndarray | None]:
+        """``(profile, item_vectors @ profile)`` of a history, kept for the next call with the same history.
+
+        The fused arm asks twice per request, for its CB candidates and for the ranker's content features:
+        one pass over the vectors (9742 x 513 float32, ~1.1 ms) instead of two. One entry, replaced as a
+        whole (a tuple), so a concurrent request with another history only misses."""
+        key = np.asarray(hist, dtype=np.int64).tobytes()
+        memo = getattr(self, "_content_memo", None)
+        if memo is not None and memo[0] == key:
+            return memo[1], memo[2]
+        prof, row = F.content_scores(hist, self.side.item_vectors)
+        self._content_memo = (key, prof, row)
+        return prof, row
 
     def popular(self, k: int, exclude: set[str] | None = None, category: str | None = None) -> dict[str, float]:
         ex = self.rows(exclude)
@@ -322,7 +378,7 @@ class BundleRuntime:
                 cb_index=self.cb_index,
                 pop_order=self.pop_order,
             )
-        return F.candidate_features(*args, extra_candidates=self.rows(extra))
+        return F.candidate_features(*args, extra_candidates=self.rows(extra), content=self.content(hist))
 
     def rank(
         self,

@@ -1,0 +1,98 @@
+"""The serving runtime's CPU cuts (issue #23's latency work) answer exactly as the code they replaced.
+
+* ``_ranks`` / ``_steps_back`` (sorted look-ups) equal the per-candidate dict look-ups they replaced;
+* ``topk_blocked(products=...)`` selects exactly what the blocked matrix product selects;
+* a runtime with the id dicts and the shared content scores ranks, explains and retrieves CB candidates
+  exactly (same items, scores, reasons) as one on the pandas ``get_indexer`` path that scores content twice.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hybrid_tiny import fitted
+
+from smartreco.models import hybrid_features as F
+from smartreco.models.serving_math import topk_blocked
+
+pytestmark = [pytest.mark.unit]
+
+
+def _ranks_reference(ids: np.ndarray, cand: np.ndarray, missing: int) -> np.ndarray:
+    """The per-candidate dict look-up ``_ranks`` was before."""
+    pos = np.full(len(cand), float(missing), dtype=np.float32)
+    if len(ids):
+        lookup = dict(zip(ids.tolist(), range(1, len(ids) + 1), strict=True))
+        pos = np.fromiter((lookup.get(c, missing) for c in cand.tolist()), dtype=np.float32, count=len(cand))
+    return pos
+
+
+def _steps_back_reference(history: np.ndarray, items: np.ndarray) -> np.ndarray:
+    pos_of = {int(h): len(history) - 1 - i for i, h in enumerate(history.tolist())}
+    return np.fromiter((pos_of.get(int(b), np.nan) for b in items.tolist()), dtype=np.float32, count=len(items))
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_sorted_lookups_equal_the_dict_lookups(seed):
+    rng = np.random.default_rng(seed)
+    n = int(rng.integers(0, 60))
+    ids = rng.integers(0, 80, n)  # repeats included: the last position wins in both
+    cand = np.unique(rng.integers(-1, 90, int(rng.integers(0, 70))))
+    np.testing.assert_array_equal(F._ranks(ids, cand, 31), _ranks_reference(ids, cand, 31))
+    history = rng.integers(0, 40, int(rng.integers(1, 30)))
+    because = np.concatenate([rng.integers(-1, 50, 40), [-1]])
+    np.testing.assert_array_equal(F._steps_back(history, because), _steps_back_reference(history, because))
+    assert np.isnan(F._steps_back(np.empty(0, np.int64), because)).all()
+
+
+@pytest.mark.parametrize("block_size", [7, 64, 65_536])
+def test_topk_over_given_products_equals_the_blocked_product(block_size):
+    rng = np.random.default_rng(block_size)
+    items = rng.normal(size=(150, 12)).astype(np.float32)
+    items[40] = items[41]  # a tie
+    queries = rng.normal(size=(3, 12)).astype(np.float32)
+    exclude = [[1, 2, 3], [], list(range(0, 150, 2))]
+    for bias in (None, rng.normal(size=150).astype(np.float32)):
+        want = topk_blocked(queries, items, 20, bias=bias, exclude=exclude, block_size=block_size)
+        products = queries @ items.T
+        got = topk_blocked(queries, items, 20, bias=bias, exclude=exclude, block_size=block_size, products=products)
+        np.testing.assert_array_equal(got[0], want[0])
+        np.testing.assert_array_equal(got[1], want[1])
+        np.testing.assert_array_equal(products, queries @ items.T)  # the caller's products are not modified
+    with pytest.raises(ValueError, match="products"):
+        topk_blocked(queries, items, 5, products=products[:, :10])
+
+
+def _reference_runtime(model):
+    """The same model's runtime on the paths the fast ones replaced: pandas ``get_indexer`` per id, content
+    scored separately for the CB candidates (the exact index's own product) and for the features."""
+    rt = model.runtime()
+    rt._item_rows = rt._user_rows = None
+    rt._dense_content = lambda: False
+    rt.content = lambda hist: F.content_scores(hist, rt.side.item_vectors)
+    return rt
+
+
+def test_runtime_answers_exactly_as_before():
+    _, model = fitted()
+    fast, ref = model.runtime(), _reference_runtime(model)
+    assert fast._item_rows is not None and fast._dense_content()
+    w = model.window
+    checked = 0
+    for row in range(0, len(model.user_ids), 3):
+        user = str(model.user_ids[row])
+        hist = [str(model.item_ids[i]) for i in w.histories.get(row, [])]
+        seen = {str(model.item_ids[i]) for i in w.seen.get(row, [])} | {"not-an-item"}
+        for who in (user, "someone-new"):  # a known user and a fold-in from the same history
+            cb = fast.cb_candidates(hist, 40, seen)
+            assert cb == ref.cb_candidates(hist, 40, seen)
+            cf = fast.cf_candidates(who, hist, 40, seen)
+            assert cf == ref.cf_candidates(who, hist, 40, seen)
+            ctx = {"channel": "web", "hour": row % 24}
+            got = [r.to_dict() for r in fast.rank(who, hist, cf, cb, ctx, 10, seen)]
+            want = [r.to_dict() for r in ref.rank(who, hist, cf, cb, ctx, 10, seen)]
+            assert got == want
+            checked += bool(got)
+    assert checked >= 40
+    assert fast.title(str(model.item_ids[5])) == ref.title(str(model.item_ids[5]))
+    assert fast.title("not-an-item") == "not-an-item" and not fast.has_user("not-a-user")
