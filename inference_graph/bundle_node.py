@@ -18,6 +18,9 @@ from smartreco.serving.model_uri import load_bundle
 
 
 class BundleNode(GraphNode):
+    #: nodes that retrieve or rank by content serve the live items too (``smartreco items add``)
+    serves_live_items = False
+
     def __init__(
         self, model_uri: str = "", num_candidates: int = 200, append_feedback: bool = False, **parameters: Any
     ) -> None:
@@ -30,6 +33,10 @@ class BundleNode(GraphNode):
 
     def load(self) -> None:
         self.bundle = load_bundle(self.model_uri)
+        if self.serves_live_items:
+            from smartreco.serving.live_ranking import live_view
+
+            self.bundle = live_view(self.bundle)
         self.model_version = str(getattr(self.bundle, "version", "unknown"))
         self.loaded = True
 

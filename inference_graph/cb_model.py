@@ -1,7 +1,8 @@
 """CBModel (MODEL): content-based candidates from the embeddings of the user's recent items.
 
 Users with no history get popular items (optionally of the context's preferred category), tagged
-cold start.
+cold start. Live items (``smartreco items add``) join the candidates by content score
+(:mod:`smartreco.serving.live_ranking`).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from inference_graph.bundle_node import BundleNode, candidate_k, exclusions, gra
 class CBModel(BundleNode):
     node_type = "MODEL"
     source = "cb"
+    serves_live_items = True
 
     def predict(self, X: Any, features_names: list[str] | None = None, **kwargs: Any) -> dict:
         started = self._begin()

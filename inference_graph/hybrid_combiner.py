@@ -67,6 +67,7 @@ def popularity_boost(message: dict) -> dict[str, float]:
 
 class HybridCombiner(BundleNode):
     node_type = "COMBINER"
+    serves_live_items = True
 
     def __init__(
         self,
@@ -86,12 +87,17 @@ class HybridCombiner(BundleNode):
         super().load()
         self.state = node_state()
 
+    def _cache_version(self) -> str:
+        """What a cached answer was computed from: the model and, when live items are served, their version."""
+        live = getattr(self.bundle, "live_version", None)
+        return str(self.model_version) if live is None else f"{self.model_version}+live{live}"
+
     def cached(self, message: dict, key: str | None = None) -> dict | None:
         """The cached answer for this transformed message (with its own request id, recorded as served)."""
         self.ensure_loaded()
         request = message["request"]
         if key is None:
-            key = self.cache.key(self.state, message, str(self.model_version))
+            key = self.cache.key(self.state, message, self._cache_version())
         hit = self.cache.get(str(request["user_id"]), key)
         if hit is None:
             return None
@@ -133,7 +139,7 @@ class HybridCombiner(BundleNode):
             raise bad_request("seldonMessages: no child message carries jsonData.request")
         request, history = base["request"], [str(i) for i in base.get("history") or []]
         user = str(request["user_id"])
-        key = self.cache.key(self.state, base, str(self.model_version))
+        key = self.cache.key(self.state, base, self._cache_version())
         hit = self.cached(base, key)
         if hit is not None:
             self._finish(started, "aggregate")
@@ -182,7 +188,11 @@ class HybridCombiner(BundleNode):
                     "score": float(_field(item, "score", 0.0)),
                     "rank": pos,
                     "explanation": explain(
-                        comps, because_title=self._title(because), category=category, channel=channel
+                        comps,
+                        because_title=self._title(because),
+                        category=category,
+                        channel=channel,
+                        new_item=bool(_field(item, "new_item", False)),
                     )
                     if explain_on
                     else None,

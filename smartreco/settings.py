@@ -256,6 +256,13 @@ ABLATION_BUDGET_S = _declare("SMARTRECO_ABLATION_BUDGET_S", "float", 300.0, "Wal
 METRICS_FLUSH_S = _declare("SMARTRECO_METRICS_FLUSH_S", "float", 1.0, "Seconds between node metric flushes to "
                            "the Seldon wrapper (each flush is IPC).", ("node:*",), cluster="config",
                            check=_not_negative)
+LIVE_ITEMS_REFRESH_S = _declare("SMARTRECO_LIVE_ITEMS_REFRESH_S", "float", 1.0, "Seconds between a node's "
+                                "checks of the live items' version (`smartreco items add`: new items served "
+                                "before a retrain); 0 = every request, negative = live items off.", ("node:*",))
+LIVE_ITEMS_SLOTS = _declare("SMARTRECO_LIVE_ITEMS_SLOTS", "int", 1, "Positions of a list kept for new items "
+                            "(`smartreco items add`) that content alone ranks in its top n but the ranker, with no "
+                            "interactions to go on, scores lower (0 = by score only).", ("node:*",),
+                            check=_not_negative)
 GRAPH_URL = _declare("SMARTRECO_GRAPH_URL", "url", "http://127.0.0.1:8000", "Graph the `smartreco recommend` / "
                      "`feedback` client calls.", ("cli",), cluster="local")
 API_TOKEN = _declare("SMARTRECO_API_TOKEN", "str", None, "Bearer token the local executor requires (unset: no "

@@ -50,6 +50,9 @@ def _register() -> None:
     from smartreco.cli import rehearse
 
     cli.add_command(rehearse.rehearse)
+    from smartreco.cli import items
+
+    cli.add_command(items.items)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -28,10 +28,14 @@ def explain(
     because_title: str | None = None,
     category: str | None = None,
     channel: str | None = None,
+    new_item: bool = False,
 ) -> str:
-    """One sentence for an item from its component contributions."""
+    """One sentence for an item from its component contributions. A new item (added since the last retrain,
+    no interactions yet) is recommended for its content alone, and the sentence says both."""
     top = dominant_component(component_scores)
     where = f" in {category}" if category else ""
+    if new_item:
+        return f"new{where}, similar to {because_title}" if because_title else f"new{where}"
     if top in ("cb", "cooccurrence") and because_title:
         return f"because you liked {because_title}"
     if top == "cf":
