@@ -33,8 +33,8 @@ def items() -> None:
 @click.option(
     "--catalogue",
     default=None,
-    help="items table the bundles were trained on (the content encoder "
-    "is re-fitted on it and checked against the bundle); default: the bundle's own catalogue",
+    help="the items the bundles were trained on: movielens, a dataset folder or an items table (the content "
+    "encoder is re-fitted on them and checked against the bundle); default: the bundle's own catalogue",
 )
 @click.option(
     "--state", default=None, help="redis://HOST:PORT/DB: the state every replica shares (default: SMARTRECO_STATE)"
@@ -60,7 +60,14 @@ def add(
     if state and graph_state:
         raise DataError("--state and --graph-state: give one (Redis for replicas, a SQLite file for one pod)")
     rows = validate_rows(read_rows(source))
-    reference = validate_rows(read_rows(catalogue)) if catalogue else None
+    reference = None
+    if catalogue:
+        from pathlib import Path
+
+        from smartreco.data.sources import load_source
+
+        is_table = Path(catalogue).suffix in (".csv", ".parquet")
+        reference = validate_rows(read_rows(catalogue)) if is_table else load_source(catalogue).items
     store = open_live_store(state or graph_state)
     report = {}
     for uri in bundles:
