@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import base64
 import json
+import os
 import sqlite3
 import threading
 import time
@@ -164,10 +165,10 @@ class SqliteLiveStore:
 
     def _con(self) -> sqlite3.Connection:
         con = getattr(self._local, "con", None)
-        if con is None:
+        if con is None or self._local.pid != os.getpid():  # never reuse a connection across a fork
             con = sqlite3.connect(self.path, timeout=10.0, isolation_level=None, check_same_thread=False)
             con.execute("PRAGMA journal_mode=WAL")
-            self._local.con = con
+            self._local.con, self._local.pid = con, os.getpid()
         return con
 
     def add(self, bundle_version: str, items: dict[str, tuple[dict, np.ndarray]]) -> list[str]:
@@ -232,9 +233,10 @@ class SqliteLiveStore:
 
 class RedisLiveStore:
     """The live items in Redis: hash ``<prefix>:live:<bundle version>`` (id -> JSON row + vector) and the
-    counter ``<prefix>:live:v``; every replica reads the same."""
+    counter ``<prefix>:live:v``; every replica reads the same. The timeout is the answer path's (the graph
+    state's): a slow Redis costs a node at most that per refresh, then it serves its last live set."""
 
-    def __init__(self, url: str, prefix: str = "smartreco:graph", timeout_s: float = 2.0) -> None:
+    def __init__(self, url: str, prefix: str = "smartreco:graph", timeout_s: float = 0.5) -> None:
         import redis
 
         self.prefix = prefix
