@@ -1,6 +1,8 @@
 """The serving runtime's CPU cuts (issue #23's latency work) answer exactly as the code they replaced.
 
 * ``_ranks`` / ``_steps_back`` (sorted look-ups) equal the per-candidate dict look-ups they replaced;
+* ``top_k`` over a whole catalogue (an exclusion mask) equals the ``np.isin`` filter it replaced, and
+  ``neighbour_scores(with_best=False)`` gives the same sums;
 * ``topk_blocked(products=...)`` selects exactly what the blocked matrix product selects;
 * a runtime with the id dicts and the shared content scores ranks, explains and retrieves CB candidates
   exactly (same items, scores, reasons) as one on the pandas ``get_indexer`` path that scores content twice.
@@ -43,6 +45,44 @@ def test_sorted_lookups_equal_the_dict_lookups(seed):
     because = np.concatenate([rng.integers(-1, 50, 40), [-1]])
     np.testing.assert_array_equal(F._steps_back(history, because), _steps_back_reference(history, because))
     assert np.isnan(F._steps_back(np.empty(0, np.int64), because)).all()
+
+
+def _top_k_reference(scores, k, exclude):
+    """``top_k`` as it was for a whole catalogue: the exclusions filtered by ``np.isin``."""
+    s = np.asarray(scores, dtype=np.float64)
+    ids = np.arange(len(s))
+    keep = ~np.isin(ids, exclude)
+    ids, s = ids[keep], s[keep]
+    finite = np.isfinite(s)
+    ids, s = ids[finite], s[finite]
+    k = min(k, len(s))
+    part = np.argpartition(-s, k - 1)[:k]
+    order = part[np.lexsort((ids[part], -s[part]))]
+    return ids[order].astype(np.int64), s[order]
+
+
+@pytest.mark.parametrize("seed", range(10))
+def test_catalogue_top_k_with_an_exclusion_mask_equals_the_isin_filter(seed):
+    rng = np.random.default_rng(seed)
+    scores = np.round(rng.normal(size=300), 1)  # many ties
+    scores[rng.integers(0, 300, 5)] = np.nan
+    exclude = np.unique(np.concatenate([rng.integers(0, 300, 40), [-1, 300, 5000]]))  # out-of-range ids too
+    for k in (1, 30, 299):
+        got, want = F.top_k(scores, k, exclude), _top_k_reference(scores, k, exclude)
+        np.testing.assert_array_equal(got[0], want[0])
+        np.testing.assert_array_equal(got[1], want[1])
+
+
+def test_neighbour_sums_without_the_best_contribution_are_the_same():
+    rng = np.random.default_rng(1)
+    nbr_ids = rng.integers(-1, 50, (60, 8)).astype(np.int32)
+    nbr_scores = rng.random((60, 8)).astype(np.float32)
+    history, weights = rng.integers(0, 60, 12), rng.random(12)
+    full = F.neighbour_scores(history, nbr_ids, nbr_scores, weights)
+    sums = F.neighbour_scores(history, nbr_ids, nbr_scores, weights, with_best=False)
+    np.testing.assert_array_equal(full[0], sums[0])
+    np.testing.assert_array_equal(full[1], sums[1])
+    assert sums[2] is None and sums[3] is None
 
 
 @pytest.mark.parametrize("block_size", [7, 64, 65_536])
