@@ -97,8 +97,10 @@ def deployed_bundle() -> Path:
 
     record = current_local()
     if not record:
-        raise SystemExit("no local deploy record (runs/deploy/current.json): run the MovieLens training pipeline "
-                         "(`smartreco pipeline run training`) or pass --model-path DIR (or --fake)")
+        raise SystemExit(
+            "no local deploy record (runs/deploy/current.json): run the MovieLens training pipeline "
+            "(`smartreco pipeline run training`) or pass --model-path DIR (or --fake)"
+        )
     uris = record.get("model_uris", {})
     uri = uris.get("hybrid-a") or next(iter(uris.values()))
     try:
@@ -114,8 +116,10 @@ def check_online_store(user_id: str) -> str:
     from smartreco.serving.user_features import load_reader, split_history
 
     where = settings.FEATURE_SERVER.get()
-    hint = (f"start the MovieLens pipeline's feature server first, as scripts/demo.sh does: (cd $SMARTRECO_RUNS/feast "
-            f"&& .venv/bin/feast serve -h 127.0.0.1 -p 6566 -w 1), or set {settings.FEATURE_SERVER.name}")
+    hint = (
+        f"start the MovieLens pipeline's feature server first, as scripts/demo.sh does: (cd $SMARTRECO_RUNS/feast "
+        f"&& .venv/bin/feast serve -h 127.0.0.1 -p 6566 -w 1), or set {settings.FEATURE_SERVER.name}"
+    )
     try:
         features = load_reader()(user_id)
     except Exception as exc:  # noqa: BLE001 - any failure means no histories: say how to fix it
@@ -129,9 +133,17 @@ def describe_bundle(bundle: Path) -> dict:
     """What the measured bundle is (its manifest): the README says which bundle every figure used."""
     m = json.loads((bundle / "manifest.json").read_text())
     params = m.get("params", {})
-    return {"path": str(bundle), "source": m.get("source"), "created": m.get("created"), "n_items": m.get("n_items"),
-            "n_users": m.get("n_users"), "cf_backend": params.get("cf_backend"), "content": params.get("content"),
-            "candidates": m.get("candidates"), "cf_onnx_scorer": "extra/cf_scorer.onnx" in m.get("files", {})}
+    return {
+        "path": str(bundle),
+        "source": m.get("source"),
+        "created": m.get("created"),
+        "n_items": m.get("n_items"),
+        "n_users": m.get("n_users"),
+        "cf_backend": params.get("cf_backend"),
+        "content": params.get("content"),
+        "candidates": m.get("candidates"),
+        "cf_onnx_scorer": "extra/cf_scorer.onnx" in m.get("files", {}),
+    }
 
 
 #: per-stage CPU counters of cpu_breakdown: (module, class, method, stage); Booster.predict is split by
@@ -208,8 +220,12 @@ def cpu_breakdown(bundle: Path, total: int) -> dict:
             setattr(cls, method, original)
     per = {k: 1000 * v / total for k, v in sorted(spent.items())}
     per["graph + node code (the rest)"] = 1000 * cpu_s / total - sum(per.values())
-    return {"n": total, "cpu_ms_per_request": 1000 * cpu_s / total, "by_stage_ms": per,
-            "note": "fused arm in process: the REST/Seldon wrapper's share is cpu_ms_per_request (REST c=1) minus this"}
+    return {
+        "n": total,
+        "cpu_ms_per_request": 1000 * cpu_s / total,
+        "by_stage_ms": per,
+        "note": "fused arm in process: the REST/Seldon wrapper's share is cpu_ms_per_request (REST c=1) minus this",
+    }
 
 
 async def closed_rest(url: str, concurrency: int, total: int, payload=body) -> dict:
@@ -221,9 +237,7 @@ async def closed_rest(url: str, concurrency: int, total: int, payload=body) -> d
             nonlocal errors
             for i in counter:
                 t = time.perf_counter()
-                async with s.post(
-                    url, data=json.dumps(payload(i)), headers={"Content-Type": "application/json"}
-                ) as r:
+                async with s.post(url, data=json.dumps(payload(i)), headers={"Content-Type": "application/json"}) as r:
                     await r.read()
                     errors += r.status != 200
                 lat.append((time.perf_counter() - t) * 1000)
@@ -265,9 +279,7 @@ async def open_loop_rest(url: str, rate: float, seconds: float) -> dict:
         async def one(i: int, due: float):
             nonlocal errors
             try:
-                async with s.post(
-                    url, data=json.dumps(body(i)), headers={"Content-Type": "application/json"}
-                ) as r:
+                async with s.post(url, data=json.dumps(body(i)), headers={"Content-Type": "application/json"}) as r:
                     await r.read()
                     errors += r.status != 200
             except aiohttp.ClientError:
@@ -395,6 +407,8 @@ def tree_cpu_s(pgids: set[int]) -> float:
         if int(fields[2]) in pgids:
             total += int(fields[11]) + int(fields[12])
     return total / tick
+
+
 SLO_MS = 100.0
 
 
@@ -510,8 +524,9 @@ def main() -> None:
         cb = results["cpu_breakdown_fused_in_process"]
         rest_cpu = results["graphs"]["fused"]["cpu_ms_per_request"]
         cb["rest_cpu_ms_per_request"] = rest_cpu
-        cb["by_stage_ms"]["REST edge + Seldon wrapper (fused REST c=1 CPU - in-process CPU)"] = \
+        cb["by_stage_ms"]["REST edge + Seldon wrapper (fused REST c=1 CPU - in-process CPU)"] = (
             rest_cpu - cb["cpu_ms_per_request"]
+        )
     if args.knobs:
         results["knobs"] = run_knobs(bundle, tmp, env, 200, 5.0 if args.quick else 10.0)
     results["machine"]["loadavg_after"] = os.getloadavg()
@@ -539,19 +554,29 @@ def _bundle_lines(r: dict) -> list[str]:
     lines = []
     if r.get("bundle_manifest"):
         b = r["bundle_manifest"]
-        lines += [f"Bundle: source `{b['source']}`, {b['n_items']} items, {b['n_users']} users, CF `{b['cf_backend']}`"
-                  f" (ONNX scorer: {b['cf_onnx_scorer']}), content `{b['content']}`, created {b['created']}.", ""]
+        lines += [
+            f"Bundle: source `{b['source']}`, {b['n_items']} items, {b['n_users']} users, CF `{b['cf_backend']}`"
+            f" (ONNX scorer: {b['cf_onnx_scorer']}), content `{b['content']}`, created {b['created']}.",
+            "",
+        ]
     if r.get("distinct_requests"):
         lines += [f"Requests: every one distinct ({r['distinct_requests']}).", ""]
     cb = r.get("cpu_breakdown_fused_in_process")
     if cb:
-        lines += [f"Where a request's CPU goes (fused arm in process, {cb['n']} requests, "
-                  f"{cb['cpu_ms_per_request']:.2f} CPU ms/request):", "", "| stage | CPU ms/request | share |",
-                  "| --- | --- | --- |"]
+        lines += [
+            f"Where a request's CPU goes (fused arm in process, {cb['n']} requests, "
+            f"{cb['cpu_ms_per_request']:.2f} CPU ms/request):",
+            "",
+            "| stage | CPU ms/request | share |",
+            "| --- | --- | --- |",
+        ]
         total = cb.get("rest_cpu_ms_per_request", cb["cpu_ms_per_request"])
         lines += [f"| {k} | {v:.2f} | {100 * v / total:.0f} % |" for k, v in cb["by_stage_ms"].items()]
-        lines += ["", f"Shares of {total:.2f} CPU ms per request ("
-                  f"{'fused REST c=1, all processes' if 'rest_cpu_ms_per_request' in cb else 'in process'})."]
+        lines += [
+            "",
+            f"Shares of {total:.2f} CPU ms per request ("
+            f"{'fused REST c=1, all processes' if 'rest_cpu_ms_per_request' in cb else 'in process'}).",
+        ]
         lines += ["", cb["note"] + ".", ""]
     return lines
 
@@ -592,17 +617,28 @@ def to_markdown(r: dict) -> str:
         rows.append(("REST open-loop 100 req/s", g["open_loop_rest_100rps"]))
         rows += [(f"open-loop sweep {x['rate_rps']:.0f} req/s", x) for x in g.get("open_loop_sweep", [])]
         lines += ["", f"## {shape} graph", "", *HEADER, *(_row(name, x) for name, x in rows)]
-        lines += ["", "CPU ms per request by process (c=1 run): " + ", ".join(
-            f"{k} {v:.1f}" for k, v in g["cpu_ms_per_request_by_process"].items())]
-        lines += ["", "Executor's view, mean ms per node call (after the REST runs):", "",
-                  "| call | n | mean ms |", "| --- | --- | --- |"]
+        lines += [
+            "",
+            "CPU ms per request by process (c=1 run): "
+            + ", ".join(f"{k} {v:.1f}" for k, v in g["cpu_ms_per_request_by_process"].items()),
+        ]
+        lines += [
+            "",
+            "Executor's view, mean ms per node call (after the REST runs):",
+            "",
+            "| call | n | mean ms |",
+            "| --- | --- | --- |",
+        ]
         for k, v in g["node_breakdown_after_rest"].items():
             lines.append(f"| {k} | {v['n']} | {v['mean_ms']:.2f} |")
     if r.get("knobs"):
-        lines += ["", "## Node wrapper settings (each restarts the graph; c=1 n=200, open loop 40 req/s)", "",
-                  "| setting | processes | CPU ms/req | c=1 p50 | c=1 p99 | 40 req/s p50 | 40 req/s p99 | errors "
-                  "| load 1m |",
-                  "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+        lines += [
+            "",
+            "## Node wrapper settings (each restarts the graph; c=1 n=200, open loop 40 req/s)",
+            "",
+            "| setting | processes | CPU ms/req | c=1 p50 | c=1 p99 | 40 req/s p50 | 40 req/s p99 | errors | load 1m |",
+            "| --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+        ]
         for name, k in r["knobs"].items():
             c1, ol = k["closed_c1"], k["open_loop_40rps"]
             lines.append(
