@@ -4,6 +4,7 @@ for both shapes of the graph: ``full`` (transformer -> router -> combiner over C
 and ``fused`` (router -> one HybridRecommender per arm: 2 hops, ``smartreco serve --fused``).
 
     .venv-serving/bin/python benchmarks/latency.py [--model-path DIR | --fake] [--quick] [--knobs] [--graphs full,fused]
+    .venv-serving/bin/python benchmarks/latency.py --in-process [--quick]   # the fused arm's CPU by stage only
 
 The bundle is the one the MovieLens training pipeline deploys (the local deploy record's hybrid
 ``model_uri``; a ``models:/`` URI resolves through ``SMARTRECO_MODEL_URIS`` as for the graph, or pass
@@ -40,6 +41,12 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT), str(ROOT / "tests" / "integration")]
+# The in-process measurements run the nodes' code in this process, so it runs as every node process does
+# (inference_graph/executor/server.py NODE_ENV_DEFAULTS, manifests/base/platform/node-env.yaml): one
+# OpenMP/OpenBLAS thread. Unset, OpenBLAS's second thread spins after each matrix-vector product (measured
+# ~7 CPU ms per request of the fused arm on the MovieLens bundle, on top of ~15 in the main thread) and
+# competes with the main thread on 2 cores. Set before numpy is imported (OpenBLAS reads it at load).
+os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 import aiohttp  # noqa: E402
 import grpc  # noqa: E402
@@ -168,6 +175,7 @@ def cpu_breakdown(bundle: Path, total: int) -> dict:
 
     spent: dict[str, float] = {}
     depth = [0]
+    p0 = [0.0]  # whole-process CPU over the measured requests (every thread: a BLAS thread shows here)
     patched = []
 
     def counting(fn, stage):
@@ -201,7 +209,7 @@ def cpu_breakdown(bundle: Path, total: int) -> dict:
                 await engine.predict(body(10_000_000 + i))
             spent.clear()
             json_s = 0.0
-            t0 = time.thread_time()
+            t0, p0[0] = time.thread_time(), time.process_time()
             for i in range(total):
                 req = body(i)
                 t = time.thread_time()
@@ -212,6 +220,7 @@ def cpu_breakdown(bundle: Path, total: int) -> dict:
                 json.dumps(out)  # ... and encodes
                 json_s += time.thread_time() - t
             spent["JSON (request decode + response encode)"] = json_s
+            p0[0] = time.process_time() - p0[0]
             return time.thread_time() - t0
 
         cpu_s = asyncio.run(run())
@@ -224,6 +233,9 @@ def cpu_breakdown(bundle: Path, total: int) -> dict:
         "n": total,
         "cpu_ms_per_request": 1000 * cpu_s / total,
         "by_stage_ms": per,
+        "process_cpu_ms_per_request": 1000 * p0[0] / total,
+        "omp_num_threads": os.environ.get("OMP_NUM_THREADS"),
+        "loadavg_1m": os.getloadavg()[0],
         "note": "fused arm in process: the REST/Seldon wrapper's share is cpu_ms_per_request (REST c=1) minus this",
     }
 
@@ -485,6 +497,12 @@ def main() -> None:
     ap.add_argument("--model-path", help="bundle folder (default: the local deploy record's bundle)")
     ap.add_argument("--fake", action="store_true", help="the tests' small fake bundle (serving path only)")
     ap.add_argument("--quick", action="store_true")
+    ap.add_argument(
+        "--in-process",
+        action="store_true",
+        help="only the fused arm in process (CPU by stage, latency floor): no graph, no load; writes "
+        "latency_in_process.{json,md}",
+    )
     ap.add_argument("--knobs", action="store_true", help="also compare node wrapper settings (restarts)")
     ap.add_argument("--graphs", default="full,fused", help="graph shapes to measure: full, fused")
     ap.add_argument("--rates", default="20,40,60,80,100,120,140,160,180,200", help="open-loop sweep, req/s")
@@ -518,6 +536,11 @@ def main() -> None:
         "graphs": {},
     }
     results["cpu_breakdown_fused_in_process"] = cpu_breakdown(bundle, 100 if args.quick else 300)
+    if args.in_process:
+        results["in_process_fused"] = asyncio.run(in_process_floor(bundle, total * 2, fused=True))
+        results["machine"]["loadavg_after"] = os.getloadavg()
+        write_results(Path(args.out), "latency_in_process", results, in_process_markdown(results))
+        return
     for shape in args.graphs.split(","):
         results["graphs"][shape] = measure_shape(shape, bundle, tmp, env, args, total, sweep_s)
     if "fused" in results["graphs"]:  # the REST edge + Seldon wrapper: fused REST CPU minus the in-process CPU
@@ -530,11 +553,38 @@ def main() -> None:
     if args.knobs:
         results["knobs"] = run_knobs(bundle, tmp, env, 200, 5.0 if args.quick else 10.0)
     results["machine"]["loadavg_after"] = os.getloadavg()
-    out = Path(args.out)
+    write_results(Path(args.out), "latency", results, to_markdown(results))
+
+
+def write_results(out: Path, stem: str, results: dict, markdown: str) -> None:
     out.mkdir(parents=True, exist_ok=True)
-    (out / "latency.json").write_text(json.dumps(results, indent=2))
-    (out / "latency.md").write_text(to_markdown(results))
-    print(to_markdown(results))
+    (out / f"{stem}.json").write_text(json.dumps(results, indent=2))
+    (out / f"{stem}.md").write_text(markdown)
+    print(markdown)
+
+
+def in_process_markdown(r: dict) -> str:
+    """``--in-process``: the fused arm's CPU by stage and its latency floor, no graph processes."""
+    m, x = r["machine"], r["in_process_fused"]
+    return (
+        "\n".join(
+            [
+                f"# Fused arm in process ({r['bundle']} bundle{', --quick' if r.get('quick') else ''})",
+                "",
+                f"Machine: {m['cpus']} CPUs, Python {m['python']}, 1-minute load average before "
+                f"{m['loadavg_before'][0]:.1f}, after {m['loadavg_after'][0]:.1f}. No graph processes: the arm's "
+                "classes called in this process (the in-process floor of `benchmarks/latency.py`).",
+                "",
+                "Target: in-process p99 < 10 ms (real MovieLens bundle).",
+                "",
+                *_bundle_lines(r),
+                "| what | n | p50 ms | p95 ms | p99 ms | req/s | errors | load 1m |",
+                "| --- | --- | --- | --- | --- | --- | --- | --- |",
+                _row("in-process floor (fused arm)", x),
+            ]
+        )
+        + "\n"
+    )
 
 
 def _row(name: str, x: dict) -> str:
@@ -577,6 +627,14 @@ def _bundle_lines(r: dict) -> list[str]:
             f"Shares of {total:.2f} CPU ms per request ("
             f"{'fused REST c=1, all processes' if 'rest_cpu_ms_per_request' in cb else 'in process'}).",
         ]
+        if "process_cpu_ms_per_request" in cb:
+            lines += [
+                "",
+                f"Stages are the main thread's CPU; the whole process used "
+                f"{cb['process_cpu_ms_per_request']:.2f} CPU ms per request over the same requests "
+                f"(OMP_NUM_THREADS={cb['omp_num_threads']}, as the node processes run; load 1m "
+                f"{cb['loadavg_1m']:.1f} at the end).",
+            ]
         lines += ["", cb["note"] + ".", ""]
     return lines
 
