@@ -235,9 +235,11 @@ class LiveView:
         max_category_share: float = 0.5,
     ) -> list[Any]:
         live = self.live()
+        if not len(live):  # nothing live: the bundle's own ranking, no extra work on the answer path
+            return self._bundle.rank(user_id, history, cf, cb, context, n, exclude, max_category_share)
         cb = dict(cb or {})
         banned = set(exclude or ()) | set(history)
-        picked = [live.items[live.index[i]] for i in cb if i in live.index and i not in banned] if len(live) else []
+        picked = [live.items[live.index[i]] for i in cb if i in live.index and i not in banned]
         bundle_cb = {k: v for k, v in cb.items() if k not in live.index}
         cf = {k: v for k, v in (cf or {}).items() if k not in live.index}
         ranked = self._bundle.rank(user_id, history, cf, bundle_cb, context, n, exclude, max_category_share)

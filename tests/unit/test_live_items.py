@@ -174,3 +174,26 @@ def test_reserved_slot_only_for_a_new_item_content_puts_in_the_top_n():
     # below the n-th catalogue content score: no slot
     assert reserve_slots(out, [new], bundle_cb, {**bundle_cb, "n": 0.3}, 3, 1, 0.67) == out
     assert reserve_slots(out, [new], bundle_cb, {**bundle_cb, "n": 0.6}, 3, 0, 0.67) == out
+
+
+# ------------------------------------------------------------------------------------------ command line
+def test_items_add_command_on_a_saved_bundle(tmp_path, capsys):
+    from smartreco.cli import main
+
+    train, model = fitted()
+    bundle = model.save_bundle(tmp_path / "bundle", meta={"model_version": "tiny-7"})
+    train.items.to_parquet(tmp_path / "train_items.parquet", index=False)
+    _, _, row = _user_and_copy(train)
+    validate_rows(pd.DataFrame([row])).to_parquet(tmp_path / "new.parquet", index=False)
+    state = tmp_path / "graph-state" / "state.sqlite"
+    args = ["items", "add", "--source", str(tmp_path / "new.parquet"), "--bundle", str(bundle)]
+    args += ["--catalogue", str(tmp_path / "train_items.parquet"), "--graph-state", str(state)]
+    assert main(args) == 0
+    assert "(tiny-7): 1 added, 0 duplicate(s)" in capsys.readouterr().out
+    assert main([*args, "--json"]) == 0
+    assert '"duplicates": 1' in capsys.readouterr().out
+    assert [it.item_id for it in SqliteLiveStore(state).items("tiny-7")] == [NEW_ID]
+    pd.DataFrame({C.ITEM_ID: ["x"], C.TITLE: ["t"]}).to_csv(tmp_path / "bad.csv", index=False)
+    bad = ["items", "add", "--source", str(tmp_path / "bad.csv"), "--bundle", str(bundle), "--graph-state", str(state)]
+    assert main(bad) == 1
+    assert "category" in capsys.readouterr().err
