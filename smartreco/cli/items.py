@@ -27,14 +27,16 @@ def items() -> None:
     "--bundle",
     "bundles",
     multiple=True,
-    required=True,
-    help="serving bundle the graph serves (folder, file:// or models:/ URI); repeat for every arm's bundle",
+    help="serving bundle (folder, file:// or models:/ URI), repeatable; default: every bundle the graph's CB and "
+    "hybrid nodes name in --manifest (models:/ URIs resolved with MLflow)",
 )
+@click.option("--manifest", default=None, help="SeldonDeployment YAML (default: manifests/base/seldon/...)")
 @click.option(
     "--catalogue",
     default=None,
     help="the items the bundles were trained on: movielens, a dataset folder or an items table (the content "
-    "encoder is re-fitted on them and checked against the bundle); default: the bundle's own catalogue",
+    "encoder is re-fitted on them and checked against the bundle); default: the training source the bundle's "
+    "manifest records",
 )
 @click.option(
     "--state", default=None, help="redis://HOST:PORT/DB: the state every replica shares (default: SMARTRECO_STATE)"
@@ -46,6 +48,7 @@ def items() -> None:
 def add(
     source: str,
     bundles: tuple[str, ...],
+    manifest: str | None,
     catalogue: str | None,
     state: str | None,
     graph_state: str | None,
@@ -69,12 +72,19 @@ def add(
         is_table = Path(catalogue).suffix in (".csv", ".parquet")
         reference = validate_rows(read_rows(catalogue)) if is_table else load_source(catalogue).items
     store = open_live_store(state or graph_state)
-    report = {}
-    for uri in bundles:
-        bundle = load_bundle(uri)
+    local = dict.fromkeys(bundles) if bundles else graph_bundles(manifest)
+    report: dict[str, dict] = {}
+    first_of: dict[str, str] = {}  # bundle version -> the first URI that served it (the registry names one
+    for uri, path in local.items():  # bundle under several model names)
+        bundle = load_bundle(path or uri)
+        version = str(getattr(bundle, "version", "unknown"))
+        if version in first_of:
+            report[uri] = {**report[first_of[version]], "same_bundle_as": first_of[version]}
+            continue
+        first_of[version] = uri
         result = add_for_bundle(bundle, rows, store, reference)
         report[uri] = {
-            "bundle_version": str(getattr(bundle, "version", "unknown")),
+            "bundle_version": version,
             "added": len(result.added),
             "duplicates": len(result.duplicates),
             "added_ids": result.added,
@@ -83,4 +93,40 @@ def add(
         click.echo(json.dumps(report, indent=2))
         return
     for uri, r in report.items():
-        click.echo(f"{uri} ({r['bundle_version']}): {r['added']} added, {r['duplicates']} duplicate(s)")
+        same = f" (the bundle of {r['same_bundle_as']})" if "same_bundle_as" in r else ""
+        click.echo(f"{uri} ({r['bundle_version']}): {r['added']} added, {r['duplicates']} duplicate(s){same}")
+
+
+#: the node parameters whose bundles serve live items (the nodes that retrieve or rank by content)
+LIVE_PARAMS = {
+    "CBModel": ("model_uri",),
+    "HybridCombiner": ("model_uri",),
+    "HybridRecommender": ("model_uri", "cb_model_uri"),
+}
+
+
+def live_bundle_uris(manifest: str | None) -> list[str]:
+    """The model URIs of the graph's nodes that serve live items (CB, hybrid combiner, fused arm)."""
+    from inference_graph.executor.graph import load_graph
+
+    return sorted(
+        {
+            str(value)
+            for node in load_graph(manifest).nodes()
+            for key, value in node.kwargs().items()
+            if key in LIVE_PARAMS.get(str(node.class_name).rpartition(".")[2], ()) and value
+        }
+    )
+
+
+def graph_bundles(manifest: str | None) -> dict[str, str | None]:
+    """``{model URI: local folder or None}`` of :func:`live_bundle_uris`, ``models:/`` URIs resolved with MLflow
+    the way ``smartreco serve`` resolves them."""
+    from smartreco.cli.serve import _resolve_model_uris
+    from smartreco.errors import SmartRecoError
+
+    uris = live_bundle_uris(manifest)
+    if not uris:
+        raise SmartRecoError("--bundle: the graph names no CB or hybrid bundle; give --bundle")
+    resolved = _resolve_model_uris(manifest)
+    return {uri: resolved.get(uri) for uri in uris}

@@ -5,9 +5,10 @@ A bundle records its content recipe (``params.content``: ``minilm+tfidf+numeric`
 So the new rows are encoded together with the catalogue the bundle was trained on, by the same encoder
 function training used (:func:`smartreco.models.content.content_encoder`), and the result is checked:
 re-encoding the catalogue must reproduce the bundle's stored vectors (median cosine >= ``AGREEMENT``),
-otherwise the new vectors would live in another space and the error says so. The bundle's own catalogue
-table holds only id, title and category; pass the training items table (``--catalogue``) when the
-recipe reads more (tags, description, price, dates).
+otherwise the new vectors would live in another space and the error says so. The catalogue is the
+training source the manifest records (``source``: ``movielens`` or the ingest's dataset folder) unless
+``--catalogue`` names it; the bundle's own catalogue table (id, title, category) is not enough for any recipe
+(they read tags, description, price, dates), and a MiniLM pass over uncached texts costs minutes on 2 cores.
 """
 
 from __future__ import annotations
@@ -43,7 +44,7 @@ def encode_for_bundle(bundle: Any, rows: pd.DataFrame, catalogue: pd.DataFrame |
     stored = getattr(getattr(bundle, "side", None), "item_vectors", None)
     if stored is None:
         raise DataError("bundle: it has no content vectors (cb_item_vectors)")
-    ref = catalogue if catalogue is not None else _bundle_catalogue(bundle)
+    ref = catalogue if catalogue is not None else training_items(bundle)
     ref = canonical_items(ref.drop_duplicates(C.ITEM_ID))
     new_ids = set(rows[C.ITEM_ID].astype(str))
     ref = ref[~ref[C.ITEM_ID].isin(new_ids)].reset_index(drop=True)
@@ -79,11 +80,22 @@ def reproduction(bundle: Any, ref_ids: np.ndarray, ref_vectors: np.ndarray, stor
     return float(np.median(cos))
 
 
-def _bundle_catalogue(bundle: Any) -> pd.DataFrame:
-    cat = getattr(bundle, "catalogue", None)
-    if not isinstance(cat, pd.DataFrame):
-        raise DataError("bundle: a compact (arrays) catalogue keeps no item text; pass --catalogue")
-    return cat[[C.ITEM_ID, C.TITLE, C.CATEGORY]].astype(str)
+def training_items(bundle: Any) -> pd.DataFrame:
+    """The items the bundle was trained on, from the source its manifest records (``movielens``, ``synthetic``
+    or the ingest's dataset folder); a DataError asking for ``--catalogue`` when that is not readable here
+    (a cluster's path, another machine's run folder)."""
+    from smartreco.data.sources import load_source
+
+    source = str((getattr(bundle, "manifest", None) or {}).get("source") or "")
+    if not source:
+        raise DataError("--catalogue: the bundle does not record its training source; give the items it was trained on")
+    try:
+        return load_source(source).items
+    except Exception as exc:  # noqa: BLE001 - any unreadable source gets the same advice
+        raise DataError(
+            f"--catalogue: the bundle was trained on {source}, not readable here ({exc}); give the items it was "
+            "trained on (movielens, a dataset folder or an items table)"
+        ) from None
 
 
 def add_for_bundle(bundle: Any, rows: pd.DataFrame, store: Any, catalogue: pd.DataFrame | None = None) -> Any:

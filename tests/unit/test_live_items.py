@@ -197,3 +197,11 @@ def test_items_add_command_on_a_saved_bundle(tmp_path, capsys):
     bad = ["items", "add", "--source", str(tmp_path / "bad.csv"), "--bundle", str(bundle), "--graph-state", str(state)]
     assert main(bad) == 1
     assert "category" in capsys.readouterr().err
+
+
+def test_without_bundle_the_command_takes_the_graphs_cb_and_hybrid_bundles():
+    from smartreco.cli.items import live_bundle_uris
+
+    assert live_bundle_uris(None) == [
+        f"models:/smartreco-{name}@{alias}" for name in ("cb", "hybrid") for alias in ("challenger", "champion")
+    ]
