@@ -1,7 +1,7 @@
-"""New items served before a retrain, through the local graph (in-process executor, the five-node graph and the
-fused arms): ``smartreco items add`` stores a new Horror item; before it the item is never recommended, after
-it a user whose history is Horror gets it once, explained as new, and adding the same file again changes
-nothing."""
+"""New items served before a retrain, through the local graph: the five-node graph in process and as node
+processes (they share the SQLite state file with the command) and the fused arms. ``smartreco items add``
+stores a new Horror item; before it the item is never recommended, after it a user whose history is Horror
+gets it once, explained as new, and adding the same file again changes nothing."""
 
 import pytest
 
@@ -22,17 +22,21 @@ def _env() -> dict[str, str]:
     env = dict(_ORIGINAL_ENV())
     env["SMARTRECO_BUNDLE_LOADER"] = "live_fake_bundle:load"
     env["SMARTRECO_FEATURE_READER"] = "live_fake_bundle:read_features"
+    env["SMARTRECO_LIVE_ITEMS_REFRESH_S"] = "0"  # node processes: see an add at the next request
     return env
 
 
 _ORIGINAL_ENV = graph_fake_bundle.node_env
 
 
-@pytest.fixture(params=[False, True], ids=["five-nodes", "fused"])
+@pytest.fixture(
+    params=[(True, False), (True, True), (False, False)], ids=["five-nodes", "fused", "five-node-processes"]
+)
 def graph(request, tmp_path, monkeypatch):
     monkeypatch.setattr(graph_fake_bundle, "node_env", _env)
     monkeypatch.setenv("SMARTRECO_LIVE_ITEMS_REFRESH_S", "0")
-    g = GraphThread(tmp_path, in_process=True, cache="local", fused=request.param)
+    in_process, fused = request.param
+    g = GraphThread(tmp_path, in_process=in_process, cache="local", fused=fused)
     yield g
     g.stop()
 
