@@ -69,6 +69,7 @@ def _params_json(*values) -> str:
 def training_pipeline(
     source: str = "movielens",
     events: str = "",
+    live_items: str = "",
     sample_users: int = 0,
     seed: int = 7,
     embedding_dim: int = served.CF_FACTORS,
@@ -83,7 +84,8 @@ def training_pipeline(
     deploy_namespace: str = "",
 ) -> None:
     """``events``: the serving graph's event log (a segment folder, or the shared ``redis://`` stream): what
-    users did with served answers joins ``source``'s interactions (empty: the source only);
+    users did with served answers joins ``source``'s interactions (empty: the source only); ``live_items``: the
+    graph state (SQLite file or ``redis://``) whose items added since the last retrain join the items;
     ``embedding_dim``/``epochs``: the Lightning CF's factors and epoch cap (early stopping may end
     sooner); ``eval_models``: evaluated with the hybrid (MostPopular
     is the promotion floor and must stay); ``sample_users`` > 0 trains on that many random users (tests,
@@ -96,7 +98,8 @@ def training_pipeline(
     ``hashed`` for smoke runs);
     ``deploy_target``: auto | local | cluster; ``embedding_cache_dir``: MiniLM
     vectors cached by content hash (local runs pass ``<runs>/embeddings``; empty = no cache)."""
-    ing = configure(ingest(source=source, events=events, sample_users=sample_users, seed=seed), "ingest")
+    ing = configure(ingest(source=source, events=events, live_items=live_items, sample_users=sample_users,
+                           seed=seed), "ingest")
     val = configure(validate(dataset=ing.outputs["dataset"]), "validate")
     feats = configure(build_features(dataset=ing.outputs["dataset"], embedding_cache_dir=embedding_cache_dir),
                       "build-features")

@@ -230,6 +230,9 @@ class SqliteLiveStore:
     def all_ids(self) -> set[str]:
         return {r[0] for r in self._con().execute("SELECT DISTINCT item_id FROM live_items")}
 
+    def versions(self) -> list[str]:
+        return [r[0] for r in self._con().execute("SELECT DISTINCT bundle_version FROM live_items ORDER BY 1")]
+
 
 class RedisLiveStore:
     """The live items in Redis: hash ``<prefix>:live:<bundle version>`` (id -> JSON row + vector) and the
@@ -286,6 +289,9 @@ class RedisLiveStore:
             self._r.incr(f"{self.prefix}:live:v")
         return removed
 
+    def versions(self) -> list[str]:
+        return sorted(v.decode() for v in self._r.smembers(self._index))
+
     def all_ids(self) -> set[str]:
         out: set[str] = set()
         for version in self._r.smembers(self._index):
@@ -310,6 +316,16 @@ def open_live_store(spec: str | Path | None = None) -> LiveStore:
     if text.startswith(("redis://", "rediss://", "unix://")):
         return RedisLiveStore(text)
     return SqliteLiveStore(text)
+
+
+def live_rows(store: LiveStore) -> pd.DataFrame:
+    """Every added item's row once (whichever bundle version it was encoded for): what the next retrain's
+    ingest appends to the catalogue."""
+    rows: dict[str, dict] = {}
+    for version in store.versions():
+        for it in store.items(version):
+            rows.setdefault(it.item_id, it.row)
+    return pd.DataFrame(list(rows.values()), columns=list(ROW_FIELDS)) if rows else pd.DataFrame(columns=ROW_FIELDS)
 
 
 def add_items(

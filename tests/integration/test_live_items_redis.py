@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 
 from smartreco.data import columns as C
-from smartreco.serving.live_items import RedisLiveStore, add_items, open_live_store, validate_rows
+from smartreco.serving.live_items import RedisLiveStore, add_items, live_rows, open_live_store, validate_rows
 from smartreco.testing.redis_server import RedisServer
 
 pytestmark = [pytest.mark.redis, pytest.mark.integration]
@@ -35,5 +35,6 @@ def test_replicas_share_live_items_idempotently(redis_server):
     np.testing.assert_array_equal(items[1].vector, vectors[1])
     add_items(cli_side, "v2", rows.iloc[:1], vectors[:1], in_bundle=set())  # the other arm's bundle
     assert replica.known("v2", ["n1", "n2"]) == {"n1"} and replica.all_ids() == {"n1", "n2"}
+    assert replica.versions() == ["v1", "v2"] and sorted(live_rows(replica)[C.ITEM_ID]) == ["n1", "n2"]
     assert replica.expire(["n1"]) == 2  # gone for both bundle versions
     assert cli_side.all_ids() == {"n2"} and replica.version() == 3

@@ -71,3 +71,47 @@ def test_the_ingest_component_logs_the_served_rows(tmp_path):
     ds, metrics = Dataset(uri=str(tmp_path / "ds")), Metrics(uri=str(tmp_path / "m"))
     ingest.python_func(source=_source(tmp_path), dataset=ds, metrics=metrics, events=str(tmp_path / "events"))
     assert metrics.metadata["rows_served_interactions"] == 2 and metrics.metadata["rows_interactions"] == 4
+
+
+def _live_store(path):
+    import numpy as np
+
+    from smartreco.serving.live_items import SqliteLiveStore, add_items, validate_rows
+
+    store = SqliteLiveStore(path)
+    rows = validate_rows(
+        pd.DataFrame(
+            {C.ITEM_ID: ["n1", "i2"], C.TITLE: ["New", "dup"], C.CATEGORY: ["x", "y"], C.TAGS: ["p|q", ""],
+             C.CREATED_DATE: ["2026-12-01", None]}
+        )
+    )  # fmt: skip
+    add_items(store, "v1", rows, np.ones((2, 4), dtype=np.float32), in_bundle=set())
+    add_items(store, "v2", rows.iloc[:1], np.ones((1, 4), dtype=np.float32), in_bundle=set())  # another arm
+    return store
+
+
+def test_items_added_since_the_last_retrain_join_the_catalogue(tmp_path):
+    from smartreco.serving.live_items import live_rows
+
+    new = live_rows(_live_store(tmp_path / "state.sqlite"))
+    assert sorted(new[C.ITEM_ID]) == ["i2", "n1"]  # each item once, whatever bundle versions it was encoded for
+    counts = ingest_tables(_source(tmp_path), tmp_path / "out", new_items=new)
+    assert counts["new_items"] == 1 and counts["items"] == 4  # i2 is the source's already: its row is kept
+    items = pd.read_parquet(tmp_path / "out" / "items.parquet")
+    assert items[C.ITEM_ID].tolist() == ["i1", "i2", "i3", "n1"] and items[C.TITLE].tolist()[1] == "b"
+    inter = pd.read_parquet(tmp_path / "out" / "interactions.parquet")
+    report = validate_data({"interactions": inter, "items": items})
+    assert report.passed, report.failure_message()
+
+
+def test_the_ingest_component_reads_the_live_items_from_the_graph_state(tmp_path):
+    from kfp.dsl import Dataset, Metrics
+
+    from components.ingest.component import ingest
+
+    _live_store(tmp_path / "state.sqlite")
+    ds, metrics = Dataset(uri=str(tmp_path / "ds")), Metrics(uri=str(tmp_path / "m"))
+    ingest.python_func(
+        source=_source(tmp_path), dataset=ds, metrics=metrics, live_items=str(tmp_path / "state.sqlite")
+    )
+    assert metrics.metadata["rows_new_items"] == 1 and metrics.metadata["rows_items"] == 4
