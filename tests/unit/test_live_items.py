@@ -205,3 +205,11 @@ def test_without_bundle_the_command_takes_the_graphs_cb_and_hybrid_bundles():
     assert live_bundle_uris(None) == [
         f"models:/smartreco-{name}@{alias}" for name in ("cb", "hybrid") for alias in ("challenger", "champion")
     ]
+
+
+def test_every_ranker_feature_has_a_cold_start_value():
+    from smartreco.models import hybrid_features as F
+    from smartreco.serving import live_ranking as L
+
+    placed = [*L.ZERO_FEATURES, *L.RANK_FEATURES, *L.COMPUTED_FEATURES]
+    assert sorted(placed) == sorted(F.FEATURE_NAMES) and len(placed) == len(set(placed))
