@@ -180,6 +180,7 @@ class HybridCombiner(BundleNode):
             category = _field(item, "category", "") or ""
             because = _field(item, "because_item")
             conf = _field(item, "confidence")
+            new_item = bool(_field(item, "new_item", False))
             recs.append(
                 {
                     "item_id": str(_field(item, "item_id")),
@@ -192,12 +193,13 @@ class HybridCombiner(BundleNode):
                         because_title=self._title(because),
                         category=category,
                         channel=channel,
-                        new_item=bool(_field(item, "new_item", False)),
+                        new_item=new_item,
                     )
                     if explain_on
                     else None,
                     "confidence": None if conf is None else min(max(float(conf), 0.0), 1.0),
                     "component_scores": comps,
+                    **({"new_item": True} if new_item else {}),  # catalogue items' answers keep their shape
                 }
             )
         self.add_tag("variant", self.variant)

@@ -211,6 +211,8 @@ class RecommendedItem(_Model):
     explanation: str | None = None
     confidence: float | None = Field(default=None, ge=0.0, le=1.0)
     component_scores: dict[str, float] = Field(default_factory=dict)
+    #: added since the last retrain (``smartreco items add``): recommended for its content, no interactions yet
+    new_item: bool = False
 
 
 class RecommendationResponse(_Model):

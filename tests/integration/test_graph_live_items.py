@@ -74,7 +74,8 @@ def test_new_item_is_served_after_items_add_once_with_a_reason(graph, tmp_path, 
     new = [r for r in after if r["item_id"] == NEW]
     assert len(after) == 10 and len(new) == 1
     assert new[0]["title"] == "Brand New Horror" and new[0]["category"] == "Horror"
-    assert new[0]["explanation"].startswith("new in Horror, similar to Movie ")
+    assert new[0]["explanation"].startswith("new in Horror, similar to Movie ") and new[0]["new_item"] is True
+    assert not any(r.get("new_item") for r in after if r["item_id"] != NEW)
     cats = [r["category"] for r in after]
     assert max(cats.count(c) for c in cats) <= 5  # the category cap holds with the new item in
     assert "0 added, 1 duplicate(s)" in _add(graph, tmp_path, capsys)
