@@ -1,7 +1,8 @@
 """The graph tests' FakeBundle with what serving new items needs (tests only): item vectors clustered by
-category (as real content embeddings cluster by genre, L2-normalised), an encoder for new rows (their category's centre),
-and the live hooks :class:`smartreco.serving.live_ranking.LiveView` asks a bundle for (``live_profile``,
-``live_scores``) with the fake's own scoring rule (0.6 x content + 0.3 x popularity; a new item has none).
+category (as real content embeddings cluster by genre, L2-normalised), an encoder for new rows (their
+category's centre), and the live hooks :class:`smartreco.serving.live_ranking.LiveView` asks a bundle for
+(``live_profile``, ``live_scores``) with the fake's own scoring rule (0.6 x content + 0.3 x popularity; a new
+item has none).
 """
 
 from __future__ import annotations

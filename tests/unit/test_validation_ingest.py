@@ -111,7 +111,5 @@ def test_the_ingest_component_reads_the_live_items_from_the_graph_state(tmp_path
 
     _live_store(tmp_path / "state.sqlite")
     ds, metrics = Dataset(uri=str(tmp_path / "ds")), Metrics(uri=str(tmp_path / "m"))
-    ingest.python_func(
-        source=_source(tmp_path), dataset=ds, metrics=metrics, live_items=str(tmp_path / "state.sqlite")
-    )
+    ingest.python_func(source=_source(tmp_path), dataset=ds, metrics=metrics, live_items=str(tmp_path / "state.sqlite"))
     assert metrics.metadata["rows_new_items"] == 1 and metrics.metadata["rows_items"] == 4
