@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import signal
 import sys
 from pathlib import Path
 
@@ -81,6 +82,10 @@ def run_cmd(name: str, local: bool, runner: str, params: tuple[str, ...], sample
     from pipelines.compile import get_pipeline
     from pipelines.runner import run_pipeline
 
+    # a SIGTERM (a timeout, a scheduler, `kill`) unwinds like Ctrl-C: the runner's cleanup removes the run's
+    # step containers and stops its MLflow server instead of leaving them running
+    signal.signal(signal.SIGTERM, _exit_on_sigterm)
+
     func = get_pipeline(name)
     args = {**local_defaults(name), **parse_params(params, func)}
     if sample_users is not None:
@@ -104,6 +109,10 @@ def run_cmd(name: str, local: bool, runner: str, params: tuple[str, ...], sample
     click.echo(f"run folder: {run.run_dir}")
     for key, path in index:
         click.echo(f"  {key:45s} {path}")
+
+
+def _exit_on_sigterm(signum: int, _frame: object) -> None:
+    raise SystemExit(128 + signum)
 
 
 #: log lines a failed ``--log`` run shows

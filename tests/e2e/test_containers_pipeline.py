@@ -38,14 +38,20 @@ def _run(runner: str, runs: Path, config: dict) -> tuple[dict, str]:
     runs.mkdir(parents=True, exist_ok=True)
     env = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}
     env["SMARTRECO_RUNS"] = str(runs)
-    proc = subprocess.run(
+    proc = subprocess.Popen(
         [sys.executable, "-m", "smartreco", "pipeline", "run", "training", "--local", "--runner", runner, "--json",
          "--sample-users", str(config["sample_users"]), "--param", f"epochs={config['epochs']}",
          "--param", "deploy_target=local",
          "--param", f"embedding_cache_dir={ROOT / 'runs' / 'embeddings'}"],  # MiniLM vectors cached by content
-        cwd=ROOT, env=env, capture_output=True, text=True, timeout=1700)
-    assert proc.returncode == 0, proc.stderr[-4000:]
-    return json.loads(proc.stdout), proc.stderr
+        cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        out, err = proc.communicate(timeout=1700)
+    except subprocess.TimeoutExpired:
+        proc.terminate()  # SIGTERM: the runner removes its step containers and stops its MLflow server
+        out, err = proc.communicate(timeout=120)
+        pytest.fail(f"{runner} pipeline run not finished after 1700 s; stderr tail: {err[-3000:]}")
+    assert proc.returncode == 0, err[-4000:]
+    return json.loads(out), err
 
 
 def _metrics(run: dict) -> dict[str, dict[str, float]]:
