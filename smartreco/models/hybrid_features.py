@@ -146,14 +146,30 @@ def top_k(scores: np.ndarray, k: int, exclude: np.ndarray | None = None, ids: np
 
 
 def _not_excluded(ids: np.ndarray, n: int, exclude: np.ndarray, dense: bool) -> np.ndarray:
-    """``~np.isin(ids, exclude)``; over a whole catalogue (``ids`` = 0..n-1) a mask set at the excluded rows
-    instead, which is the same answer without sorting ``n`` ids per call (three such calls per request)."""
+    """``~np.isin(ids, exclude)`` without its sort of ``ids`` + ``exclude`` (seven calls per request): over a
+    whole catalogue (``ids`` = 0..n-1) a mask set at the excluded rows; over a retriever's sorted unique ids
+    (what :func:`neighbour_scores` returns) the excluded ids found by binary search. The same answer."""
     exclude = np.asarray(exclude)
-    if not dense or exclude.dtype.kind not in "iu":
+    if exclude.dtype.kind not in "iu":
         return ~np.isin(ids, exclude)
-    keep = np.ones(n, dtype=bool)
-    keep[exclude[(exclude >= 0) & (exclude < n)]] = False
+    if dense:
+        keep = np.ones(n, dtype=bool)
+        keep[exclude[(exclude >= 0) & (exclude < n)]] = False
+        return keep
+    ids = np.asarray(ids)
+    if ids.dtype.kind not in "iu" or not bool(np.all(ids[1:] > ids[:-1])):
+        return ~np.isin(ids, exclude)
+    keep = np.ones(len(ids), dtype=bool)
+    if len(ids):
+        pos = np.searchsorted(ids, exclude)
+        safe = np.minimum(pos, len(ids) - 1)
+        keep[safe[(pos < len(ids)) & (ids[safe] == exclude)]] = False
     return keep
+
+
+#: :func:`neighbour_scores` counts by a catalogue-sized bincount instead of sorting when the catalogue has at
+#: most this many rows per gathered neighbour id (a 10M-item catalogue keeps the sort)
+_DENSE_COUNT_RATIO = 32
 
 
 def neighbour_scores(
@@ -180,10 +196,20 @@ def neighbour_scores(
     if len(ids) == 0:
         e = np.empty(0, dtype=np.int64)
         return e, np.empty(0), np.empty(0), e
-    uniq, inv = np.unique(ids, return_inverse=True)
-    total = np.bincount(inv, weights=sc, minlength=len(uniq))
-    if not with_best:
-        return uniq, total, None, None
+    n = len(nbr_ids)
+    if n <= _DENSE_COUNT_RATIO * len(ids):  # one pass over a catalogue-sized count, no sort of the ids
+        counts = np.bincount(ids, minlength=n)
+        uniq = np.flatnonzero(counts)
+        # per item the same additions in the same order as the bincount over np.unique's inverse
+        total = np.bincount(ids, weights=sc, minlength=n)[uniq]
+        if not with_best:
+            return uniq, total, None, None
+        inv = (np.cumsum(counts > 0) - 1)[ids]
+    else:
+        uniq, inv = np.unique(ids, return_inverse=True)
+        total = np.bincount(inv, weights=sc, minlength=len(uniq))
+        if not with_best:
+            return uniq, total, None, None
     order = np.lexsort((-sc, inv))  # per item, best contribution first
     first = np.r_[0, np.flatnonzero(np.diff(inv[order])) + 1]
     best = sc[order][first]

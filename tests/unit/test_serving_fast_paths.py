@@ -1,8 +1,9 @@
 """The serving runtime's CPU cuts (issue #23's latency work) answer exactly as the code they replaced.
 
 * ``_ranks`` / ``_steps_back`` (sorted look-ups) equal the per-candidate dict look-ups they replaced;
-* ``top_k`` over a whole catalogue (an exclusion mask) equals the ``np.isin`` filter it replaced, and
-  ``neighbour_scores(with_best=False)`` gives the same sums;
+* ``top_k`` over a whole catalogue (an exclusion mask) or a retriever's sorted ids (binary search) equals the
+  ``np.isin`` filter it replaced; ``neighbour_scores`` counting densely (bincount) equals its sort path, and
+  ``with_best=False`` gives the same sums;
 * ``topk_blocked(products=...)`` selects exactly what the blocked matrix product selects;
 * a runtime with the id dicts and the shared content scores ranks, explains and retrieves CB candidates
   exactly (same items, scores, reasons) as one on the pandas ``get_indexer`` path that scores content twice.
@@ -71,6 +72,34 @@ def test_catalogue_top_k_with_an_exclusion_mask_equals_the_isin_filter(seed):
         got, want = F.top_k(scores, k, exclude), _top_k_reference(scores, k, exclude)
         np.testing.assert_array_equal(got[0], want[0])
         np.testing.assert_array_equal(got[1], want[1])
+
+
+@pytest.mark.parametrize("seed", range(10))
+def test_retriever_top_k_with_a_binary_search_equals_the_isin_filter(seed):
+    rng = np.random.default_rng(seed)
+    ids = np.unique(rng.integers(0, 500, 120))  # a retriever's sorted unique ids
+    scores = np.round(rng.random(len(ids)), 1)
+    exclude = np.unique(np.concatenate([rng.integers(0, 500, 60), ids[:3], [-1, 10_000]]))
+    got = F.top_k(scores, 25, exclude, ids=ids)
+    keep = ~np.isin(ids, exclude)
+    want = F.top_k(scores[keep], 25, None, ids=ids[keep])
+    np.testing.assert_array_equal(got[0], want[0])
+    np.testing.assert_array_equal(got[1], want[1])
+    unsorted = ids[::-1].copy()  # not sorted: the isin filter
+    np.testing.assert_array_equal(F._not_excluded(unsorted, 0, exclude, False), ~np.isin(unsorted, exclude))
+
+
+def test_neighbour_scores_count_densely_with_the_sort_paths_answer(monkeypatch):
+    rng = np.random.default_rng(7)
+    nbr_ids = rng.integers(-1, 60, (60, 8)).astype(np.int32)
+    nbr_scores = rng.random((60, 8)).astype(np.float32)
+    history, weights = rng.integers(0, 60, 15), rng.random(15)
+    monkeypatch.setattr(F, "_DENSE_COUNT_RATIO", 0)  # the sort (np.unique) path
+    want = F.neighbour_scores(history, nbr_ids, nbr_scores, weights)
+    monkeypatch.setattr(F, "_DENSE_COUNT_RATIO", 10**9)  # the bincount path
+    got = F.neighbour_scores(history, nbr_ids, nbr_scores, weights)
+    for a, b in zip(got, want, strict=True):
+        np.testing.assert_array_equal(a, b)
 
 
 def test_neighbour_sums_without_the_best_contribution_are_the_same():
