@@ -13,6 +13,7 @@ from pathlib import Path
 
 from smartreco import settings
 from smartreco.containers.base import resolve_base
+from smartreco.containers.debian_images import DEBIAN_IMAGES, build_debian_image
 from smartreco.containers.engine import EngineError, docker, image_inspect, image_label, require_engine
 from smartreco.containers.project import build_project_wheel
 from smartreco.containers.requirements import constraint_lines, project_version, requirement_lines
@@ -105,11 +106,18 @@ def build_one(root: Path, spec: ImageSpec, base_mode: str, log: Log, force: bool
                        digest, base_seconds, wheel_seconds)
 
 
-def build_images(root: Path, names: Iterable[str] = tuple(IMAGES), base_mode: str = "official",
+#: every image `smartreco images build` makes: the project's two, then the Debian-package stand-ins for the public
+#: images the manifests name (the cluster rehearsal runs those)
+ALL_IMAGES: tuple[str, ...] = (*IMAGES, *DEBIAN_IMAGES)
+
+
+def build_images(root: Path, names: Iterable[str] = ALL_IMAGES, base_mode: str = "official",
                  log: Log = print, force: bool = False) -> list[BuildResult]:
     """Build (or confirm up to date) each named image; raises EngineError on the first failure."""
     require_engine()
-    unknown = [n for n in names if n not in IMAGES]
+    unknown = [n for n in names if n not in ALL_IMAGES]
     if unknown:
-        raise EngineError(f"unknown image {unknown[0]!r} (have: {', '.join(IMAGES)})")
-    return [build_one(root, IMAGES[name], base_mode, log, force) for name in names]
+        raise EngineError(f"unknown image {unknown[0]!r} (have: {', '.join(ALL_IMAGES)})")
+    return [build_one(root, IMAGES[name], base_mode, log, force) if name in IMAGES
+            else BuildResult(name=name, **build_debian_image(root, DEBIAN_IMAGES[name], log, force))
+            for name in names]

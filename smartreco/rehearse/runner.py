@@ -24,6 +24,10 @@ from smartreco.rehearse.translate import ContainerSpec, Plan, PodSpec, Probe
 Log = Callable[[str], None]
 
 
+#: restarts after which a container counts as crash-looping (the kubelet's CrashLoopBackOff)
+CRASH_LOOP_RESTARTS = 5
+
+
 class RehearsalError(EngineError):
     """A pod did not start or become ready; the message has the container's last log lines."""
 
@@ -153,8 +157,8 @@ def probe_once(probe: Probe, ip: str, container: str) -> bool:
     """One probe, from where the kubelet probes: the pod IP for HTTP/TCP, inside the container for exec."""
     try:
         if probe.kind == "http":
-            url = f"http://{ip}:{probe.port}{probe.path}"
-            with urllib.request.urlopen(url, timeout=max(probe.timeout_s, 1.0)) as r:
+            req = urllib.request.Request(f"http://{ip}:{probe.port}{probe.path}", headers=dict(probe.headers))
+            with urllib.request.urlopen(req, timeout=max(probe.timeout_s, 1.0)) as r:
                 return 200 <= r.status < 400
         if probe.kind == "tcp":
             with socket.create_connection((ip, int(probe.port or 0)), timeout=max(probe.timeout_s, 1.0)):
@@ -286,20 +290,21 @@ class Rehearsal:
         return da.container_name(self.plan, pod, c)
 
     def not_ready(self) -> dict[str, str]:
-        """Container -> why it is not ready now (empty: every pod ready). Raises when a container exited or
-        restarted (a crash the kubelet would show as CrashLoopBackOff)."""
+        """Container -> why it is not ready now (empty: every pod ready). A container that exits is restarted
+        by the engine (restartPolicy Always, with back-off, as the kubelet does while a dependency comes up);
+        one that keeps crashing (CrashLoopBackOff) or is gone raises, with its last log lines."""
         out: dict[str, str] = {}
         for running in self.pods.values():
             for c in running.pod.containers:
                 name = running.containers[c.name]
                 status, code, restarts = container_state(name)
-                if status in ("exited", "dead", "missing") or restarts > 0:
+                if status in ("dead", "missing") or restarts >= CRASH_LOOP_RESTARTS:
                     raise RehearsalError(
-                        f"{running.pod.workload} pod {running.pod.name}: container {c.name} "
-                        f"{status} (exit {code}, restarts {restarts}):\n{logs_tail(name)}"
+                        f"{running.pod.workload} pod {running.pod.name}: container {c.name} {status} "
+                        f"(exit {code}, restarts {restarts}):\n{logs_tail(name)}"
                     )
                 if status != "running":
-                    out[name] = status
+                    out[name] = f"{status} (restarts {restarts})"
                 elif c.readiness is not None and not probe_once(c.readiness, running.ip, name):
                     out[name] = f"readiness {c.readiness.kind} probe failing"
         return out

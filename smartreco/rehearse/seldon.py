@@ -13,7 +13,7 @@ import json
 from typing import Any
 
 from smartreco import images
-from smartreco.rehearse.translate import Lookup, PodSpec, ServiceSpec, TranslationError, make_pod
+from smartreco.rehearse.translate import Lookup, PodSpec, ServiceSpec, TranslationError, make_pod, service_aliases
 
 EXECUTOR = "seldon-container-engine"
 REST_PORT = 8000
@@ -79,6 +79,7 @@ def operator_env(
 def executor_container(sdep: dict[str, Any], predictor: dict[str, Any]) -> dict[str, Any]:
     """The stand-in for Seldon's executor container, with the predictor's ``svcOrchSpec`` env/resources."""
     orch = predictor.get("svcOrchSpec") or {}
+    ns = str(sdep["metadata"].get("namespace") or "default")
     return {
         "name": EXECUTOR,
         "image": images.serving_image(),
@@ -101,10 +102,17 @@ def executor_container(sdep: dict[str, Any], predictor: dict[str, Any]) -> dict[
         "env": [
             {"name": "HOME", "value": "/tmp"},
             {"name": "SMARTRECO_RUNS", "value": "/tmp/runs"},
+            {"name": "SMARTRECO_ALLOWED_HOSTS", "value": ",".join(service_aliases(service_name(sdep, predictor), ns))},
             *list(orch.get("env") or []),
         ],
         "ports": [{"name": "http", "containerPort": REST_PORT}, {"name": "grpc", "containerPort": GRPC_PORT}],
-        "readinessProbe": {"httpGet": {"path": "/ready", "port": REST_PORT}, "periodSeconds": 5, "failureThreshold": 3},
+        # the local executor answers loopback Host names and SMARTRECO_ALLOWED_HOSTS only (its DNS-rebinding guard):
+        # the probe names localhost, clients the Service's names
+        "readinessProbe": {
+            "httpGet": {"path": "/ready", "port": REST_PORT, "httpHeaders": [{"name": "Host", "value": "localhost"}]},
+            "periodSeconds": 5,
+            "failureThreshold": 3,
+        },
         "livenessProbe": {
             "tcpSocket": {"port": REST_PORT},
             "initialDelaySeconds": 20,

@@ -66,6 +66,7 @@ class Probe:
     timeout_s: float = 1.0
     failure_threshold: int = 3
     success_threshold: int = 1
+    headers: tuple[tuple[str, str], ...] = ()  # httpGet.httpHeaders
 
 
 @dataclass(frozen=True)
@@ -338,7 +339,8 @@ def _probe(raw: dict[str, Any] | None, ports: dict[str, int], where: str) -> Pro
     }
     if "httpGet" in raw:
         h = raw["httpGet"]
-        return Probe("http", port_of(h["port"]), str(h.get("path", "/")), **common)
+        headers = tuple((str(x["name"]), str(x["value"])) for x in h.get("httpHeaders") or [])
+        return Probe("http", port_of(h["port"]), str(h.get("path", "/")), headers=headers, **common)
     if "tcpSocket" in raw:
         return Probe("tcp", port_of(raw["tcpSocket"]["port"]), **common)
     if "exec" in raw:

@@ -398,3 +398,16 @@ def test_dry_run_lists_every_container_and_no_secret_value(manifest_tools, monke
     # kubelet expands it into the process's command line; environment values never reach docker's argv
     assert values and leaking == {"smartreco-rehearsal-redis-0-redis", "smartreco-rehearsal-mlflow-0-mlflow"}
     assert not (tmp_path / "state").exists()  # a dry run keeps nothing
+
+
+def test_rollout_generation_names_new_predictor_pods(rendered) -> None:
+    """`rehearse apply` starts the new predictor pods next to the old ones: other names, fresh emptyDirs, the same
+    Service aliases (so the Service resolves to both until the old pods go)."""
+    objects = rendered["local"]
+    made = secrets.generate(secrets.referenced(objects))
+    old = translate.translate(objects, made, rehearsal="rh")
+    new = translate.translate(objects, made, rehearsal="rh", generation="-g2")
+    a, b = old.pod("smartreco-default-0"), new.pod("smartreco-default-g2-0")
+    assert a.aliases == b.aliases and "smartreco-default" in b.aliases
+    assert a.volumes["models"].docker_volume != b.volumes["models"].docker_volume
+    assert old.pod("redis-0").volumes["data"] == new.pod("redis-0").volumes["data"]  # claims stay
