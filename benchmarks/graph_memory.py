@@ -5,7 +5,7 @@ and N/10 feedbacks (each about an answer just served, with its own id).
 
     .venv-serving/bin/python benchmarks/graph_memory.py                       # 100k predictions, 10k feedbacks
     .venv-serving/bin/python benchmarks/graph_memory.py --predictions 5000 --fused
-    .venv-serving/bin/python benchmarks/graph_memory.py --redis               # shared state in a private Redis
+    .venv-serving/bin/python benchmarks/graph_memory.py --redis --out benchmarks/results/graph_memory_redis
 
 The graph is the real local one (``python -m inference_graph.executor``, node processes, the event service it
 starts, the default local cache and SQLite node state, or ``--redis``) over the tests' small fake bundle: what
@@ -15,26 +15,53 @@ break counted once, other processes' library pages left out), with USS, PSS and 
 (baseline) and at every tenth of the run, so the table shows growth and its trend. A forked gunicorn worker or
 gRPC server that runs a full garbage collection touches every object it inherited and un-shares its parent's
 heap at once (a one-time step of up to the parent's heap, ~29 MiB per node measured); inference_graph/base.py
-freezes the inherited objects in every forked child, which removed those steps. The processes run on the real
-clock: retention windows (24 h served answers and event ids, 7 d effect keys) never expire during a run of
-minutes, so the growth measured is what the whole run's ids cost while all of them are still held (an upper
-bound for that many requests in one window); retention driven by a simulated clock is
-benchmarks/state_memory.py's (one process, the same structures).
-Results: benchmarks/results/graph_memory.{json,md}.
+freezes the inherited objects in every forked child, which removed those steps.
+
+Simulated clock (the default; ``--real-clock`` turns it off): every graph process runs under libfaketime
+(``LD_PRELOAD``: the executor hands its environment to the event service and the nodes, gunicorn workers and
+gRPC servers inherit it through fork, redis-server with ``--redis`` gets it too), its wall clock offset read
+from a file this benchmark rewrites as the run goes: ``--day-every`` predictions (10,000) advance it by one
+day, so 100,000 predictions span ten simulated days and the default retention (served answers and event-log
+ids 24 h, effect keys 7 d, Redis TTLs) expires during the run, driven by what the product schedules: the
+event service's log maintenance thread (every 60 s), the nodes' amortised ``GraphState.prune`` on the answer
+and feedback paths, Redis key expiry. The monotonic clock stays real (``FAKETIME_DONT_FAKE_MONOTONIC=1``:
+timeouts, asyncio, gunicorn's heartbeat) and file times are not faked (``NO_FAKE_STAT=1``). Every tenth
+records the evidence that the clock reached the processes and that retention expired: the graph processes
+that map libfaketime, the node state's served / effect rows and their newest timestamp (the nodes' clock),
+the event service's indexed ids (``/api/v1/stats``) and its newest sealed segment's time, Redis' ``TIME`` and keys.
+With ``--redis`` the event log is the Redis stream, which nothing trims in a local run: on a cluster the
+hourly archive CronJob (manifests/base/events/archive-cronjob.yaml, ``--keep 100000``) does; the evidence
+shows the stream's entries and ``MEMORY USAGE`` apart from the node state's keys.
+
+Prerequisite for the simulated clock: a libfaketime with the fix for wolfcw/libfaketime#426. Debian 12's
+package (0.9.10) breaks Python >= 3.11 under ``FAKETIME_DONT_FAKE_MONOTONIC=1``: ``time.sleep`` calls
+``clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME)``, which 0.9.10 shifts as if it were the wall clock, so it
+fails with EINVAL (the executor dies at start). Build upstream's (seconds; gcc, make)::
+
+    git clone https://github.com/wolfcw/libfaketime /tmp/libfaketime && make -C /tmp/libfaketime/src libfaketime.so.1
+    .venv-serving/bin/python benchmarks/graph_memory.py --faketime-lib /tmp/libfaketime/src/libfaketime.so.1
+
+(or copy it to /usr/local/lib/faketime/libfaketime.so.1, looked up by default). The benchmark first probes
+the library in a child Python (``time.sleep`` works, the offset shows) and stops with this hint otherwise.
+Results: benchmarks/results/graph_memory.{json,md} (``--redis``: graph_memory_redis.{json,md}).
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import platform
 import signal
+import sqlite3
 import subprocess
 import sys
 import tempfile
 import time
+import urllib.request
+from collections.abc import Callable
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -45,10 +72,95 @@ import aiohttp  # noqa: E402
 RESULTS = ROOT / "benchmarks" / "results"
 MIB = 1024 * 1024
 LIMIT_MB = 50.0
+DAY_S = 86400
+FAKETIME_CANDIDATES = (
+    "/usr/local/lib/faketime/libfaketime.so.1",
+    "/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1",
+)
+IGNORE_SYMBOLS = "__ftime,clock_gettime64,__clock_gettime64,timer_settime@GLIBC_2.2,timer_gettime@GLIBC_2.2"
+FAKETIME_HINT = (
+    "a libfaketime with the fix for wolfcw/libfaketime#426 is needed (Debian 12's 0.9.10 makes Python's "
+    "time.sleep fail with EINVAL): git clone https://github.com/wolfcw/libfaketime /tmp/libfaketime && "
+    "make -C /tmp/libfaketime/src libfaketime.so.1, then --faketime-lib /tmp/libfaketime/src/libfaketime.so.1"
+)
 
 
 def request_id(i: int) -> str:
     return f"bench-{i:012d}-".ljust(128, "x")  # distinct 128-character ids (the puid limit)
+
+
+# ------------------------------------------------------------------------------------------ clock
+class FakeClock:
+    """The simulated wall clock of every graph process: libfaketime's offset, in a file it re-reads every second.
+
+    ``at(n)`` moves it to ``n`` predictions' worth of simulated time (``day_every`` predictions a day); it only
+    moves forward, so no process sees its wall clock go back."""
+
+    def __init__(self, path: Path, lib: str, day_every: int) -> None:
+        self.path, self.lib, self.day_every = path, lib, int(day_every)
+        self.offset_s = -1
+        self._set(0)
+
+    def env(self) -> dict[str, str]:
+        return {
+            "LD_PRELOAD": self.lib,
+            "FAKETIME_TIMESTAMP_FILE": str(self.path),
+            "FAKETIME_CACHE_DURATION": "1",
+            "FAKETIME_DONT_FAKE_MONOTONIC": "1",
+            "NO_FAKE_STAT": "1",
+            # redis-server (jemalloc) deadlocks at start when libfaketime allocates during its init: in the
+            # lookup of symbols this glibc lacks (wolfcw/libfaketime#130; FAKETIME_DEBUG_DLSYM=1 lists them) and
+            # in the setenv of its shared-memory segment (not needed: every process reads the same file)
+            "FAKETIME_IGNORE_SYMBOLS": IGNORE_SYMBOLS,
+            "FAKETIME_DISABLE_SHM": "1",
+        }
+
+    def _set(self, offset_s: int) -> None:
+        tmp = self.path.with_name(self.path.name + ".tmp")
+        tmp.write_text(f"+{offset_s}\n")
+        os.replace(tmp, self.path)  # a reader sees the old or the new line, never half of one
+        self.offset_s = offset_s
+
+    def at(self, predictions: int) -> None:
+        offset = predictions * DAY_S // self.day_every
+        if offset > self.offset_s:
+            self._set(offset)
+
+    def now(self) -> float:
+        """What the graph processes' wall clock says now (within the 1 s they cache the file)."""
+        return time.time() + self.offset_s
+
+
+def probe_faketime(lib: str, work: Path) -> str | None:
+    """None when ``lib`` fakes a child Python's wall clock and leaves its sleeps working; else why not."""
+    if not Path(lib).is_file():
+        return f"{lib}: not found"
+    clock = FakeClock(work / "probe-faketime.rc", lib, 1)
+    clock._set(DAY_S)
+    code = "import time; t = time.time(); time.sleep(0.01); print(t)"
+    try:
+        out = subprocess.run(
+            [sys.executable, "-c", code], env={**os.environ, **clock.env()}, capture_output=True, text=True, timeout=30
+        )
+    except subprocess.TimeoutExpired:
+        return f"{lib}: a child Python hung"
+    if out.returncode != 0:
+        return f"{lib}: a child Python failed: {out.stderr.strip().splitlines()[-1:]}"
+    seen = float(out.stdout) - time.time()
+    if abs(seen - DAY_S) > 60:
+        return f"{lib}: the child's clock is off by {seen:.0f} s, not one day"
+    return None
+
+
+def faketime_lib(asked: str | None, work: Path) -> str:
+    """The libfaketime to use: the one asked for, or the first candidate that passes the probe."""
+    errors = []
+    for lib in [asked] if asked else FAKETIME_CANDIDATES:
+        why = probe_faketime(lib, work)
+        if why is None:
+            return str(Path(lib).resolve())
+        errors.append(why)
+    raise SystemExit("simulated clock unavailable: " + "; ".join(errors) + ". " + FAKETIME_HINT)
 
 
 # ------------------------------------------------------------------------------------------ /proc
@@ -89,8 +201,12 @@ def _mem_kib(pid: int) -> dict[str, int]:
                 fields[key] = int(line.split()[1])
     except OSError:
         pass
-    return {"anon": fields["Pss_Anon:"] + fields["Pss_Shmem:"],
-            "uss": fields["Private_Clean:"] + fields["Private_Dirty:"], "pss": fields["Pss:"], "rss": fields["Rss:"]}
+    return {
+        "anon": fields["Pss_Anon:"] + fields["Pss_Shmem:"],
+        "uss": fields["Private_Clean:"] + fields["Private_Dirty:"],
+        "pss": fields["Pss:"],
+        "rss": fields["Rss:"],
+    }
 
 
 def _cmdline(pid: int) -> str:
@@ -100,16 +216,24 @@ def _cmdline(pid: int) -> str:
         return ""
 
 
-def snapshot(executor_pid: int, nodes: dict[str, int]) -> dict[str, dict[str, float]]:
-    """Anonymous PSS / USS / PSS / RSS MiB per graph process tree: the executor, the event service, each node."""
+def process_groups(executor_pid: int, nodes: dict[str, int]) -> dict[str, list[int]]:
+    """The graph's process trees: the executor, the event service, each node (with its forked children)."""
     kids = _children()
     groups: dict[str, list[int]] = {name: _tree(pid, kids) for name, pid in nodes.items()}
     in_nodes = {p for pids in groups.values() for p in pids}
-    events = [p for p in _tree(executor_pid, kids) if p != executor_pid and p not in in_nodes
-              and "smartreco.events" in _cmdline(p)]
+    events = [
+        p
+        for p in _tree(executor_pid, kids)
+        if p != executor_pid and p not in in_nodes and "smartreco.events" in _cmdline(p)
+    ]
     if events:
         groups["event-service"] = _tree(events[0], kids)
     groups["executor"] = [executor_pid]
+    return groups
+
+
+def snapshot(groups: dict[str, list[int]]) -> dict[str, dict[str, float]]:
+    """Anonymous PSS / USS / PSS / RSS MiB per graph process tree."""
     out = {}
     for name, pids in groups.items():
         total = dict.fromkeys(("anon", "uss", "pss", "rss"), 0)
@@ -117,6 +241,73 @@ def snapshot(executor_pid: int, nodes: dict[str, int]) -> dict[str, dict[str, fl
             for key, kib in _mem_kib(p).items():
                 total[key] += kib
         out[name] = {f"{k}_mib": round(v / 1024, 1) for k, v in total.items()} | {"processes": len(pids)}
+    return out
+
+
+def faketime_mapped(groups: dict[str, list[int]], lib: str) -> dict[str, str]:
+    """Per process tree, how many of its processes map libfaketime ("4/4"): the clock reaches every one."""
+    out = {}
+    for name, pids in groups.items():
+        hits = 0
+        for p in pids:
+            with contextlib.suppress(OSError):  # a worker that exited since the listing
+                hits += lib in Path(f"/proc/{p}/maps").read_text()
+        out[name] = f"{hits}/{len(pids)}"
+    return out
+
+
+def _get_json(url: str) -> dict:
+    with urllib.request.urlopen(url, timeout=30) as r:  # noqa: S310 - loopback URL of our own event service
+        return json.loads(r.read())
+
+
+def retention_evidence(work: Path, events_url: str, state: str | None, clock: FakeClock | None) -> dict:
+    """What retention holds now, and whose clock wrote it: node state rows (local SQLite or Redis keys), the
+    event service's indexed ids and its newest sealed segment. ``*_vs_clock_s``: a time a process wrote (or
+    Redis reports) minus the simulated clock; near 0 (minus the age of the newest write) when the process
+    runs on the simulated clock, about minus the offset when it does not."""
+    now = clock.now() if clock else time.time()
+    out: dict = {"simulated_days": round(clock.offset_s / DAY_S, 2) if clock else 0.0}
+    if state is None:
+        con = sqlite3.connect(work / "graph-state" / "state.sqlite", timeout=30)
+        try:
+            n, newest, oldest = con.execute("SELECT COUNT(*), MAX(ts), MIN(ts) FROM served").fetchone()
+            fx, fx_oldest = con.execute("SELECT COUNT(*), MIN(ts) FROM effects").fetchone()
+        finally:
+            con.close()
+        out |= {
+            "served_rows": n,
+            "served_newest_vs_clock_s": round(newest - now) if newest else None,
+            "served_oldest_age_h": round((now - oldest) / 3600, 1) if oldest else None,
+            "effect_rows": fx,
+            "effect_oldest_age_d": round((now - fx_oldest) / DAY_S, 2) if fx_oldest else None,
+        }
+    else:
+        import redis
+
+        r = redis.Redis.from_url(state)
+        sec, usec = r.time()
+        served = sum(1 for _ in r.scan_iter(match="smartreco:graph:served:*", count=5000))
+        effects = sum(1 for _ in r.scan_iter(match="smartreco:graph:fx:*", count=5000))
+        out |= {
+            "redis_clock_vs_clock_s": round(sec + usec / 1e6 - now),
+            "redis_keys": r.dbsize(),
+            "served_keys": served,
+            "effect_keys": effects,
+            "event_stream_entries": r.xlen("smartreco:events"),
+            "event_ids": r.hlen("smartreco:events:ids"),
+            # what the event log holds in Redis (MEMORY USAGE samples a stream's / hash's entries: an estimate)
+            "event_stream_mib": round((r.memory_usage("smartreco:events") or 0) / MIB, 1),
+            "event_ids_mib": round((r.memory_usage("smartreco:events:ids") or 0) / MIB, 1),
+        }
+        r.close()
+    out["event_log_ids"] = _get_json(events_url.rstrip("/") + "/api/v1/stats").get("records")
+    sealed = []
+    for ids in sorted((work / "feedback").glob("segment-*.ids")):
+        with contextlib.suppress(OSError, ValueError, KeyError):  # replaced while read (compaction)
+            sealed.append(json.loads(ids.read_text())["sealed_at"])
+    if sealed:
+        out |= {"event_segments_sealed": len(sealed), "event_newest_sealed_vs_clock_s": round(max(sealed) - now)}
     return out
 
 
@@ -135,20 +326,39 @@ def start_graph(work: Path, fused: bool, state: str | None) -> tuple[subprocess.
     from inference_graph.executor.fusion import MODEL_URI_PARAMS
 
     bundle = fake.write(work / "bundle")
-    overrides = {"*": dict.fromkeys(MODEL_URI_PARAMS, str(bundle)),
-                 "ab-router": {"store": str(work / "arms.sqlite"), "mode": "thompson"}}
+    overrides = {
+        "*": dict.fromkeys(MODEL_URI_PARAMS, str(bundle)),
+        "ab-router": {"store": str(work / "arms.sqlite"), "mode": "thompson"},
+    }
     ready = work / "ready.json"
-    cmd = [sys.executable, "-m", "inference_graph.executor", "--port", "0", "--grpc-port", "0", "--no-push",
-           "--feedback-log", str(work / "feedback"), "--ready-file", str(ready), "--set", json.dumps(overrides),
-           "--log-dir", str(work / "logs"), "--graph-state", str(work / "graph-state" / "state.sqlite")]
+    cmd = [
+        sys.executable,
+        "-m",
+        "inference_graph.executor",
+        "--port",
+        "0",
+        "--grpc-port",
+        "0",
+        "--no-push",
+        "--feedback-log",
+        str(work / "feedback"),
+        "--ready-file",
+        str(ready),
+        "--set",
+        json.dumps(overrides),
+        "--log-dir",
+        str(work / "logs"),
+        "--graph-state",
+        str(work / "graph-state" / "state.sqlite"),
+    ]
     if fused:
         cmd.append("--fused")
     if state:
         cmd += ["--state", state]
     env = {**os.environ, **fake.node_env()}
     env["PYTHONPATH"] = os.pathsep.join(p for p in (str(ROOT), env.get("PYTHONPATH", "")) if p)
-    proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL,
-                            stderr=open(work / "executor.stderr", "ab"))  # noqa: SIM115
+    stderr = open(work / "executor.stderr", "ab")  # noqa: SIM115 - the child holds it for its lifetime
+    proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=stderr)
     deadline = time.monotonic() + 300
     while not ready.exists():
         if proc.poll() is not None or time.monotonic() > deadline:
@@ -159,9 +369,19 @@ def start_graph(work: Path, fused: bool, state: str | None) -> tuple[subprocess.
     return proc, json.loads(ready.read_text())
 
 
-async def drive(url: str, start: int, count: int, feedback_every: int, concurrency: int, stats: dict) -> None:
-    """``count`` predictions (ids start..start+count) and a feedback after every ``feedback_every``-th."""
+async def drive(
+    url: str,
+    start: int,
+    count: int,
+    feedback_every: int,
+    concurrency: int,
+    stats: dict,
+    tick: Callable[[int], None] | None = None,
+) -> None:
+    """``count`` predictions (ids start..start+count) and a feedback after every ``feedback_every``-th;
+    ``tick(n)`` after each prediction, ``n`` answered so far in this call (moves the simulated clock)."""
     ids = iter(range(start, start + count))
+    answered = [0]
     headers = {"Content-Type": "application/json"}
 
     async def worker(session: aiohttp.ClientSession) -> None:
@@ -171,11 +391,18 @@ async def drive(url: str, start: int, count: int, feedback_every: int, concurren
             async with session.post(url + "/api/v1.0/predictions", json=body, headers=headers) as r:
                 answer = await r.json()
                 stats[r.status] = stats.get(r.status, 0) + 1
+            answered[0] += 1
+            if tick is not None:
+                tick(answered[0])
             if r.status != 200 or i % feedback_every:
                 continue
             item = answer["jsonData"]["recommendations"][0]["item_id"]
-            fb = {"request": {"jsonData": {"user_id": user}}, "response": answer, "reward": 1.0,
-                  "truth": {"jsonData": {"item_id": item, "interaction_type": "click", "feedback_id": f"fb-{i}"}}}
+            fb = {
+                "request": {"jsonData": {"user_id": user}},
+                "response": answer,
+                "reward": 1.0,
+                "truth": {"jsonData": {"item_id": item, "interaction_type": "click", "feedback_id": f"fb-{i}"}},
+            }
             async with session.post(url + "/api/v1.0/feedback", json=fb, headers=headers) as r:
                 await r.read()
                 key = f"feedback {r.status}"
@@ -186,57 +413,127 @@ async def drive(url: str, start: int, count: int, feedback_every: int, concurren
         await asyncio.gather(*(worker(session) for _ in range(concurrency)))
 
 
+REDIS_PROCESS = "redis-server"  # shown per process, counted through used_memory (its heap would count twice)
+REDIS_NOTE = " (in the total; the redis-server row is that process's heap, shown, not added)"
+
+
 def _total(snap: dict, key: str) -> float:
-    return round(sum(v[key] for v in snap.values()), 1)
+    return round(sum(v[key] for name, v in snap.items() if name != REDIS_PROCESS), 1)
 
 
-def write_results(a: argparse.Namespace, base: dict, after: dict, base_redis: float | None, state: str | None,
-                  trend: list[dict], stats: dict, done: int, seconds: float, finished: bool) -> dict:
+def _clock_text(a: argparse.Namespace, clock: FakeClock | None) -> str:
+    if clock is None:
+        return "real (retention windows never expire during the run: every id of the run is still held)"
+    return (
+        f"simulated: libfaketime ({clock.lib}) in every graph process, +1 day every {a.day_every:,} "
+        f"predictions ({clock.offset_s / DAY_S:.1f} days at the end), monotonic clock real"
+    )
+
+
+def write_results(
+    a: argparse.Namespace,
+    base: dict,
+    after: dict,
+    base_redis: float | None,
+    state: str | None,
+    trend: list[dict],
+    stats: dict,
+    done: int,
+    seconds: float,
+    finished: bool,
+    clock: FakeClock | None,
+    faketime: dict[str, str],
+) -> dict:
     """The JSON + MD results so far (rewritten at every tenth: a run stopped early keeps what it measured)."""
-    per = {name: {"baseline_anon_mib": base[name]["anon_mib"], "after_anon_mib": after[name]["anon_mib"],
-                  "anon_growth_mib": round(after[name]["anon_mib"] - base[name]["anon_mib"], 1),
-                  "uss_growth_mib": round(after[name]["uss_mib"] - base[name]["uss_mib"], 1),
-                  "pss_growth_mib": round(after[name]["pss_mib"] - base[name]["pss_mib"], 1),
-                  "rss_growth_mib": round(after[name]["rss_mib"] - base[name]["rss_mib"], 1),
-                  "processes": after[name]["processes"]} for name in base if name in after}
-    growth = round(sum(p["anon_growth_mib"] for p in per.values()), 1)
+    per = {
+        name: {
+            "baseline_anon_mib": base[name]["anon_mib"],
+            "after_anon_mib": after[name]["anon_mib"],
+            "anon_growth_mib": round(after[name]["anon_mib"] - base[name]["anon_mib"], 1),
+            "uss_growth_mib": round(after[name]["uss_mib"] - base[name]["uss_mib"], 1),
+            "pss_growth_mib": round(after[name]["pss_mib"] - base[name]["pss_mib"], 1),
+            "rss_growth_mib": round(after[name]["rss_mib"] - base[name]["rss_mib"], 1),
+            "processes": after[name]["processes"],
+            "faketime_mapped": faketime.get(name),
+        }
+        for name in base
+        if name in after
+    }
+    growth = round(sum(p["anon_growth_mib"] for name, p in per.items() if name != REDIS_PROCESS), 1)
     redis_growth = None if state is None else round(trend[-1]["redis_used_mib"] - base_redis, 2)
     total_mb = growth * MIB / 1e6 + (redis_growth or 0) * MIB / 1e6
     res = {
-        "predictions": done, "predictions_asked": a.predictions, "finished": finished,
-        "feedback_every": a.feedback_every, "warmup": a.warmup, "concurrency": a.concurrency,
+        "predictions": done,
+        "predictions_asked": a.predictions,
+        "finished": finished,
+        "feedback_every": a.feedback_every,
+        "warmup": a.warmup,
+        "concurrency": a.concurrency,
         "graph": "fused" if a.fused else "five-node",
         "state": "redis" if state else "local (SQLite node state, segment event log, local cache)",
-        "requests": {str(k): v for k, v in stats.items()}, "seconds": round(seconds, 1),
-        "predictions_per_s": round(done / seconds, 1), "processes": per, "anon_growth_mib_total": growth,
-        "redis_used_memory_growth_mib": redis_growth, "growth_mb_total": round(total_mb, 1),
-        "limit_mb": LIMIT_MB, "within_limit": total_mb < LIMIT_MB, "trend": trend,
-        "load_average_at_end": os.getloadavg(), "cpus": os.cpu_count(), "python": platform.python_version(),
-        "clock": "real (retention windows never expire during the run: every id of the run is still held)",
+        "requests": {str(k): v for k, v in stats.items()},
+        "seconds": round(seconds, 1),
+        "predictions_per_s": round(done / seconds, 1),
+        "processes": per,
+        "anon_growth_mib_total": growth,
+        "redis_used_memory_growth_mib": redis_growth,
+        "growth_mb_total": round(total_mb, 1),
+        "limit_mb": LIMIT_MB,
+        "within_limit": total_mb < LIMIT_MB,
+        "trend": trend,
+        "load_average_at_end": os.getloadavg(),
+        "cpus": os.cpu_count(),
+        "python": platform.python_version(),
+        "clock": _clock_text(a, clock),
+        "day_every": a.day_every if clock else None,
+        "faketime_processes": faketime,
+        "faketime_env": {k: v for k, v in clock.env().items() if k != "FAKETIME_TIMESTAMP_FILE"} if clock else None,
     }
     Path(a.out + ".json").write_text(json.dumps(res, indent=2) + "\n")
-    rows = "\n".join(f"| {n} | {p['processes']} | {p['baseline_anon_mib']} | {p['after_anon_mib']} | "
-                     f"{p['anon_growth_mib']} | {p['uss_growth_mib']} | {p['pss_growth_mib']} | "
-                     f"{p['rss_growth_mib']} |" for n, p in sorted(per.items()))
-    trend_rows = "\n".join(f"| {t['predictions']:,} | {t['anon_growth_mib']} | {t['uss_growth_mib']} | "
-                           f"{t['pss_growth_mib']} | {t['redis_used_mib']} | {t['seconds']} |" for t in trend)
+    rows = "\n".join(
+        f"| {n} | {p['processes']} | {p['faketime_mapped'] or '-'} | {p['baseline_anon_mib']} | "
+        f"{p['after_anon_mib']} | {p['anon_growth_mib']} | {p['uss_growth_mib']} | "
+        f"{p['pss_growth_mib']} | {p['rss_growth_mib']} |"
+        for n, p in sorted(per.items())
+    )
+    trend_rows = "\n".join(
+        f"| {t['predictions']:,} | {t['anon_growth_mib']} | {t['uss_growth_mib']} | "
+        f"{t['pss_growth_mib']} | {t['redis_used_mib']} | {t['seconds']} | {t['load_1m']} |"
+        for t in trend
+    )
+    keys = [k for k in trend[-1]["retention"]]
+    evidence = (
+        "| predictions | "
+        + " | ".join(keys)
+        + " |\n|---|"
+        + "---|" * len(keys)
+        + "\n"
+        + "\n".join(
+            f"| {t['predictions']:,} | " + " | ".join(str(t["retention"].get(k)) for k in keys) + " |" for t in trend
+        )
+    )
     load = ", ".join(f"{x:.1f}" for x in res["load_average_at_end"])
     Path(a.out + ".md").write_text(
         f"# Graph memory: {done:,} predictions with distinct 128-character request ids, "
         f"{stats.get('feedback 200', 0):,} feedbacks ({res['graph']} graph, {res['state']})\n\n"
         f"{'' if finished else f'**Stopped early: {done:,} of the {a.predictions:,} asked.** '}"
         f"`benchmarks/graph_memory.py --predictions {a.predictions}{' --fused' if a.fused else ''}"
-        f"{' --redis' if a.redis else ''}`: every graph process, anonymous-memory PSS growth after a "
-        f"{a.warmup:,}-prediction warm-up. Total growth **{res['growth_mb_total']} MB** (limit {LIMIT_MB:g} MB: "
-        f"{'within' if res['within_limit'] else 'OVER'}); Redis used_memory growth: {redis_growth}. "
-        f"{res['predictions_per_s']} predictions/s over {res['seconds']} s with {a.concurrency} clients on "
-        f"{res['cpus']} CPUs, load average at the end {load} (a busy shared machine). Requests: "
-        f"{res['requests']}. Real clock: retention never expired during the run, so every id is still held.\n\n"
-        "| process | processes | baseline anon PSS MiB | after anon PSS MiB | anon PSS growth MiB | USS growth MiB "
-        "| PSS growth MiB | RSS growth MiB |\n"
-        "|---|---|---|---|---|---|---|---|\n" + rows + "\n\n"
-        "| predictions | anon PSS growth MiB | USS growth MiB | PSS growth MiB | Redis used MiB | seconds |\n"
-        "|---|---|---|---|---|---|\n" + trend_rows + "\n"
+        f"{' --redis' if a.redis else ''}{' --real-clock' if clock is None else ''}`: every graph process, "
+        f"anonymous-memory PSS growth after a {a.warmup:,}-prediction warm-up. Total growth "
+        f"**{res['growth_mb_total']} MB** (limit {LIMIT_MB:g} MB: {'within' if res['within_limit'] else 'OVER'}); "
+        f"Redis used_memory growth: {redis_growth} MiB{REDIS_NOTE if state else ''}. "
+        f"{res['predictions_per_s']} predictions/s over "
+        f"{res['seconds']} s with {a.concurrency} clients on {res['cpus']} CPUs, load average at the end {load}. "
+        f"Requests: {res['requests']}. Clock: {res['clock']}.\n\n"
+        "| process | processes | map libfaketime | baseline anon PSS MiB | after anon PSS MiB | anon PSS growth MiB "
+        "| USS growth MiB | PSS growth MiB | RSS growth MiB |\n"
+        "|---|---|---|---|---|---|---|---|---|\n" + rows + "\n\n"
+        "| predictions | anon PSS growth MiB | USS growth MiB | PSS growth MiB | Redis used MiB | seconds "
+        "| load 1 min |\n|---|---|---|---|---|---|---|\n" + trend_rows + "\n\n"
+        "Retention at each tenth (`retention_evidence`: rows / keys / ids held, ages on the simulated clock; "
+        "`*_vs_clock_s` = a time the process wrote minus the simulated clock, about 0 when it runs on it):\n\n"
+        + evidence
+        + "\n"
     )
     return res
 
@@ -249,12 +546,25 @@ def main() -> None:
     ap.add_argument("--concurrency", type=int, default=8)
     ap.add_argument("--fused", action="store_true", help="router over two fused arms (default: the five-node graph)")
     ap.add_argument("--redis", action="store_true", help="shared state in a private redis-server (--state)")
+    ap.add_argument("--day-every", type=int, default=10_000, help="predictions per simulated day")
+    ap.add_argument("--real-clock", action="store_true", help="no simulated clock (retention never expires)")
+    ap.add_argument(
+        "--faketime-lib",
+        default=None,
+        help="libfaketime.so.1 to preload (default: probe " + ", ".join(FAKETIME_CANDIDATES) + ")",
+    )
+    ap.add_argument("--keep", action="store_true", help="keep the work folder (logs, state) and print it")
     ap.add_argument("--out", default=str(RESULTS / "graph_memory"))
     a = ap.parse_args()
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # stop the graph (finally) on a plain kill too
-    with tempfile.TemporaryDirectory(prefix="graph-memory-") as tmp:
-        work = Path(tmp)
-        redis = None
+    tmp = tempfile.mkdtemp(prefix="graph-memory-")
+    work = Path(tmp)
+    clock = None
+    if not a.real_clock:
+        clock = FakeClock(work / "faketime.rc", faketime_lib(a.faketime_lib, work), a.day_every)
+        os.environ.update(clock.env())  # redis-server and the executor (and through it every node) inherit it
+    redis = None
+    try:
         if a.redis:
             from smartreco.testing.redis_server import RedisServer
 
@@ -266,32 +576,73 @@ def main() -> None:
             nodes = {name: d["pid"] for name, d in info["nodes"].items()}
             url, stats = info["rest"], {}
             asyncio.run(drive(url, 10**9, a.warmup, a.feedback_every, a.concurrency, stats))
-            base, base_redis = snapshot(proc.pid, nodes), redis_used_mib(state)
+            groups = process_groups(proc.pid, nodes)
+            if redis is not None:
+                groups[REDIS_PROCESS] = [redis.proc.pid]  # used_memory is the figure; its anon PSS is shown too
+            base, base_redis = snapshot(groups), redis_used_mib(state)
             trend, done, started = [], 0, time.perf_counter()
             step = max(1, a.predictions // 10)
             stats = {}
             while done < a.predictions:
                 n = min(step, a.predictions - done)
-                asyncio.run(drive(url, done, n, a.feedback_every, a.concurrency, stats))
+                tick = None
+                if clock is not None:
+
+                    def tick(k: int, at: int = done) -> None:  # the clock moves every 10 predictions
+                        if k % 10 == 0:
+                            clock.at(at + k)
+
+                asyncio.run(drive(url, done, n, a.feedback_every, a.concurrency, stats, tick))
                 done += n
-                snap = snapshot(proc.pid, nodes)
-                trend.append({"predictions": done,
-                              "anon_growth_mib": round(_total(snap, "anon_mib") - _total(base, "anon_mib"), 1),
-                              "uss_growth_mib": round(_total(snap, "uss_mib") - _total(base, "uss_mib"), 1),
-                              "pss_growth_mib": round(_total(snap, "pss_mib") - _total(base, "pss_mib"), 1),
-                              "redis_used_mib": redis_used_mib(state), "seconds": round(time.perf_counter() -
-                                                                                        started, 1)})
+                if clock is not None:
+                    clock.at(done)
+                groups = process_groups(proc.pid, nodes)
+                if redis is not None:
+                    groups[REDIS_PROCESS] = [redis.proc.pid]
+                snap = snapshot(groups)
+                faketime = faketime_mapped(groups, clock.lib) if clock else {}
+                trend.append(
+                    {
+                        "predictions": done,
+                        "anon_growth_mib": round(_total(snap, "anon_mib") - _total(base, "anon_mib"), 1),
+                        "uss_growth_mib": round(_total(snap, "uss_mib") - _total(base, "uss_mib"), 1),
+                        "pss_growth_mib": round(_total(snap, "pss_mib") - _total(base, "pss_mib"), 1),
+                        "redis_used_mib": redis_used_mib(state),
+                        "seconds": round(time.perf_counter() - started, 1),
+                        "load_1m": round(os.getloadavg()[0], 1),
+                        "retention": retention_evidence(work, info["events"], state, clock),
+                    }
+                )
                 print(json.dumps(trend[-1]), flush=True)
-                res = write_results(a, base, snap, base_redis, state, trend, stats, done,
-                                    time.perf_counter() - started, done >= a.predictions)
+                res = write_results(
+                    a,
+                    base,
+                    snap,
+                    base_redis,
+                    state,
+                    trend,
+                    stats,
+                    done,
+                    time.perf_counter() - started,
+                    done >= a.predictions,
+                    clock,
+                    faketime,
+                )
         finally:
             proc.terminate()
             try:
                 proc.wait(60)
             except subprocess.TimeoutExpired:
                 proc.kill()
-            if redis is not None:
-                redis.stop()
+    finally:
+        if redis is not None:
+            redis.stop()
+        if a.keep:
+            print(f"work folder kept: {work}", flush=True)
+        else:
+            import shutil
+
+            shutil.rmtree(work, ignore_errors=True)
     print(json.dumps({k: res[k] for k in ("predictions", "growth_mb_total", "within_limit", "seconds")}))
 
 
