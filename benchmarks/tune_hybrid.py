@@ -77,8 +77,9 @@ def main(argv: list[str] | None = None) -> int:
     for spec in args.extra:
         name, _, js = spec.partition(":")
         trials.append(Trial(name, json.loads(js)))
-    results = run_trials(evaluator, state, trials)
-    _write(args, state, reference, results, evaluator, time.perf_counter() - t0, load0)
+    for trial in trials:  # written after each trial: a run stopped on a busy machine keeps what it scored
+        results = run_trials(evaluator, state, [trial])
+        _write(args, state, reference, results, evaluator, time.perf_counter() - t0, load0)
     return 0
 
 
@@ -143,7 +144,7 @@ def _write(args, state: TuningState, reference: dict, results: list[dict], evalu
         f"{r['wall_seconds']:.0f} s, load {r['load_average_1m_start']} -> {r['load_average_1m_end']}"
         for r in payload["runs"]) + "."]
     path.with_suffix(".md").write_text("\n".join(lines) + "\n")
-    reads = len(results) + (0 if old.get("reference") else 1)
+    reads = len(results) + (0 if old.get("reference") else 1)  # + the EASE reference, once
     with (out_dir / "test_reads_ledger.jsonl").open("a", encoding="utf-8") as fh:
         fh.write(json.dumps({"when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "source": args.source,
                              "split": "validation", "count": reads,
