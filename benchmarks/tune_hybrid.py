@@ -34,8 +34,9 @@ RESULTS = ROOT / "benchmarks" / "results"
 BASE = {"n_folds": 4, "k_cooc": 150, "k_knn": 60, "k_covisit": 60, "k_trans": 60}
 #: the spike's pool (ISSUE 22): EASE 80, item-kNN 40, transitions 40, co-visitation 40, popularity 20
 SPIKE_POOL = {"k_cf": 0, "k_cb": 0, "k_cooc": 80, "k_knn": 40, "k_covisit": 40, "k_trans": 40, "k_pop": 20}
-DEFAULT_POOL = {f: getattr(HybridConfig(), f) for f in ("k_cf", "k_cooc", "k_cb", "k_pop", "k_knn", "k_covisit",
-                                                         "k_trans")}
+DEFAULT_POOL = {
+    f: getattr(HybridConfig(), f) for f in ("k_cf", "k_cooc", "k_cb", "k_pop", "k_knn", "k_covisit", "k_trans")
+}
 TRIALS: dict[str, dict] = {
     "current": {**DEFAULT_POOL, "n_folds": HybridConfig().n_folds},
     "folds1": {**DEFAULT_POOL, "n_folds": 1},
@@ -56,8 +57,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--source", default="movielens")
     parser.add_argument("--state", default=None, help="pickle of the base fit: reused if present, else written")
     parser.add_argument("--trials", default=",".join(TRIALS), help="comma-separated names from TRIALS")
-    parser.add_argument("--extra", action="append", default=[], metavar="NAME:JSON",
-                        help="a further trial, e.g. 'x:{\"n_folds\": 3, \"k_cb\": 0}'")
+    parser.add_argument(
+        "--extra",
+        action="append",
+        default=[],
+        metavar="NAME:JSON",
+        help='a further trial, e.g. \'x:{"n_folds": 3, "k_cb": 0}\'',
+    )
     parser.add_argument("--out-dir", default=str(RESULTS))
     args = parser.parse_args(argv)
     t0, load0 = time.perf_counter(), os.getloadavg()[0]
@@ -106,12 +112,17 @@ def _ease(evaluator: Evaluator, out_dir: str, source: str) -> dict:
     from smartreco.models.registry import get_model
 
     res = evaluator.evaluate(get_model("ease"), "ease")
-    return {"model": "ease", "ndcg@10": res.metrics["ndcg@10"], "recall@10": res.metrics["recall@10"],
-            "params": res.params}
+    return {
+        "model": "ease",
+        "ndcg@10": res.metrics["ndcg@10"],
+        "recall@10": res.metrics["recall@10"],
+        "params": res.params,
+    }
 
 
-def _write(args, state: TuningState, reference: dict, results: list[dict], evaluator: Evaluator,
-           wall: float, load0: float) -> None:
+def _write(
+    args, state: TuningState, reference: dict, results: list[dict], evaluator: Evaluator, wall: float, load0: float
+) -> None:
     out_dir = Path(args.out_dir)
     path = out_dir / f"hybrid_tuning_{args.source}.json"
     old = json.loads(path.read_text()) if path.exists() else {}
@@ -120,43 +131,73 @@ def _write(args, state: TuningState, reference: dict, results: list[dict], evalu
         trials[r["trial"]] = {k: v for k, v in r.items() if k != "result"}
     payload = {
         "what": "hybrid ranker-stage trials on a validation split cut inside the test split's train "
-                "(test targets never scored); one base fit, each trial retrains the ranker only",
+        "(test targets never scored); one base fit, each trial retrains the ranker only",
         "base_fit": {k: v for k, v in dataclasses.asdict(state.config).items() if k != "lgb_params"},
         "validation_users": int(len(evaluator.eval_rows)),
         "reference": reference,
         "trials": sorted(trials.values(), key=lambda t: -t["ndcg@10"]),
-        "runs": old.get("runs", []) + [{"wall_seconds": round(wall, 1), "load_average_1m_start": round(load0, 2),
-                                        "load_average_1m_end": round(os.getloadavg()[0], 2),
-                                        "trials": [r["trial"] for r in results]}],
+        "runs": old.get("runs", [])
+        + [
+            {
+                "wall_seconds": round(wall, 1),
+                "load_average_1m_start": round(load0, 2),
+                "load_average_1m_end": round(os.getloadavg()[0], 2),
+                "trials": [r["trial"] for r in results],
+            }
+        ],
     }
     path.write_text(json.dumps(payload, indent=2, default=str) + "\n")
     ref = reference
-    lines = [f"# Hybrid ranker-stage tuning on validation: {args.source}", "",
-             payload["what"] + f"; {payload['validation_users']} validation users.", "",
-             f"Reference on the same users: EASE NDCG@10 {ref['ndcg@10']:.4f}, Recall@10 {ref['recall@10']:.4f}.", "",
-             "| trial | NDCG@10 | x EASE | Recall@10 | x EASE | rounds | label groups | rows | overrides |",
-             "|---|---|---|---|---|---|---|---|---|"]
+    lines = [
+        f"# Hybrid ranker-stage tuning on validation: {args.source}",
+        "",
+        payload["what"] + f"; {payload['validation_users']} validation users.",
+        "",
+        f"Reference on the same users: EASE NDCG@10 {ref['ndcg@10']:.4f}, Recall@10 {ref['recall@10']:.4f}.",
+        "",
+        "| trial | NDCG@10 | x EASE | Recall@10 | x EASE | rounds | label groups | rows | overrides |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
     for t in payload["trials"]:
-        lines.append(f"| {t['trial']} | {t['ndcg@10']:.4f} | {t['ndcg@10'] / ref['ndcg@10']:.3f} | "
-                     f"{t['recall@10']:.4f} | {t['recall@10'] / ref['recall@10']:.3f} | {t['rounds']} | "
-                     f"{t['groups']} | {t['ranking_rows']} | `{t['overrides']}` |")
-    lines += ["", "Runs (2 shared cores): " + "; ".join(
-        f"{r['wall_seconds']:.0f} s, load {r['load_average_1m_start']} -> {r['load_average_1m_end']}"
-        for r in payload["runs"]) + "."]
+        lines.append(
+            f"| {t['trial']} | {t['ndcg@10']:.4f} | {t['ndcg@10'] / ref['ndcg@10']:.3f} | "
+            f"{t['recall@10']:.4f} | {t['recall@10'] / ref['recall@10']:.3f} | {t['rounds']} | "
+            f"{t['groups']} | {t['ranking_rows']} | `{t['overrides']}` |"
+        )
+    lines += [
+        "",
+        "Runs (2 shared cores): "
+        + "; ".join(
+            f"{r['wall_seconds']:.0f} s, load {r['load_average_1m_start']} -> {r['load_average_1m_end']}"
+            for r in payload["runs"]
+        )
+        + ".",
+    ]
     path.with_suffix(".md").write_text("\n".join(lines) + "\n")
     reads = len(results) + (0 if old.get("reference") else 1)  # + the EASE reference, once
     with (out_dir / "test_reads_ledger.jsonl").open("a", encoding="utf-8") as fh:
-        fh.write(json.dumps({"when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "source": args.source,
-                             "split": "validation", "count": reads,
-                             "configurations": [r["trial"] for r in results], "commit": _commit()}) + "\n")
+        fh.write(
+            json.dumps(
+                {
+                    "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+                    "source": args.source,
+                    "split": "validation",
+                    "count": reads,
+                    "configurations": [r["trial"] for r in results],
+                    "commit": _commit(),
+                }
+            )
+            + "\n"
+        )
     print("\n".join(lines))
 
 
 def _commit() -> str:
     import subprocess
 
-    return subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True,
-                          text=True).stdout.strip()
+    return subprocess.run(
+        ["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True
+    ).stdout.strip()
 
 
 if __name__ == "__main__":

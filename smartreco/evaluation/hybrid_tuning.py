@@ -29,17 +29,36 @@ from smartreco.models.hybrid import LOW_SCORE, HybridConfig, HybridRanker, train
 
 #: each retriever's rank feature (1-based position in its list, ``k + 1`` when absent)
 RANK_FEATURE: dict[str, str] = {
-    "cf": "cf_rank", "cooccurrence": "cooc_rank", "itemknn": "knn_rank", "covisit": "covisit_rank",
-    "transitions": "trans_rank", "cb": "cb_rank", "popularity": "pop_rank",
+    "cf": "cf_rank",
+    "cooccurrence": "cooc_rank",
+    "itemknn": "knn_rank",
+    "covisit": "covisit_rank",
+    "transitions": "trans_rank",
+    "cb": "cb_rank",
+    "popularity": "pop_rank",
 }
 #: the CandidateConfig field of each retriever
 K_FIELD: dict[str, str] = {
-    "cf": "k_cf", "cooccurrence": "k_cooc", "itemknn": "k_knn", "covisit": "k_covisit",
-    "transitions": "k_trans", "cb": "k_cb", "popularity": "k_pop",
+    "cf": "k_cf",
+    "cooccurrence": "k_cooc",
+    "itemknn": "k_knn",
+    "covisit": "k_covisit",
+    "transitions": "k_trans",
+    "cb": "k_cb",
+    "popularity": "k_pop",
 }
 #: ranker-stage HybridConfig fields a trial may set (everything else needs a refit of the windows)
-RANKER_FIELDS = ("n_estimators", "learning_rate", "num_leaves", "min_data_in_leaf", "valid_fraction", "patience",
-                 "lgb_params", "graded_labels", "n_folds")
+RANKER_FIELDS = (
+    "n_estimators",
+    "learning_rate",
+    "num_leaves",
+    "min_data_in_leaf",
+    "valid_fraction",
+    "patience",
+    "lgb_params",
+    "graded_labels",
+    "n_folds",
+)
 
 
 @dataclass(frozen=True)
@@ -138,8 +157,9 @@ class TuningState:
         return cls(config=model.config, rows=rows, pools=pools, base=base)
 
 
-def run_trials(evaluator: Evaluator, state: TuningState, trials: Sequence[Trial],
-               log: Callable[[str], None] = print) -> list[dict]:
+def run_trials(
+    evaluator: Evaluator, state: TuningState, trials: Sequence[Trial], log: Callable[[str], None] = print
+) -> list[dict]:
     """Every trial's validation metrics, each a ranker retrained on the base fit's rows."""
     rows, pools, base = state.rows, state.pools, state.base
     out = []
@@ -150,13 +170,20 @@ def run_trials(evaluator: Evaluator, state: TuningState, trials: Sequence[Trial]
         booster, info = train_ranker(x, y, groups, users, cfg)
         res: ModelResult = evaluator.evaluate(_Pools(t.name, pools, booster, cfg, base), t.name, fit=False)
         entry = {
-            "trial": t.name, "overrides": dict(t.overrides),
+            "trial": t.name,
+            "overrides": dict(t.overrides),
             M.metric_key(M.NDCG, evaluator.k): res.metrics[M.metric_key(M.NDCG, evaluator.k)],
             M.metric_key(M.RECALL, evaluator.k): res.metrics[M.metric_key(M.RECALL, evaluator.k)],
-            "rounds": info["rounds"], "label_users": info["label_users"], "ranking_rows": info["ranking_rows"],
-            "groups": int(len(groups)), "seconds": round(time.monotonic() - t0, 1), "result": res,
+            "rounds": info["rounds"],
+            "label_users": info["label_users"],
+            "ranking_rows": info["ranking_rows"],
+            "groups": int(len(groups)),
+            "seconds": round(time.monotonic() - t0, 1),
+            "result": res,
         }
-        log(f"[tune] {t.name}: ndcg@10 {entry['ndcg@10']:.4f} recall@10 {entry['recall@10']:.4f} "
-            f"rounds {entry['rounds']} rows {entry['ranking_rows']} ({entry['seconds']} s)")
+        log(
+            f"[tune] {t.name}: ndcg@10 {entry['ndcg@10']:.4f} recall@10 {entry['recall@10']:.4f} "
+            f"rounds {entry['rounds']} rows {entry['ranking_rows']} ({entry['seconds']} s)"
+        )
         out.append(entry)
     return out

@@ -31,7 +31,10 @@ def test_pipeline_train_cf_and_hybrid_config_share_the_served_recipe():
 def test_the_standalone_rows_are_the_served_models():
     cf = get_model("cf")
     assert (cf.config.dim, cf.config.max_epochs, cf.config.train_on) == (
-        served.CF_FACTORS, served.CF_MAX_EPOCHS, served.CF_TRAIN_ON)
+        served.CF_FACTORS,
+        served.CF_MAX_EPOCHS,
+        served.CF_TRAIN_ON,
+    )
     cb = get_model("cb")
     assert cb.config.numeric_popularity is False  # the CB node's vectors carry no popularity column
 
@@ -42,9 +45,13 @@ def test_the_scored_hybrid_serves_the_scored_standalone_cf(monkeypatch):
 
     # the served recipe, shrunk so the test is quick (the hand-over does not depend on the size)
     monkeypatch.setitem(MODEL_FACTORIES, "cf", lambda **kw: served.served_cf(dim=8, max_epochs=2, **kw))
-    result = run_evaluation(tiny_data(), ["hybrid", "mostpop", "cf"], progress=False, ablation=False,
-                            hybrid_config={"content": "hashed", "cb_dims": 16, "n_estimators": 20,
-                                           "min_data_in_leaf": 5, "nbr_k": 20})
+    result = run_evaluation(
+        tiny_data(),
+        ["hybrid", "mostpop", "cf"],
+        progress=False,
+        ablation=False,
+        hybrid_config={"content": "hashed", "cb_dims": 16, "n_estimators": 20, "min_data_in_leaf": 5, "nbr_k": 20},
+    )
     assert list(result.models) == ["cf", "hybrid", "mostpop"]  # cf fitted first, then handed over
     assert "standalone `cf`" in result.protocol["hybrid_cf"]
     hybrid_params = result.models["hybrid"].params
