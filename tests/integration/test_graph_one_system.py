@@ -44,6 +44,7 @@ N = 5  # a cold list of 5 popular items spans 5 of the 6 categories: Romance is 
 
 def _cluster(bundle) -> None:
     """Category-clustered item vectors (as learned embeddings are): history in a category pulls it in."""
+    bundle = getattr(bundle, "base", bundle)  # a node serving live items wraps its bundle in a LiveView
     rng = np.random.default_rng(1)
     eye = np.eye(8)
     bundle.item_vec = {i: eye[CATEGORIES.index(bundle.category[i])] + rng.normal(0, 0.05, 8) for i in bundle.items}
@@ -252,7 +253,13 @@ def test_local_executor_learns_logs_and_ignores_retries(tmp_path, fused):
             return body
 
         def feedback(msg):
-            code, body = g.post("/api/v1.0/feedback", msg)
+            # a 503 ("retry with the same feedback_id": the event service's fsync outlasted the node's timeout
+            # on a busy machine) is retried as the contract tells a client to, a bounded number of times
+            for _ in range(5):
+                code, body = g.post("/api/v1.0/feedback", msg)
+                if code != 503:
+                    break
+                time.sleep(1.0)
             assert code == 200, body
             return body
 

@@ -20,6 +20,7 @@ def graph(tmp_path_factory):
     rng = np.random.default_rng(1)
     for obj in g.graph.engine.transport.objects.values():
         bundle = getattr(obj, "bundle", None)
+        bundle = getattr(bundle, "base", bundle)  # a node serving live items wraps its bundle in a LiveView
         if bundle is not None:  # one-hot of the category + a little noise
             bundle.item_vec = {
                 i: np.eye(8)[CATEGORIES.index(bundle.category[i])] + rng.normal(0, 0.05, 8) for i in bundle.items
