@@ -20,8 +20,8 @@ import numpy as np
 from smartreco import settings
 from smartreco.evaluation import metrics as M
 from smartreco.evaluation.evaluator import Evaluator, ModelResult, compare
+from smartreco.evaluation.rescored_pools import RescoredPools
 from smartreco.models import hybrid_features as F
-from smartreco.models.base import Recommender, TrainData
 from smartreco.models.hybrid import LOW_SCORE, HybridRanker, train_ranker
 
 #: the metrics every variant is compared on
@@ -47,28 +47,9 @@ def variants() -> list[Variant]:
     return out
 
 
-class _Reranked(Recommender):
-    """The fitted hybrid's candidate pools re-scored by a variant's ranker (nothing is refitted)."""
-
-    def __init__(self, name: str, pools: dict, booster, cols: np.ndarray, keep_sources: np.ndarray,
-                 base: np.ndarray):
-        self.name = name
-        self.pools, self.booster, self.cols, self.keep_sources, self.base = pools, booster, cols, keep_sources, base
-
-    def fit(self, data: TrainData) -> _Reranked:  # pragma: no cover - never called (fit=False)
-        return self
-
-    def params(self) -> dict:
-        return {}
-
-    def score_users(self, user_rows: np.ndarray) -> np.ndarray:
-        out = np.tile(self.base, (len(user_rows), 1))
-        for i, r in enumerate(np.asarray(user_rows)):
-            items, x, src = self.pools[int(r)]
-            keep = src[:, self.keep_sources].any(axis=1)
-            if keep.any():
-                out[i, items[keep]] = self.booster.predict(x[keep][:, self.cols], num_threads=1)
-        return out
+def _selector(cols: np.ndarray, keep_sources: np.ndarray):
+    """A variant's ranker sees only its feature columns, on the rows some kept retriever proposed."""
+    return lambda x, src: (x[:, cols], src[:, keep_sources].any(axis=1))
 
 
 def run_ablation(evaluator: Evaluator, model: HybridRanker, full: ModelResult,
@@ -105,7 +86,8 @@ def run_ablation(evaluator: Evaluator, model: HybridRanker, full: ModelResult,
             model.config, names=[F.FEATURE_NAMES[i] for i in cols], rounds=rounds,
         )
         name = f"hybrid{v.name}"
-        res = evaluator.evaluate(_Reranked(name, pools, booster, cols, keep_sources, base), name, fit=False)
+        variant = RescoredPools(name, pools, booster, _selector(cols, keep_sources), base)
+        res = evaluator.evaluate(variant, name, fit=False)
         out[name] = {
             "dropped_sources": list(v.drop_sources),
             "dropped_features": list(v.drop_features),

@@ -23,8 +23,8 @@ import numpy as np
 
 from smartreco.evaluation import metrics as M
 from smartreco.evaluation.evaluator import Evaluator, ModelResult
+from smartreco.evaluation.rescored_pools import RescoredPools
 from smartreco.models import hybrid_features as F
-from smartreco.models.base import Recommender, TrainData
 from smartreco.models.hybrid import LOW_SCORE, HybridConfig, HybridRanker, train_ranker
 
 #: each retriever's rank feature (1-based position in its list, ``k + 1`` when absent)
@@ -95,28 +95,6 @@ def cap_pool(x: np.ndarray, sources: np.ndarray, cfg: HybridConfig) -> tuple[np.
     return x, keep
 
 
-class _Pools(Recommender):
-    """The base fit's validation pools, capped like a trial's config and scored by its ranker."""
-
-    def __init__(self, name: str, pools: dict, booster, cfg: HybridConfig, base: np.ndarray):
-        self.name, self.pools, self.booster, self.cfg, self.base = name, pools, booster, cfg, base
-
-    def fit(self, data: TrainData) -> _Pools:  # pragma: no cover - never called (fit=False)
-        return self
-
-    def params(self) -> dict:
-        return {}
-
-    def score_users(self, user_rows: np.ndarray) -> np.ndarray:
-        out = np.tile(self.base, (len(user_rows), 1))
-        for i, r in enumerate(np.asarray(user_rows)):
-            items, x, src = self.pools[int(r)]
-            xc, keep = cap_pool(x, src, self.cfg)
-            if keep.any():
-                out[i, items[keep]] = self.booster.predict(xc[keep], num_threads=1)
-        return out
-
-
 def trial_rows(rows: dict, cfg: HybridConfig) -> tuple[np.ndarray, ...]:
     """(x, y, groups, users) of a trial: the first ``n_folds`` folds, capped pools, label grading; groups
     left with no positive or a single row are dropped (the fit drops them too)."""
@@ -168,7 +146,8 @@ def run_trials(
         cfg = t.config(state.config)
         x, y, groups, users = trial_rows(rows, cfg)
         booster, info = train_ranker(x, y, groups, users, cfg)
-        res: ModelResult = evaluator.evaluate(_Pools(t.name, pools, booster, cfg, base), t.name, fit=False)
+        trial = RescoredPools(t.name, pools, booster, lambda x, src, cfg=cfg: cap_pool(x, src, cfg), base)
+        res: ModelResult = evaluator.evaluate(trial, t.name, fit=False)
         entry = {
             "trial": t.name,
             "overrides": dict(t.overrides),
