@@ -96,8 +96,8 @@ def training_pipeline(
     bound above -delta and the challenger beats MostPopular (>= 1 promotes any candidate, <= -1 none;
     README "Promotion gate"); ``content_encoder``: the CB node's vectors (MiniLM + TF-IDF + numeric;
     ``hashed`` for smoke runs);
-    ``deploy_target``: auto | local | cluster; ``embedding_cache_dir``: MiniLM
-    vectors cached by content hash (local runs pass ``<runs>/embeddings``; empty = no cache)."""
+    ``deploy_target``: auto | local | cluster | rehearsal (``smartreco rehearse apply``); ``embedding_cache_dir``:
+    MiniLM vectors cached by content hash (local runs pass ``<runs>/embeddings``; empty = no cache)."""
     ing = configure(ingest(source=source, events=events, live_items=live_items, sample_users=sample_users,
                            seed=seed), "ingest")
     val = configure(validate(dataset=ing.outputs["dataset"]), "validate")

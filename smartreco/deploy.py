@@ -9,6 +9,12 @@ version annotations. Targets:
   (``kubectl`` and a current context needed; the overlay's images, replicas and resources stay);
 * ``local``: write it to ``<runs>/deploy/seldondeployment.yaml`` and record ``current.json``; the
   local graph picks it up with ``smartreco serve --manifest <that file>``;
+* ``rehearsal``: the running cluster rehearsal's SeldonDeployment (``smartreco rehearse up``) with only its model
+  URIs changed, rolled out by ``rehearse apply`` (new predictor pods ready before the old ones go). The arm's nodes
+  get the registry aliases (``models:/NAME@champion`` / ``@challenger``) that the pod's ``SMARTRECO_MODEL_URIS``
+  maps to the folders model-fetch fills from the rehearsal's MLflow (the gate has just moved the alias to the
+  deployed version; the version goes into the annotations): a version URI (``models:/NAME/7``) is not in that map
+  and the serving image has no MLflow to resolve it;
 * ``auto``: ``cluster`` when ``kubectl`` has a current context, else ``local``.
 """
 
@@ -29,7 +35,7 @@ from smartreco.images import serving_image
 from smartreco.paths import project_root, runs_dir
 
 DEFAULT_TEMPLATE = Path("manifests/base/seldon/seldondeployment.yaml")
-TARGETS = ("auto", "local", "cluster")
+TARGETS = ("auto", "local", "cluster", "rehearsal")
 ARMS = {"champion": "a", "challenger": "b"}
 KINDS = ("hybrid", "cf", "cb")
 VERSION_ANNOTATION = "smartreco.io/model-version"
@@ -55,9 +61,11 @@ class DeployResult:
 
     def to_markdown(self) -> str:
         rows = "\n".join(f"| {k} | `{v}` |" for k, v in sorted(self.model_uris.items()))
-        return (f"# Deploy\n\n- target: **{self.target}** ({'applied' if self.applied else 'recorded'})\n"
-                f"- model version: `{self.version}`\n- manifest: `{self.manifest}`\n- {self.message}\n\n"
-                f"| node | model_uri |\n| --- | --- |\n{rows}\n")
+        return (
+            f"# Deploy\n\n- target: **{self.target}** ({'applied' if self.applied else 'recorded'})\n"
+            f"- model version: `{self.version}`\n- manifest: `{self.manifest}`\n- {self.message}\n\n"
+            f"| node | model_uri |\n| --- | --- |\n{rows}\n"
+        )
 
 
 def _template(path: Path | str | None) -> Path:
@@ -82,8 +90,9 @@ def render_seldon(
     return set_model_uris(doc, model_uris, arm=arm, version=version, image=image or serving_image())
 
 
-def set_model_uris(doc: dict, model_uris: dict[str, str], *, arm: str = "champion", version: str = "",
-                   image: str | None = None) -> dict:
+def set_model_uris(
+    doc: dict, model_uris: dict[str, str], *, arm: str = "champion", version: str = "", image: str | None = None
+) -> dict:
     """``doc`` (a SeldonDeployment, changed in place and returned) with ``model_uris`` set on ``arm``'s nodes,
     the version annotations, and every node container's image set to ``image`` (None: images kept as they are,
     which is what a cluster deploy wants: the overlay's registry stays, see :func:`patch_live`)."""
@@ -96,8 +105,11 @@ def set_model_uris(doc: dict, model_uris: dict[str, str], *, arm: str = "champio
     # (node, parameter) -> URI: the kind's own node, or in the fused graph (manifests/components/fused-graph)
     # the arm's hybrid node, whose cf_model_uri / cb_model_uri parameters stand for its missing children
     targets = {(f"{kind}-{suffix}", "model_uri"): uri for kind, uri in model_uris.items()}
-    fused = {(f"hybrid-{suffix}", f"{kind}_model_uri"): (f"{kind}-{suffix}", "model_uri")
-             for kind in model_uris if kind != "hybrid"}
+    fused = {
+        (f"hybrid-{suffix}", f"{kind}_model_uri"): (f"{kind}-{suffix}", "model_uri")
+        for kind in model_uris
+        if kind != "hybrid"
+    }
     patched: set[tuple[str, str]] = set()
     for predictor in doc.get("spec", {}).get("predictors", []):
         stack = [predictor.get("graph", {})]
@@ -152,6 +164,41 @@ def _last_line(proc: subprocess.CompletedProcess) -> str:
     return ((proc.stderr or proc.stdout).strip().splitlines() or [""])[-1]
 
 
+def alias_uri(uri: str, arm: str) -> str:
+    """``models:/NAME/VERSION`` (or ``models:/NAME@ALIAS``) -> ``models:/NAME@<arm>``: what a graph pod resolves."""
+    if not uri.startswith("models:/"):
+        raise DeployError(
+            f"deploy target rehearsal: {uri!r} is not a registry URI; the rehearsal's pods fetch models:/ URIs from "
+            "its MLflow (register there: `smartreco rehearse up --forward mlflow:5000`, "
+            "MLFLOW_TRACKING_URI=http://localhost:5000)"
+        )
+    name = uri.removeprefix("models:/").split("/", 1)[0].split("@", 1)[0]
+    return f"models:/{name}@{arm}"
+
+
+def deploy_rehearsal(
+    model_uris: dict[str, str], *, version: str, arm: str, manifest: Path, rehearsal: str | None, timeout_s: float
+) -> DeployResult:
+    """The ``rehearsal`` target (module docstring): patch the rehearsal's live SeldonDeployment, ``rehearse apply``."""
+    from smartreco.rehearse import session  # engine code, only for this target
+
+    name = rehearsal or session.DEFAULT_NAME
+    aliases = {kind: alias_uri(uri, arm) for kind, uri in model_uris.items()}
+    patched = patch_live(session.live_seldon(name), aliases, arm=arm, version=version)
+    manifest.write_text(yaml.safe_dump(patched, sort_keys=False))
+    out = session.apply(manifest, name=name, timeout_s=timeout_s, log=lambda line: print(line, flush=True))
+    uris = {f"{k}-{ARMS[arm]}": v for k, v in aliases.items()}
+    return DeployResult(
+        "rehearsal",
+        str(manifest),
+        uris,
+        version,
+        True,
+        f"rehearse apply ({name}): {len(out['new_pods'])} new predictor pod(s) ready in {out['ready_seconds']} s, "
+        f"then {len(out['removed'])} old pod(s) removed",
+    )
+
+
 def cluster_configured() -> bool:
     """kubectl on PATH with a current context (what ``auto`` deploys to)."""
     if shutil.which("kubectl") is None:
@@ -172,8 +219,11 @@ def deploy(
     namespace: str = "",
     template: Path | str | None = None,
     out_dir: Path | str | None = None,
+    rehearsal: str | None = None,
+    timeout_s: float = 900.0,
 ) -> DeployResult:
-    """Render, then ``kubectl apply`` (cluster) or record it for the local graph (local)."""
+    """Render, then ``kubectl apply`` (cluster), ``rehearse apply`` (rehearsal: ``rehearsal`` names it, default
+    the CLI's) or record it for the local graph (local)."""
     if target not in TARGETS:
         raise DeployError(f"deploy target: must be one of {', '.join(TARGETS)}, got {target!r}")
     resolved = ("cluster" if cluster_configured() else "local") if target == "auto" else target
@@ -183,15 +233,21 @@ def deploy(
     manifest = out / "seldondeployment.yaml"
     manifest.write_text(yaml.safe_dump(doc, sort_keys=False))
     uris = {f"{k}-{ARMS[arm]}": v for k, v in model_uris.items()}
+    if resolved == "rehearsal":
+        return deploy_rehearsal(
+            model_uris, version=version, arm=arm, manifest=manifest, rehearsal=rehearsal, timeout_s=timeout_s
+        )
     if resolved == "cluster":
         if shutil.which("kubectl") is None:
             raise DeployError("deploy target cluster: kubectl not found on PATH")
         name = doc.get("metadata", {}).get("name", "smartreco")
         got = _kubectl(["get", "seldondeployment", name, "-o", "json"], namespace)
         if got.returncode != 0:
-            raise DeployError(f"kubectl get seldondeployment {name} failed ({_last_line(got)}); the pipeline only "
-                              "updates a deployed graph: apply an overlay first (kubectl apply -k "
-                              "manifests/overlays/production)")
+            raise DeployError(
+                f"kubectl get seldondeployment {name} failed ({_last_line(got)}); the pipeline only "
+                "updates a deployed graph: apply an overlay first (kubectl apply -k "
+                "manifests/overlays/production)"
+            )
         try:
             live = json.loads(got.stdout)
         except json.JSONDecodeError as exc:
@@ -204,7 +260,11 @@ def deploy(
         return DeployResult("cluster", str(manifest), uris, version, True, proc.stdout.strip())
     record = out / "current.json"
     result = DeployResult(
-        "local", str(manifest), uris, version, False,
+        "local",
+        str(manifest),
+        uris,
+        version,
+        False,
         f"local graph: `smartreco serve --manifest {manifest}` serves it (restart a running graph to pick it up)",
         str(record),
     )

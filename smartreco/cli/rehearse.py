@@ -45,6 +45,13 @@ def _log(line: str) -> None:
     help="seconds to wait for every pod's readiness",
 )
 @click.option("--skip", multiple=True, help="leave out this workload (metadata.name; listed as not rehearsed)")
+@click.option(
+    "--forward",
+    "forwards",
+    multiple=True,
+    metavar="SERVICE:HOST_PORT",
+    help="publish the Service's first port on 127.0.0.1:HOST_PORT, as `kubectl port-forward` (e.g. mlflow:5000)",
+)
 @click.option("--json", "as_json", is_flag=True, help="print endpoints, Secrets file and containers as JSON")
 @click.option("--dry-run", is_flag=True, help="print what would run (JSON, with every docker command); no engine")
 def up(
@@ -54,6 +61,7 @@ def up(
     name: str,
     timeout_s: float,
     skip: tuple[str, ...],
+    forwards: tuple[str, ...],
     as_json: bool,
     dry_run: bool,
 ) -> None:
@@ -63,7 +71,12 @@ def up(
         click.echo(
             json.dumps(
                 session.dry_run(
-                    overlay, replicas=replicas, models_patch=models_dir is not None, name=name, skip=frozenset(skip)
+                    overlay,
+                    replicas=replicas,
+                    models_patch=models_dir is not None,
+                    name=name,
+                    skip=frozenset(skip),
+                    forwards=forwards,
                 ),
                 indent=1,
             )
@@ -76,13 +89,14 @@ def up(
         name=name,
         timeout_s=timeout_s,
         skip=frozenset(skip),
+        forwards=forwards,
         log=_log,
     )
     if as_json:
         click.echo(json.dumps(out, indent=1))
         return
     for key, value in out["endpoints"].items():
-        if key != "services" and value:
+        if key not in ("services", "forwards") and value:
             click.echo(f"{key:12s} {value}")
     click.echo(f"{'secrets':12s} {out['secrets_file']}")
 

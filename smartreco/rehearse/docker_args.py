@@ -54,6 +54,8 @@ def pause_run(plan: Plan, pod: PodSpec) -> list[str]:
     args = ["run", "-d", "--name", pause_name(plan, pod), "--hostname", pod.name, "--network", plan.name]
     for alias in pod.aliases:
         args += ["--network-alias", alias]
+    for host_port, pod_port in pod.forwards:  # loopback only, as kubectl port-forward listens
+        args += ["--publish", f"127.0.0.1:{host_port}:{pod_port}"]
     args += [
         "--ipc",
         "shareable",

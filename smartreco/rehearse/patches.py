@@ -53,11 +53,16 @@ def object_store_to_volume(objects: list[dict[str, Any]]) -> tuple[list[dict[str
             ]
             if not users:
                 continue
-            pod.setdefault("volumes", []).append(
-                {"name": OBJECT_STORE_CLAIM, "persistentVolumeClaim": {"claimName": OBJECT_STORE_CLAIM}}
-            )
+            # idempotent: an object patched before (a deploy patching the rehearsal's saved object) is left as it is
+            if not any(v.get("name") == OBJECT_STORE_CLAIM for v in pod.get("volumes") or []):
+                pod.setdefault("volumes", []).append(
+                    {"name": OBJECT_STORE_CLAIM, "persistentVolumeClaim": {"claimName": OBJECT_STORE_CLAIM}}
+                )
             for c in users:
-                c.setdefault("volumeMounts", []).append({"name": OBJECT_STORE_CLAIM, "mountPath": OBJECT_STORE_MOUNT})
+                if not any(m.get("name") == OBJECT_STORE_CLAIM for m in c.get("volumeMounts") or []):
+                    c.setdefault("volumeMounts", []).append(
+                        {"name": OBJECT_STORE_CLAIM, "mountPath": OBJECT_STORE_MOUNT}
+                    )
             notes.append(
                 f"{obj.get('kind')}/{name}: {', '.join(c['name'] for c in users)} mount the object-store "
                 f"volume at {OBJECT_STORE_MOUNT} (rehearsal patch)"

@@ -13,7 +13,15 @@ import json
 from typing import Any
 
 from smartreco import images
-from smartreco.rehearse.translate import Lookup, PodSpec, ServiceSpec, TranslationError, make_pod, service_aliases
+from smartreco.rehearse.translate import (
+    Lookup,
+    PodSpec,
+    ServiceSpec,
+    TranslationError,
+    make_pod,
+    scheduling_notes,
+    service_aliases,
+)
 
 EXECUTOR = "seldon-container-engine"
 REST_PORT = 8000
@@ -155,6 +163,14 @@ def predictor_pods(
                 "the rehearsal runs one (every node in one pod)"
             )
         spec = copy.deepcopy(components[0].get("spec") or {})
+        for key, why in (
+            ("hpaSpec", "not rehearsed: no autoscaler, replicas stay as rendered (or --replicas)"),
+            ("kedaSpec", "not rehearsed: no autoscaler"),
+            ("pdbSpec", "not rehearsed: no evictions here"),
+        ):
+            if components[0].get(key):
+                notes.append(f"SeldonDeployment/{name} predictor {pname}: componentSpecs[0].{key} {why}")
+        notes.extend(scheduling_notes(f"SeldonDeployment/{name}", spec))
         nodes = {n["name"]: n for n in graph_nodes(predictor.get("graph") or {})}
         by_name = {c["name"]: c for c in spec.get("containers") or []}
         missing = sorted(set(nodes) - set(by_name))

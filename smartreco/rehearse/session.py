@@ -31,8 +31,10 @@ def prepare(
     made_secrets: secrets.SecretData,
     generation: str = "",
     skip: frozenset[str] = frozenset(),
+    forwards: tuple[str, ...] = (),
 ) -> tuple[Plan, list[dict[str, Any]]]:
-    """Patched objects -> the plan and the patched objects (pure; ``up``, ``apply`` and the unit tests share it)."""
+    """Patched objects -> the plan and the patched objects (pure; ``up``, ``apply`` and the unit tests share it).
+    ``forwards``: ``SERVICE:HOST_PORT`` items (``up --forward``)."""
     patched, notes = patches.object_store_to_volume(objects)
     plan = translate.translate(
         patched,
@@ -44,6 +46,11 @@ def prepare(
         skip=skip,
     )
     plan.notes[:0] = notes
+    for item in forwards:
+        service, _, port = item.rpartition(":")
+        if not service or not port.isdigit():
+            raise translate.TranslationError(f"--forward {item!r}: expected SERVICE:HOST_PORT (e.g. mlflow:5000)")
+        plan.notes.append(translate.add_forward(plan, service, int(port)))
     return plan, patched
 
 
@@ -78,10 +85,11 @@ def summary(plan: Plan, rehearsal: runner.Rehearsal | None, secrets_file: Path, 
             "events": f"http://{first('smartreco-events:http')}" if first("smartreco-events:http") else None,
             "web": f"http://{first('smartreco-web:http')}" if first("smartreco-web:http") else None,
             "s3": f"not rehearsed: a volume stands in ({patches.OBJECT_STORE_MOUNT} in the pods that use it)",
+            "forwards": {f"{p.name}:{pod}": f"127.0.0.1:{host}" for p in plan.pods for host, pod in p.forwards},
             "services": eps,
         },
         "secrets_file": str(secrets_file),
-        "images": public_images.table(),
+        "images": public_images.table(public_images.plan_images(plan.pods)),
         "workloads": workloads,
         "not_rehearsed": [{"object": o, "why": why} for o, why in plan.not_rehearsed],
         "notes": plan.notes,
@@ -95,6 +103,7 @@ def dry_run(
     models_patch: bool = False,
     name: str = DEFAULT_NAME,
     skip: frozenset[str] = frozenset(),
+    forwards: tuple[str, ...] = (),
 ) -> dict:
     """What ``up`` would run, without an engine: the summary and every ``docker`` command (environment values
     are not shown: ``--env NAME`` takes them from docker's environment; Secrets are generated but not kept)."""
@@ -102,7 +111,15 @@ def dry_run(
 
     objects = render.load_objects(render.render(overlay))
     made = secrets.generate(secrets.referenced(objects))
-    plan, _ = prepare(objects, name=name, replicas=replicas, models_patch=models_patch, made_secrets=made, skip=skip)
+    plan, _ = prepare(
+        objects,
+        name=name,
+        replicas=replicas,
+        models_patch=models_patch,
+        made_secrets=made,
+        skip=skip,
+        forwards=forwards,
+    )
     commands = [["docker", *docker_args.network_create(plan)]]
     for pod in plan.pods:
         files = {v.name: state_dir(name) / "pods" / pod.name / v.name for v in pod.volumes.values() if v.files}
@@ -121,6 +138,7 @@ def up(
     name: str = DEFAULT_NAME,
     timeout_s: float = 900.0,
     skip: frozenset[str] = frozenset(),
+    forwards: tuple[str, ...] = (),
     log: Log = print,
 ) -> dict:
     """Render ``overlay``, run it, wait until every pod is ready; on any failure (or Ctrl-C) remove what it
@@ -130,10 +148,17 @@ def up(
     made = secrets.generate(secrets.referenced(objects))
     secrets_file = secrets.write(folder, made)
     plan, patched = prepare(
-        objects, name=name, replicas=replicas, models_patch=models_dir is not None, made_secrets=made, skip=skip
+        objects,
+        name=name,
+        replicas=replicas,
+        models_patch=models_dir is not None,
+        made_secrets=made,
+        skip=skip,
+        forwards=forwards,
     )
-    (folder / OBJECTS_FILE).write_text(json.dumps({"overlay": overlay, "objects": patched}))
-    for row in public_images.table():
+    # "rendered": as kubectl would have been given them (what a deploy patches), "objects": with the rehearsal's patches
+    (folder / OBJECTS_FILE).write_text(json.dumps({"overlay": overlay, "objects": patched, "rendered": objects}))
+    for row in public_images.table(public_images.plan_images(plan.pods)):
         log(f"[rehearse] image {row['manifest']} -> {row['rehearsal']} ({row['differs']})")
     for ident, why in plan.not_rehearsed:
         log(f"[rehearse] {ident}: {why}")
@@ -164,18 +189,33 @@ def down(name: str = DEFAULT_NAME, keep_data: bool = False) -> dict:
     return removed
 
 
-def apply(
-    file: Path, *, name: str = DEFAULT_NAME, models_dir: Path | None = None, timeout_s: float = 900.0, log: Log = print
-) -> dict:
-    """``kubectl apply -f FILE`` for the SeldonDeployment of a running rehearsal, rolled out as a Deployment
-    is: the new predictor pods start and become ready next to the old ones (the Service name resolves to
-    both), then the old pods are removed."""
+def _saved(name: str) -> tuple[Path, dict, dict]:
     folder = state_dir(name)
     try:
         saved = json.loads((folder / OBJECTS_FILE).read_text())
         made = json.loads((folder / "secrets.json").read_text())
     except FileNotFoundError:
         raise runner.RehearsalError(f"no rehearsal {name!r} is up (`smartreco rehearse up` first)") from None
+    return folder, saved, made
+
+
+def live_seldon(name: str = DEFAULT_NAME) -> dict[str, Any]:
+    """The rehearsal's SeldonDeployment as the last ``up`` or ``apply`` was given it (without the rehearsal's
+    patches): what ``kubectl get seldondeployment -o json`` returns on a cluster, for a deploy to patch."""
+    _, saved, _ = _saved(name)
+    found = [o for o in saved.get("rendered", saved["objects"]) if o.get("kind") == "SeldonDeployment"]
+    if len(found) != 1:
+        raise runner.RehearsalError(f"rehearsal {name!r}: expected one SeldonDeployment, found {len(found)}")
+    return found[0]
+
+
+def apply(
+    file: Path, *, name: str = DEFAULT_NAME, models_dir: Path | None = None, timeout_s: float = 900.0, log: Log = print
+) -> dict:
+    """``kubectl apply -f FILE`` for the SeldonDeployment of a running rehearsal, rolled out as a Deployment
+    is: the new predictor pods start and become ready next to the old ones (the Service name resolves to
+    both), then the old pods are removed."""
+    folder, saved, made = _saved(name)
     new = [o for o in render.load_file(file) if o.get("kind") == "SeldonDeployment"]
     if len(new) != 1:
         raise runner.RehearsalError(f"{file}: expected one SeldonDeployment, found {len(new)}")
@@ -185,7 +225,7 @@ def apply(
         "namespace",
         next((o["metadata"].get("namespace") for o in kept if (o.get("metadata") or {}).get("namespace")), "default"),
     )
-    plan, _ = prepare(
+    plan, patched = prepare(
         [*kept, sdep],
         name=name,
         replicas=None,
@@ -206,6 +246,13 @@ def apply(
         raise
     for pod_name in running_old:
         runner.remove_pod(name, pod_name)
+    # the applied object is now the live one (the next deploy patches it), as the API server would keep it
+    for key, applied in (
+        ("rendered", sdep),
+        ("objects", next(o for o in patched if o.get("kind") == "SeldonDeployment")),
+    ):
+        saved[key] = [o for o in saved.get(key, saved["objects"]) if o.get("kind") != "SeldonDeployment"] + [applied]
+    (folder / OBJECTS_FILE).write_text(json.dumps(saved))
     log(
         f"[rehearse] rolled out {seldon.service_name(sdep, (sdep.get('spec') or {}).get('predictors', [{}])[0])}: "
         f"new pods ready in {seconds:.0f} s, {len(running_old)} old pod(s) removed"

@@ -42,6 +42,8 @@ NOT_REHEARSED: dict[str, str] = {
     "Ingress": "not rehearsed: reach the Services' published ports instead",
     "HorizontalPodAutoscaler": "not rehearsed: replicas stay as rendered (or --replicas)",
 }
+#: pod-template fields about placement on nodes: the rehearsal has one engine (one node), so they are listed, not run
+SCHEDULING_FIELDS = ("topologySpreadConstraints", "affinity", "nodeSelector", "tolerations", "priorityClassName")
 #: kinds the translation reads (data, names, volumes) without running anything for them
 READ_KINDS = ("Namespace", "ConfigMap", "Secret", "Service", "PersistentVolumeClaim")
 WORKLOAD_KINDS = ("Deployment", "StatefulSet", "SeldonDeployment")
@@ -124,6 +126,8 @@ class PodSpec:
     aliases: list[str] = field(default_factory=list)
     fs_group: int | None = None
     termination_grace_s: int = 30
+    #: (host port, pod port) published on 127.0.0.1 (`up --forward`, what `kubectl port-forward` gives)
+    forwards: list[tuple[int, int]] = field(default_factory=list)
 
     def all_containers(self) -> list[ContainerSpec]:
         return [*self.init_containers, *self.containers]
@@ -499,6 +503,15 @@ def make_pod(
     )
 
 
+def scheduling_notes(ident: str, pod_spec: dict[str, Any]) -> list[str]:
+    """One note per node-placement field of a pod template (not rehearsed: one engine is one node)."""
+    return [
+        f"{ident}: {key} not rehearsed (one engine = one node; every replica runs here)"
+        for key in SCHEDULING_FIELDS
+        if pod_spec.get(key)
+    ]
+
+
 def _target_port(pod: PodSpec, target: Any) -> int | None:
     """A Service's targetPort (number or a container's port name) as a number in ``pod``."""
     if str(target).isdigit():
@@ -514,6 +527,24 @@ def _replicas(obj: dict[str, Any], override: int | None) -> int:
         return override
     value = (obj.get("spec") or {}).get("replicas", 1)
     return 1 if value is None else int(value)
+
+
+def add_forward(plan: Plan, service: str, host_port: int) -> str:
+    """``kubectl port-forward svc/SERVICE HOST_PORT:PORT`` for the rehearsal: the Service's first port is published
+    on ``127.0.0.1:HOST_PORT`` by its first pod (changes ``plan``; returns the note ``up`` prints). A client on the
+    host then sends the same ``Host: localhost:PORT`` it would through kubectl (MLflow's --allowed-hosts admits it)."""
+    svc = next((s for s in plan.services if s.name == service), None)
+    if svc is None or not svc.ports:
+        raise TranslationError(f"--forward {service}:{host_port}: no Service {service!r} with a port")
+    if not svc.pods:
+        raise TranslationError(f"--forward {service}:{host_port}: Service {service!r} selects no running pod")
+    pod = plan.pod(svc.pods[0])
+    target = svc.ports[0].get("targetPort", svc.ports[0]["port"])
+    number = _target_port(pod, target)
+    if number is None:
+        raise TranslationError(f"--forward {service}:{host_port}: pod {pod.name} has no port {target!r}")
+    pod.forwards.append((host_port, number))
+    return f"Service/{service}: 127.0.0.1:{host_port} -> pod {pod.name} port {number} (as kubectl port-forward)"
 
 
 # ------------------------------------------------------------------------------------------ translate
@@ -591,6 +622,7 @@ def translate(
             notes.extend(more)
             continue
         template = (obj.get("spec") or {}).get("template") or {}
+        notes.extend(scheduling_notes(ident, template.get("spec") or {}))
         for i in range(_replicas(obj, replicas)):
             pod_name = f"{name}-{i}"
             claims = {}

@@ -28,8 +28,10 @@ def _params(doc: dict) -> dict[str, str]:
 
 
 def test_render_sets_the_champion_arm_only():
-    doc = D.render_seldon({"hybrid": "models:/smartreco-hybrid/7", "cf": "models:/smartreco-cf/7",
-                           "cb": "models:/smartreco-cb/7"}, version="7")
+    doc = D.render_seldon(
+        {"hybrid": "models:/smartreco-hybrid/7", "cf": "models:/smartreco-cf/7", "cb": "models:/smartreco-cb/7"},
+        version="7",
+    )
     uris = _params(doc)
     assert uris["hybrid-a"] == "models:/smartreco-hybrid/7" and uris["cf-a"].endswith("cf/7")
     assert uris["hybrid-b"] == "models:/smartreco-hybrid@challenger"  # untouched
@@ -61,12 +63,13 @@ def _fake_kubectl(tmp_path: Path, live: dict | None) -> tuple[Path, Path]:
         live_file.write_text(json.dumps(live))
     fake = bin_dir / "kubectl"
     fake.write_text(
-        f"#!/bin/sh\necho \"$@\" >> {log}\n"
-        "case \"$1\" in\n"
+        f'#!/bin/sh\necho "$@" >> {log}\n'
+        'case "$1" in\n'
         "  config) echo kind-test ;;\n"
         f"  get) [ -f {live_file} ] || {{ echo 'Error from server (NotFound)' >&2; exit 1; }}; cat {live_file} ;;\n"
         f"  replace) cat > {replaced}; echo seldondeployment/smartreco replaced ;;\n"
-        "esac\nexit 0\n")
+        "esac\nexit 0\n"
+    )
     fake.chmod(fake.stat().st_mode | stat.S_IEXEC)
     return bin_dir, replaced
 
@@ -79,8 +82,9 @@ def test_cluster_target_changes_only_the_model_uris_of_the_live_object(tmp_path,
     live["status"] = {"state": "Available"}
     bin_dir, replaced = _fake_kubectl(tmp_path, live)
     monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
-    res = D.deploy({"hybrid": "models:/smartreco-hybrid/4"}, version="4", target="auto", namespace="reco",
-                   out_dir=tmp_path / "out")
+    res = D.deploy(
+        {"hybrid": "models:/smartreco-hybrid/4"}, version="4", target="auto", namespace="reco", out_dir=tmp_path / "out"
+    )
     assert res.target == "cluster" and res.applied and "replaced" in res.message
     calls = (tmp_path / "kubectl.log").read_text()
     assert "get seldondeployment smartreco -o json -n reco" in calls and "replace -f - -n reco" in calls
@@ -114,3 +118,71 @@ def test_failing_kubectl_is_a_one_line_error(tmp_path, monkeypatch):
         D.deploy({"cf": "x"}, target="cluster", out_dir=tmp_path / "o")
     with pytest.raises(D.DeployError, match="target"):
         D.deploy({"cf": "x"}, target="moon")
+
+
+# ----------------------------------------------------------------------------------- target: rehearsal
+def _rehearsal_state(name: str) -> list[dict]:
+    """A rehearsal of the local overlay as `rehearse up` leaves its state (objects, Secrets), without an engine."""
+    from smartreco.rehearse import render, secrets, session
+
+    objects = render.load_objects(render.render("local"))
+    made = secrets.generate(secrets.referenced(objects))
+    folder = session.state_dir(name)
+    secrets.write(folder, made)
+    _, patched = session.prepare(objects, name=name, replicas=None, models_patch=False, made_secrets=made)
+    (folder / session.OBJECTS_FILE).write_text(
+        json.dumps({"overlay": "local", "objects": patched, "rendered": objects})
+    )
+    return objects
+
+
+def test_rehearsal_target_rolls_the_rehearsal_to_the_registry_aliases(manifest_tools, tmp_path, monkeypatch):  # noqa: ARG001
+    """deploy_target=rehearsal is `rehearse apply` on the running rehearsal's SeldonDeployment with only the arm's
+    model URIs changed: new predictor pods (model-fetch from the rehearsal's MLflow) start, become ready, and only
+    then is the old pod removed; the applied object is the rehearsal's live one for the next deploy."""
+    from smartreco.rehearse import runner, session
+
+    monkeypatch.setenv("SMARTRECO_REHEARSAL_DIR", str(tmp_path / "state"))
+    _rehearsal_state("rh")
+    events: list[tuple[str, object]] = []
+
+    def start_more(self):  # the engine's side, recorded
+        events.append(("start", self.plan))
+
+    monkeypatch.setattr(runner.Rehearsal, "start_more", start_more)
+    monkeypatch.setattr(runner.Rehearsal, "wait_ready", lambda self, timeout_s: events.append(("ready", 0)) or 12.5)
+    monkeypatch.setattr(runner, "workload_pods", lambda name, workload: ["smartreco-default-0"])
+    monkeypatch.setattr(runner, "remove_pod", lambda name, pod: events.append(("remove", pod)))
+
+    uris = {k: f"models:/smartreco-{k}/4" for k in D.KINDS}
+    res = D.deploy(uris, version="4", target="rehearsal", rehearsal="rh", out_dir=tmp_path / "out")
+    assert res.target == "rehearsal" and res.applied and "12.5 s" in res.message
+    assert res.model_uris == {f"{k}-a": f"models:/smartreco-{k}@champion" for k in D.KINDS}
+    assert [e[0] for e in events] == ["start", "ready", "remove"] and events[2][1] == "smartreco-default-0"
+    plan = events[0][1]
+    (pod,) = plan.pods
+    assert pod.name.startswith("smartreco-default-g") and [c.name for c in pod.init_containers] == ["model-fetch"]
+    fetch = pod.init_containers[0]
+    assert fetch.env["MLFLOW_TRACKING_URI"] == "http://mlflow:5000"
+    hybrid = next(c for c in pod.containers if c.name == "hybrid-a")
+    params = {p["name"]: p["value"] for p in json.loads(hybrid.env["PREDICTIVE_UNIT_PARAMETERS"])}
+    assert params["model_uri"] == "models:/smartreco-hybrid@champion"
+    assert params["model_uri"] in json.loads(hybrid.env["SMARTRECO_MODEL_URIS"])  # what model-fetch filled
+    sent = yaml.safe_load(Path(res.manifest).read_text())
+    assert sent["metadata"]["annotations"][f"{D.VERSION_ANNOTATION}.champion"] == "4"
+    assert _params(sent)["hybrid-b"] == "models:/smartreco-hybrid@challenger"  # the other arm untouched
+    live = session.live_seldon("rh")
+    assert live["metadata"]["annotations"][f"{D.VERSION_ANNOTATION}.champion"] == "4"
+    volumes = [v["name"] for v in live["spec"]["predictors"][0]["componentSpecs"][0]["spec"]["volumes"]]
+    assert "rehearsal-object-store" not in volumes  # the live object is the rendered one, patches apart
+
+
+def test_rehearsal_target_needs_registry_uris_and_a_rehearsal(manifest_tools, tmp_path, monkeypatch):  # noqa: ARG001
+    from smartreco.rehearse import runner
+
+    monkeypatch.setenv("SMARTRECO_REHEARSAL_DIR", str(tmp_path / "state"))
+    with pytest.raises(runner.RehearsalError, match="rehearse up"):
+        D.deploy({"cf": "models:/smartreco-cf/1"}, target="rehearsal", rehearsal="none", out_dir=tmp_path / "o")
+    _rehearsal_state("rh")
+    with pytest.raises(D.DeployError, match="not a registry URI"):
+        D.deploy({"cf": "/bundles/v3"}, target="rehearsal", rehearsal="rh", out_dir=tmp_path / "o")

@@ -353,7 +353,8 @@ def test_summary_without_an_engine_names_every_workload(rendered, tmp_path: Path
     out = session.summary(plan, None, tmp_path / "secrets.json", None)
     assert set(out["workloads"]) == {p.workload for p in plan.pods}
     assert out["endpoints"]["s3"].startswith("not rehearsed")
-    assert out["images"] == public_images.table() and out["not_rehearsed"]
+    assert out["images"] == public_images.table(public_images.plan_images(plan.pods)) and out["not_rehearsed"]
+    assert [r["manifest"] for r in out["images"]] == list(public_images.PUBLIC_IMAGES)  # local: project tags as built
     assert json.dumps(out)  # --json prints it
     assert made["smartreco-redis"]["password"] not in json.dumps(out)  # the summary points at the file only
     assert any(o["kind"] == "ConfigMap" and o["data"].get("FEAST_REGISTRY_PATH", "").startswith("/") for o in patched)
@@ -411,3 +412,70 @@ def test_rollout_generation_names_new_predictor_pods(rendered) -> None:
     assert a.aliases == b.aliases and "smartreco-default" in b.aliases
     assert a.volumes["models"].docker_volume != b.volumes["models"].docker_volume
     assert old.pod("redis-0").volumes["data"] == new.pod("redis-0").volumes["data"]  # claims stay
+
+
+# ------------------------------------------------------------------------------------- production overlay
+def test_production_overlay_runs_the_local_builds_of_its_registry_images(rendered) -> None:
+    """`--overlay production` names the project's images in a registry (kustomize `images:`): the rehearsal runs the
+    local builds instead, and the one table `up` prints says so, next to the Debian stand-ins."""
+    from smartreco import images
+
+    plan, _, _ = _plan(rendered["production"])
+    manifest_images = public_images.plan_images(plan.pods)
+    assert any(ref.startswith("registry.example.com/") for ref in manifest_images)
+    ran = {c.image for p in plan.pods for c in p.all_containers()}
+    assert ran == {
+        images.serving_image(),
+        images.pipeline_image(),
+        "smartreco-redis:bookworm",
+        "smartreco-postgres:bookworm",
+    }
+    rows = {r["manifest"]: r["rehearsal"] for r in public_images.table(manifest_images)}
+    assert rows["registry.example.com/smartreco/smartreco-serving:0.1.0"] == images.serving_image()
+    assert rows["registry.example.com/smartreco/smartreco-pipeline:0.1.0"] == images.pipeline_image()
+    assert rows["postgres:16-alpine"] == "smartreco-postgres:bookworm"
+    # a renamed registry needs no new entry; another tag is named where the table is printed
+    assert public_images.local_image("my.registry:5000/team/smartreco-serving:9.9") == images.serving_image()
+    (row,) = public_images.table(["my.registry:5000/team/smartreco-serving:9.9"])[len(public_images.PUBLIC_IMAGES) :]
+    assert "9.9" in row["differs"]
+    assert public_images.local_image("quay.io/other/thing:1") == "quay.io/other/thing:1"
+
+
+def test_production_overlay_replicas_and_what_is_not_rehearsed(rendered) -> None:
+    plan, _, _ = _plan(rendered["production"])
+    workloads = {w: len(p) for w, p in plan.workloads().items()}
+    assert workloads["SeldonDeployment/smartreco"] == 3 and workloads["Deployment/mlflow"] == 2
+    assert workloads["Deployment/feast-feature-server"] == 2 and workloads["StatefulSet/postgres"] == 1
+    notes = "\n".join(plan.notes)
+    assert "componentSpecs[0].hpaSpec not rehearsed" in notes and "pdbSpec not rehearsed" in notes
+    assert "Deployment/feast-feature-server: topologySpreadConstraints not rehearsed" in notes
+    two, _, _ = _plan(rendered["production"], replicas=2)
+    assert len(two.workloads()["SeldonDeployment/smartreco"]) == 2 and len(two.workloads()["Deployment/mlflow"]) == 2
+    assert len(two.workloads()["StatefulSet/redis"]) == 1  # a StatefulSet keeps its count
+
+
+def test_forward_publishes_the_services_port_on_loopback(rendered) -> None:
+    from smartreco.rehearse import session
+
+    objects = rendered["local"]
+    made = secrets.generate(secrets.referenced(objects))
+    plan, _ = session.prepare(
+        objects, name="rh", replicas=None, models_patch=False, made_secrets=made, forwards=("mlflow:5000",)
+    )
+    pod = plan.pod("mlflow-0")
+    assert pod.forwards == [(5000, 5000)]
+    args = docker_args.pause_run(plan, pod)
+    assert args[args.index("--publish") + 1] == "127.0.0.1:5000:5000"
+    assert "--publish" not in docker_args.pause_run(plan, plan.pod("redis-0"))
+    out = session.summary(plan, None, Path("/nonexistent"), None)
+    assert out["endpoints"]["forwards"] == {"mlflow-0:5000": "127.0.0.1:5000"}
+    for bad in ("nosuch:5000", "mlflow", "mlflow:x"):
+        with pytest.raises(TranslationError, match="--forward"):
+            session.prepare(objects, name="rh", replicas=None, models_patch=False, made_secrets=made, forwards=(bad,))
+
+
+def test_object_store_patch_is_idempotent(rendered) -> None:
+    """`rehearse apply` patches the rehearsal's saved objects again: no second volume or mount."""
+    once, _ = patches.object_store_to_volume(rendered["local"])
+    twice, _ = patches.object_store_to_volume(once)
+    assert once == twice
