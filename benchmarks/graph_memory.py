@@ -29,9 +29,14 @@ timeouts, asyncio, gunicorn's heartbeat) and file times are not faked (``NO_FAKE
 records the evidence that the clock reached the processes and that retention expired: the graph processes
 that map libfaketime, the node state's served / effect rows and their newest timestamp (the nodes' clock),
 the event service's indexed ids (``/api/v1/stats``) and its newest sealed segment's time, Redis' ``TIME`` and keys.
-With ``--redis`` the event log is the Redis stream, which nothing trims in a local run: on a cluster the
-hourly archive CronJob (manifests/base/events/archive-cronjob.yaml, ``--keep 100000``) does; the evidence
-shows the stream's entries and ``MEMORY USAGE`` apart from the node state's keys.
+With ``--redis`` the event log is the Redis stream, which on a cluster the archive CronJob
+(manifests/base/events/archive-cronjob.yaml) trims: this benchmark replays it on the simulated clock, running
+its command (``python -m smartreco events archive``, the default retention of smartreco/settings.py: 24 h, at
+most 20,000 records) under libfaketime at each slot of the CronJob's schedule (read from the manifest; a slot
+passed while a run is still going is skipped, as ``concurrencyPolicy: Forbid`` does), into a parquet archive
+in the work folder. The evidence shows the stream's entries, its oldest record's age and ``MEMORY USAGE``
+apart from the node state's keys, the archive runs, and archived + stream records against the records the
+run appended (nothing acknowledged lost).
 
 Prerequisite for the simulated clock: a libfaketime with the fix for wolfcw/libfaketime#426. Debian 12's
 package (0.9.10) breaks Python >= 3.11 under ``FAKETIME_DONT_FAKE_MONOTONIC=1``: ``time.sleep`` calls
@@ -54,11 +59,13 @@ import contextlib
 import json
 import os
 import platform
+import re
 import signal
 import sqlite3
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import urllib.request
 from collections.abc import Callable
@@ -70,6 +77,7 @@ sys.path[:0] = [str(ROOT), str(ROOT / "tests" / "integration")]
 import aiohttp  # noqa: E402
 
 RESULTS = ROOT / "benchmarks" / "results"
+ARCHIVE_CRONJOB = ROOT / "manifests" / "base" / "events" / "archive-cronjob.yaml"
 MIB = 1024 * 1024
 LIMIT_MB = 50.0
 DAY_S = 86400
@@ -300,6 +308,12 @@ def retention_evidence(work: Path, events_url: str, state: str | None, clock: Fa
             "event_stream_mib": round((r.memory_usage("smartreco:events") or 0) / MIB, 1),
             "event_ids_mib": round((r.memory_usage("smartreco:events:ids") or 0) / MIB, 1),
         }
+        oldest = r.xrange("smartreco:events", count=1)
+        redis_ms = sec * 1000 + usec // 1000
+        out["stream_oldest_age_h"] = round((redis_ms - int(oldest[0][0].split(b"-")[0])) / 3.6e6, 1) if oldest else None
+        files, rows = archived_rows(work / "events-archive")
+        out |= {"archive_files": files, "archived_records": rows,
+                "archived_plus_stream": rows + out["event_stream_entries"]}  # fmt: skip
         r.close()
     out["event_log_ids"] = _get_json(events_url.rstrip("/") + "/api/v1/stats").get("records")
     sealed = []
@@ -317,6 +331,83 @@ def redis_used_mib(url: str | None) -> float | None:
     import redis
 
     return round(redis.Redis.from_url(url).info("memory")["used_memory"] / MIB, 2)
+
+
+# ------------------------------------------------------------------------------------------ archive
+def cronjob_schedule(path: Path = ARCHIVE_CRONJOB) -> tuple[str, int]:
+    """The archive CronJob's schedule and its minute past each hour; only ``M * * * *`` (hourly) is replayed."""
+    text = re.search(r"^\s*schedule:\s*\"([^\"]+)\"", path.read_text(), re.M)
+    if text is None:
+        raise SystemExit(f"{path}: no schedule")
+    fields = text.group(1).split()
+    if len(fields) != 5 or fields[1:] != ["*"] * 4 or not fields[0].isdigit():
+        raise SystemExit(f"{path}: schedule {text.group(1)!r} is not hourly (M * * * *), which this benchmark replays")
+    return text.group(1), int(fields[0])
+
+
+class ArchiveCron(threading.Thread):
+    """The archive CronJob on the simulated clock: at every ``minute`` past each simulated hour it runs the
+    CronJob's command (its default retention) as a child under libfaketime (the environment carries it) and
+    waits for it; slots that pass meanwhile are skipped (``concurrencyPolicy: Forbid``)."""
+
+    LINE = re.compile(r"archived (\d+) record\(s\) -> .*; trimmed (\d+); stream holds (\d+)")
+
+    def __init__(self, clock: FakeClock | None, state: str, directory: Path, schedule: tuple[str, int]) -> None:
+        super().__init__(name="archive-cron", daemon=True)
+        self.clock, self.state, self.directory = clock, state, directory
+        self.schedule, self.minute = schedule
+        self.stop_event = threading.Event()
+        self.runs = self.skipped = self.failures = self.archived = 0
+        self.last: dict = {}
+        self._due = self._next_slot(self._now())
+
+    def _now(self) -> float:
+        return self.clock.now() if self.clock else time.time()
+
+    def _next_slot(self, after: float) -> float:
+        hour = after - after % 3600
+        slot = hour + 60 * self.minute
+        return slot if slot > after else slot + 3600
+
+    def run(self) -> None:
+        env = {**os.environ, "SMARTRECO_EVENTS_ARCHIVE": str(self.directory)}
+        env["PYTHONPATH"] = os.pathsep.join(p for p in (str(ROOT), env.get("PYTHONPATH", "")) if p)
+        for name in ("SMARTRECO_EVENTS_RETENTION_S", "SMARTRECO_EVENTS_MAX_ENTRIES"):
+            env.pop(name, None)  # the defaults, as on the cluster
+        while not self.stop_event.wait(0.2):
+            if self._now() < self._due:
+                continue
+            cmd = [sys.executable, "-m", "smartreco", "events", "archive", "--state", self.state]
+            out = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+            self.runs += 1
+            m = self.LINE.search(out.stdout)
+            if out.returncode != 0 or m is None:
+                self.failures += 1
+                self.last = {"rc": out.returncode, "stderr": out.stderr.strip()[-500:]}
+            else:
+                self.archived += int(m.group(1))
+                self.last = {"archived": int(m.group(1)), "trimmed": int(m.group(2)), "stream": int(m.group(3))}
+            now = self._now()
+            self.skipped += int((now - self._due) // 3600)  # slots passed while it ran
+            self._due = self._next_slot(now)
+
+    def stop(self) -> None:
+        self.stop_event.set()
+        self.join(timeout=620)
+
+    def summary(self) -> dict:
+        return {"schedule": self.schedule, "runs": self.runs, "skipped_slots": self.skipped,
+                "failures": self.failures, "archived_records": self.archived, "last": self.last}  # fmt: skip
+
+
+def archived_rows(directory: Path) -> tuple[int, int]:
+    """(files, records) of the parquet archive (its files' footers: no rows read)."""
+    import pyarrow.parquet as pq
+
+    from smartreco.feedback.stream_log import archived_files
+
+    files = archived_files(directory)
+    return len(files), sum(pq.read_metadata(path).num_rows for *_, path in files)
 
 
 # ------------------------------------------------------------------------------------------- graph
@@ -430,6 +521,27 @@ def _clock_text(a: argparse.Namespace, clock: FakeClock | None) -> str:
     )
 
 
+def _retention_text() -> str:
+    from smartreco import settings
+
+    return (
+        f"older than {settings.EVENTS_RETENTION_S.default / 3600:g} h, at most "
+        f"{settings.EVENTS_MAX_ENTRIES.default:,} records"
+    )
+
+
+def _archive_text(archive: dict | None) -> str:
+    if not archive:
+        return ""
+    return (
+        f" Event stream archive: the CronJob's command on its schedule `{archive['schedule']}` (simulated clock), "
+        f"default retention ({archive['retention']}): {archive['runs']} runs, {archive['skipped_slots']} slots "
+        f"skipped while a run was going, {archive['failures']} failed, {archive['archived_records']:,} records "
+        f"archived; archive + stream hold {archive['held']:,} records of the {archive['appended']:,} the run "
+        f"appended (lost: {archive['appended'] - archive['held']:,})."
+    )
+
+
 def write_results(
     a: argparse.Namespace,
     base: dict,
@@ -443,6 +555,7 @@ def write_results(
     finished: bool,
     clock: FakeClock | None,
     faketime: dict[str, str],
+    archive: dict | None = None,
 ) -> dict:
     """The JSON + MD results so far (rewritten at every tenth: a run stopped early keeps what it measured)."""
     per = {
@@ -488,6 +601,7 @@ def write_results(
         "day_every": a.day_every if clock else None,
         "faketime_processes": faketime,
         "faketime_env": {k: v for k, v in clock.env().items() if k != "FAKETIME_TIMESTAMP_FILE"} if clock else None,
+        "event_archive": archive,
     }
     Path(a.out + ".json").write_text(json.dumps(res, indent=2) + "\n")
     rows = "\n".join(
@@ -524,7 +638,7 @@ def write_results(
         f"Redis used_memory growth: {redis_growth} MiB{REDIS_NOTE if state else ''}. "
         f"{res['predictions_per_s']} predictions/s over "
         f"{res['seconds']} s with {a.concurrency} clients on {res['cpus']} CPUs, load average at the end {load}. "
-        f"Requests: {res['requests']}. Clock: {res['clock']}.\n\n"
+        f"Requests: {res['requests']}. Clock: {res['clock']}.{_archive_text(archive)}\n\n"
         "| process | processes | map libfaketime | baseline anon PSS MiB | after anon PSS MiB | anon PSS growth MiB "
         "| USS growth MiB | PSS growth MiB | RSS growth MiB |\n"
         "|---|---|---|---|---|---|---|---|---|\n" + rows + "\n\n"
@@ -563,7 +677,7 @@ def main() -> None:
     if not a.real_clock:
         clock = FakeClock(work / "faketime.rc", faketime_lib(a.faketime_lib, work), a.day_every)
         os.environ.update(clock.env())  # redis-server and the executor (and through it every node) inherit it
-    redis = None
+    redis, cron = None, None
     try:
         if a.redis:
             from smartreco.testing.redis_server import RedisServer
@@ -574,8 +688,11 @@ def main() -> None:
         proc, info = start_graph(work, a.fused, state)
         try:
             nodes = {name: d["pid"] for name, d in info["nodes"].items()}
-            url, stats = info["rest"], {}
-            asyncio.run(drive(url, 10**9, a.warmup, a.feedback_every, a.concurrency, stats))
+            if redis is not None:
+                cron = ArchiveCron(clock, redis.url, work / "events-archive", cronjob_schedule())
+                cron.start()
+            url, warm = info["rest"], {}
+            asyncio.run(drive(url, 10**9, a.warmup, a.feedback_every, a.concurrency, warm))
             groups = process_groups(proc.pid, nodes)
             if redis is not None:
                 groups[REDIS_PROCESS] = [redis.proc.pid]  # used_memory is the figure; its anon PSS is shown too
@@ -614,6 +731,11 @@ def main() -> None:
                     }
                 )
                 print(json.dumps(trend[-1]), flush=True)
+                archive = None
+                if cron is not None:
+                    held = trend[-1]["retention"]["archived_plus_stream"]
+                    appended = sum(d.get(k, 0) for d in (warm, stats) for k in (200, "feedback 200"))
+                    archive = cron.summary() | {"held": held, "appended": appended, "retention": _retention_text()}
                 res = write_results(
                     a,
                     base,
@@ -627,8 +749,11 @@ def main() -> None:
                     done >= a.predictions,
                     clock,
                     faketime,
+                    archive,
                 )
         finally:
+            if cron is not None:
+                cron.stop()
             proc.terminate()
             try:
                 proc.wait(60)

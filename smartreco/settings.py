@@ -303,6 +303,17 @@ EVENTS_ARCHIVE = _declare("SMARTRECO_EVENTS_ARCHIVE", "path", lambda: RUNS.get()
                           "records to (readers read it, then the stream).",
                           ("events-archive", "event-service", "pipeline-step", "cli"),
                           default_doc="`$SMARTRECO_RUNS/events-archive`")
+EVENTS_RETENTION_S = _declare("SMARTRECO_EVENTS_RETENTION_S", "float", 86400.0, "Seconds a record stays in the "
+                              "Redis event stream: each `smartreco events archive` run (the hourly CronJob) moves "
+                              "older ones to the archive. 24 h = the local log's idempotency window (a retry within "
+                              "it is answered duplicate); each record holds ~1.06 KiB of Redis "
+                              "(benchmarks/results/graph_memory_redis.md).",
+                              ("events-archive", "cli"), check=_not_negative)
+EVENTS_MAX_ENTRIES = _declare("SMARTRECO_EVENTS_MAX_ENTRIES", "int", 20_000, "Backstop of the Redis event stream: "
+                              "each archive run also moves all but the newest this many, whatever their age, so "
+                              "the stream stays near 20,000 x ~1.06 KiB = ~21 MiB of Redis (plus one schedule "
+                              "interval's new records) when traffic outruns the 24 h bound.",
+                              ("events-archive", "cli"), check=_not_negative)
 
 LOG_LEVEL = _declare("SMARTRECO_LOG_LEVEL", "str", "info", "Log level of the event service.", ("event-service",))
 

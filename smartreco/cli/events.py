@@ -27,13 +27,23 @@ def serve(log_dir: str, host: str, port: int, ready_file: str | None, log_level:
 @events.command()
 @click.option("--state", default=None, help="redis://HOST:PORT/DB of the shared stream (default: $SMARTRECO_STATE)")
 @click.option("--archive-dir", default=None, help="parquet folder (default: $SMARTRECO_EVENTS_ARCHIVE)")
-@click.option("--keep", default=100_000, show_default=True, type=click.IntRange(0),
-              help="newest records left in the stream")
-@click.option("--older-than", "older_than_s", default=None, type=click.FloatRange(0),
-              help="archive only records older than this many seconds")
-def archive(state: str | None, archive_dir: str | None, keep: int, older_than_s: float | None) -> None:
+@click.option(
+    "--older-than",
+    "older_than_s",
+    default=None,
+    type=click.FloatRange(0),
+    help="archive records older than this many seconds (default: $SMARTRECO_EVENTS_RETENTION_S)",
+)
+@click.option(
+    "--keep",
+    default=None,
+    type=click.IntRange(0),
+    help="and all but the newest this many, whatever their age (default: $SMARTRECO_EVENTS_MAX_ENTRIES)",
+)
+def archive(state: str | None, archive_dir: str | None, older_than_s: float | None, keep: int | None) -> None:
     """Move the shared Redis event stream's oldest records to a parquet file, then trim them from the stream
-    (run it on a schedule: the stream stays bounded; readers read the archive, then the stream)."""
+    (run it on a schedule, the CronJob hourly: the stream then holds the retention window, bounded by the
+    record cap plus one interval's new records; readers read the archive, then the stream)."""
     from smartreco import settings
     from smartreco.errors import DataError
     from smartreco.feedback.stream_log import RedisStreamLog, is_redis_url
@@ -47,7 +57,12 @@ def archive(state: str | None, archive_dir: str | None, keep: int, older_than_s:
         raise DataError(f"--state {url}: expected a redis://HOST:PORT/DB URL")
     log = RedisStreamLog(url)
     try:
-        res = run(log, archive_dir or settings.EVENTS_ARCHIVE.get(), keep=keep, older_than_s=older_than_s)
+        res = run(
+            log,
+            archive_dir or settings.EVENTS_ARCHIVE.get(),
+            older_than_s=settings.EVENTS_RETENTION_S.get() if older_than_s is None else older_than_s,
+            keep=settings.EVENTS_MAX_ENTRIES.get() if keep is None else keep,
+        )
     finally:
         log.close()
     where = res.path or "nothing to archive"

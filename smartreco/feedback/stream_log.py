@@ -12,7 +12,9 @@ copy of each record whoever wrote it.
   ``<prefix>:ids`` of ``kind:id -> stream id``; a known id is answered ``duplicate`` and not written.
 - Bounded: :func:`archive` writes the oldest range of the stream to parquet files (one per run, named by
   the range's first and last stream ids), and only then trims that range (``XTRIM MINID``) and forgets
-  its ids. The archive directory is the truth of what was archived: a run that crashed between writing
+  its ids. ``smartreco events archive`` (hourly CronJob) archives what is older than
+  ``SMARTRECO_EVENTS_RETENTION_S`` (24 h) and all but the newest ``SMARTRECO_EVENTS_MAX_ENTRIES``. The
+  archive directory is the truth of what was archived: a run that crashed between writing
   and trimming is completed by the next run, never archived twice. Readers (:func:`iter_stream_records`,
   ``read_dataset`` / ``read_interactions``, ``smartreco ab report``) read the archive, then the stream.
 """
@@ -22,7 +24,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -185,38 +186,48 @@ def _write_parquet(rows: list[tuple[str, dict[str, Any]]], path: Path) -> None:
         os.close(fd)
 
 
-def archive(log: RedisStreamLog, directory: str | os.PathLike[str], *, keep: int = 10_000,
-            older_than_s: float | None = None, max_records: int = 1_000_000) -> ArchiveResult:  # fmt: skip
+def archive(log: RedisStreamLog, directory: str | os.PathLike[str], *, older_than_s: float | None = None,
+            keep: int | None = None, now: float | None = None,
+            max_records: int = 1_000_000) -> ArchiveResult:  # fmt: skip
     """Write the stream's oldest entries to one parquet file, then trim them from the stream.
 
-    What is archived: entries after the last archived one, except the newest ``keep`` (and, with
-    ``older_than_s``, only entries older than that). Order of effects: the file is durable first, then
+    What is archived: entries after the last archived one that are older than ``older_than_s`` (by their
+    stream id's time against ``now``, default Redis' own ``TIME``: the clock that stamped the ids, so a
+    skewed archiver clock moves nothing early), and also, whatever their age, all but the newest ``keep``
+    (the backstop that bounds the stream when traffic outruns the age bound). Both are prefixes of the
+    stream, so what is archived is one range; ``None`` turns that bound off (both off: only an interrupted
+    run is completed). At most ``max_records`` per run. Order of effects: the file is durable first, then
     ``XTRIM MINID`` removes exactly the archived range and the ids of its records are forgotten (a retry
     of such an old id is appended again; readers keep the first of each id). A crash between the two is
-    completed by the next run: it trims what the files already hold before archiving anything new."""
+    completed by the next run: it trims what the files already hold before archiving anything new; a
+    failed write raises before anything is trimmed."""
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     files = archived_files(directory)
     done_through = files[-1][1] if files else (0, 0)
     r = log._r
     trimmed = _trim_through(log, done_through) if files else 0  # finish an interrupted run first
-    length = int(r.xlen(log.stream))
-    budget = min(max(0, length - int(keep)), int(max_records))
-    cutoff_ms = None if older_than_s is None else int((time.time() - older_than_s) * 1000)
+    by_count = 0 if keep is None else max(0, int(r.xlen(log.stream)) - int(keep))  # all left are unarchived
+    cutoff_ms = None
+    if older_than_s is not None:
+        if now is None:
+            sec, usec = r.time()
+            now = int(sec) + int(usec) / 1e6
+        cutoff_ms = round((now - float(older_than_s)) * 1000)
     rows: list[tuple[str, dict[str, Any]]] = []
     start = _sid_text((done_through[0], done_through[1] + 1))
-    while len(rows) < budget:
-        chunk = r.xrange(log.stream, min=start, max="+", count=min(1000, budget - len(rows)))
+    more = True
+    while more and len(rows) < max_records:
+        chunk = r.xrange(log.stream, min=start, max="+", count=min(1000, max_records - len(rows)))
         if not chunk:
             break
         for sid, fields in chunk:
-            if cutoff_ms is not None and _sid(sid)[0] >= cutoff_ms:
-                budget = len(rows)
+            if len(rows) >= by_count and (cutoff_ms is None or _sid(sid)[0] >= cutoff_ms):
+                more = False  # this entry and every newer one stay
                 break
             rows.append((sid.decode(), json.loads(fields[b"r"])))
         last = _sid(chunk[-1][0])
         start = _sid_text((last[0], last[1] + 1))
-    rows = rows[:budget]
     if not rows:
         return ArchiveResult(None, 0, trimmed, int(r.xlen(log.stream)))
     path = directory / f"events-{rows[0][0]}_{rows[-1][0]}.parquet"

@@ -4,20 +4,24 @@ twice, also after an interrupted run), and nothing acknowledged lost when Redis 
 
 from __future__ import annotations
 
+import errno
 import json
 import signal
+import time
 
 import pyarrow.parquet as pq
 import pytest
 
+from smartreco import settings
 from smartreco.cli import main
 from smartreco.events.eventlog import LocalEventLog, open_event_log
-from smartreco.feedback import FEEDBACK, IMPRESSION, read_dataset
+from smartreco.feedback import FEEDBACK, IMPRESSION, read_dataset, stream_log
 from smartreco.feedback.stream_log import (
     RedisStreamLog,
     _write_parquet,
     archive,
     archived_files,
+    iter_archive,
     iter_stream_records,
 )
 from smartreco.testing.redis_server import RedisServer
@@ -128,16 +132,97 @@ def test_sigkill_of_redis_loses_no_acknowledged_record(tmp_path):
         server.stop()
 
 
-def test_events_archive_cli_bounds_the_stream_and_read_dataset_still_sees_everything(tmp_path, redis_server,
-                                                                                     monkeypatch, capsys):
+def _redis_now_ms(log: RedisStreamLog) -> int:
+    sec, usec = log._r.time()
+    return int(sec) * 1000 + int(usec) // 1000
+
+
+def _after_redis_ms(log: RedisStreamLog, ms: int) -> None:
+    """Wait (bounded) until Redis' clock is past ``ms``: the next ids are stamped later than every id so far."""
+    deadline = time.monotonic() + 10
+    while _redis_now_ms(log) <= ms:
+        assert time.monotonic() < deadline, "Redis' clock did not move"
+        time.sleep(0.002)
+
+
+def _append_batch(log: RedisStreamLog, records) -> list[str]:
+    for kind, rec in records:
+        log.append(rec, kind)
+    sids = [sid for sid, _ in log.stream_records()]
+    _after_redis_ms(log, int(sids[-1].split("-")[0]) + 1)
+    return sids
+
+
+def test_archive_by_age_on_redis_clock_with_keep_as_backstop(tmp_path, redis_server):
+    """The default retention's two bounds: records older than ``older_than_s`` go (by the stream id's time against
+    Redis' own clock unless ``now`` is given), and ``keep`` caps the stream whatever the age; the archived range
+    is exactly what left the stream, and a retry of a record still in the stream is still a duplicate."""
+    log = RedisStreamLog(redis_server.url)
+    records = traffic(30)
+    old = _append_batch(log, records[:20])  # stamped at least 2 ms before the next batch
+    every = _append_batch(log, records[20:])
+    new = every[len(old) :]
+    cutoff_s = int(new[0].split("-")[0]) / 1000  # the newer batch's first id time
+
+    assert archive(log, tmp_path / "a", older_than_s=3600, keep=None).archived == 0  # nothing an hour old
+    first = archive(log, tmp_path / "a", older_than_s=0, now=cutoff_s)  # older than the newer batch: the first
+    assert first.archived == first.trimmed == len(old)
+    assert pq.read_table(first.path).column("stream_id").to_pylist() == old
+    assert [sid for sid, _ in log.stream_records()] == new
+    kind, rec = records[-1]
+    assert log.append(rec, kind).duplicate is True  # still in the stream: its id is still known
+
+    capped = archive(log, tmp_path / "a", older_than_s=3600, keep=3)  # none old enough; the cap moves the rest
+    assert capped.archived == len(new) - 3 and [sid for sid, _ in log.stream_records()] == new[-3:]
+    everything = archive(log, tmp_path / "a", older_than_s=0)  # now = Redis TIME, past every id (waited above)
+    assert everything.archived == 3 and everything.stream_length == 0
+    assert [sid for sid, _ in iter_archive(tmp_path / "a")] == every
+
+
+def test_archive_whose_file_cannot_be_written_trims_nothing(tmp_path, redis_server, monkeypatch):
+    """Nothing acknowledged is lost: the stream is trimmed only after its file is durable; a failed write (a full
+    disk) leaves the stream and its ids as they were, and the next run archives them."""
+    log = RedisStreamLog(redis_server.url)
+    for kind, rec in traffic(10):
+        log.append(rec, kind)
+    before = list(log.stream_records())
+
+    def full_disk(rows, path):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(stream_log, "_write_parquet", full_disk)
+    with pytest.raises(OSError, match="No space left"):
+        archive(log, tmp_path / "a", keep=0)
+    assert list(log.stream_records()) == before and len(log) == len(before)
+    assert archived_files(tmp_path / "a") == []
+    monkeypatch.undo()
+    done = archive(log, tmp_path / "a", keep=0)
+    assert done.archived == len(before) and [sid for sid, _ in iter_archive(tmp_path / "a")] == [s for s, _ in before]
+
+
+def test_events_archive_cli_bounds_the_stream_and_read_dataset_still_sees_everything(
+    tmp_path, redis_server, monkeypatch, capsys
+):
     monkeypatch.setenv("SMARTRECO_EVENTS_ARCHIVE", str(tmp_path / "archive"))
+    monkeypatch.delenv("SMARTRECO_EVENTS_RETENTION_S", raising=False)
+    monkeypatch.delenv("SMARTRECO_EVENTS_MAX_ENTRIES", raising=False)
     shared = open_event_log(redis_server.url)
     for kind, rec in traffic(30):
         shared.append(rec, kind)
     before = read_dataset(redis_server.url)
-    assert main(["events", "archive", "--state", redis_server.url, "--keep", "5"]) == 0
+    n = RedisStreamLog(redis_server.url).stream_length()
+    assert n < settings.EVENTS_MAX_ENTRIES.get()
+    assert main(["events", "archive", "--state", redis_server.url]) == 0  # the defaults: fresh, under the cap
+    assert f"archived 0 record(s) -> nothing to archive; trimmed 0; stream holds {n}" in capsys.readouterr().out
+    monkeypatch.setenv("SMARTRECO_EVENTS_MAX_ENTRIES", "8")  # the CronJob's default comes from settings
+    assert main(["events", "archive", "--state", redis_server.url]) == 0
+    assert "stream holds 8" in capsys.readouterr().out
+    assert main(["events", "archive", "--state", redis_server.url, "--keep", "5"]) == 0  # a flag wins
     assert "stream holds 5" in capsys.readouterr().out
     assert RedisStreamLog(redis_server.url).stream_length() == 5
+    assert read_dataset(redis_server.url).equals(before)
+    assert main(["events", "archive", "--state", redis_server.url, "--keep", "5", "--older-than", "0"]) == 0
+    assert RedisStreamLog(redis_server.url).stream_length() < 5  # age or cap, whichever moves more
     assert read_dataset(redis_server.url).equals(before)
     assert main(["events", "archive", "--state", "/not/redis"]) == 1
     monkeypatch.delenv("SMARTRECO_STATE", raising=False)
