@@ -31,8 +31,11 @@ class BundleNode(GraphNode):
         self.bundle: Any = None
         self._events: Any = None
 
-    def load(self) -> None:
-        self.bundle = load_bundle(self.model_uri)
+    def load(self, bundle: Any = None) -> None:
+        """Load the bundle of ``model_uri``, or serve ``bundle``, one already loaded from it: the fused arm loads
+        each bundle once for all its parts (one copy in memory, and per-request state such as the content
+        profile's scores computed once for the CB candidates and the ranker); the wrapper calls ``load()``."""
+        self.bundle = load_bundle(self.model_uri) if bundle is None else bundle
         if self.serves_live_items:
             from smartreco.serving.live_ranking import live_view
 

@@ -83,8 +83,8 @@ class HybridCombiner(BundleNode):
         self.cache = AnswerCache(cache, cache_ttl_s)
         self.state: Any = None
 
-    def load(self) -> None:
-        super().load()
+    def load(self, bundle: Any = None) -> None:
+        super().load(bundle)
         self.state = node_state()
 
     def _cache_version(self) -> str:

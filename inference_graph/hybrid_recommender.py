@@ -28,6 +28,7 @@ from inference_graph.graph_io import append_feedback, event_client, feedback_rep
 from inference_graph.hybrid_combiner import HybridCombiner
 from smartreco.schema import RequestValidationError
 from smartreco.serving.graph_feedback import parse_feedback
+from smartreco.serving.model_uri import load_bundle
 
 log = logging.getLogger(__name__)
 PER_CALL_KEYS = ("smartreco_node_ms", "smartreco_node_requests_total")  # base.GraphNode._finish
@@ -91,8 +92,15 @@ class HybridRecommender(GraphNode):
 
     def load(self) -> None:
         self._rename()  # the executor sets ``name`` after construction
-        for part in self.parts:
-            part.load()
+        self.transformer.load()
+        # one bundle object per model URI for all the parts (each part wraps it in its own live view): loaded,
+        # verified and held once, and the CB candidates and the ranker's content features share one pass over
+        # the item vectors per request (BundleRuntime.content), ~1 ms of CPU on the MovieLens bundle
+        bundles: dict[str, Any] = {}
+        for part in (self.cf, self.cb, self.combiner):
+            if part.model_uri not in bundles:
+                bundles[part.model_uri] = load_bundle(part.model_uri)
+            part.load(bundles[part.model_uri])
         self.model_version = self.combiner.model_version
         self.loaded = True
 
