@@ -13,7 +13,7 @@ model). The graph reads histories from the MovieLens pipeline's Feast feature se
 (``SMARTRECO_FEATURE_SERVER``; checked before anything is timed). Every request is distinct: user ids
 cycle through the bundle's users, and the context (hour, channel) changes each cycle. ``cpu_breakdown``
 runs the fused arm in process under per-stage CPU counters (``time.thread_time``): CF/CB candidates,
-the ranker's pool + features, LightGBM scores, TreeSHAP explanations, JSON (what the REST edge
+the ranker's pool + features, LightGBM scores, explanations (path attributions), JSON (what the REST edge
 encodes/decodes) and the rest (graph, node wrapper code). The graph runs as in production: node processes,
 the durable impression log (in a temp folder), no response cache. Also: an open-loop rate sweep (the
 highest offered rate whose p99 stays under 100 ms), the executor's own per-node call times (where the
@@ -153,13 +153,14 @@ def describe_bundle(bundle: Path) -> dict:
     }
 
 
-#: per-stage CPU counters of cpu_breakdown: (module, class, method, stage); Booster.predict is split by
-#: ``pred_contrib`` (explanations) in the wrapper
+#: per-stage CPU counters of cpu_breakdown: (module, class, method, stage); a Booster.predict outside them is
+#: split by ``pred_contrib`` (TreeSHAP explanations, where a bundle still asks for them) in the wrapper
 STAGES = (
     ("smartreco.serving.runtime", "BundleRuntime", "cf_candidates", "candidates (CF node)"),
     ("smartreco.serving.runtime", "BundleRuntime", "cb_candidates", "candidates (CB node)"),
     ("smartreco.serving.runtime", "BundleRuntime", "popular", "candidates (popularity)"),
     ("smartreco.serving.runtime", "BundleRuntime", "features", "ranker pool + features"),
+    ("smartreco.serving.runtime", "BundleRuntime", "attributions", "explanations (path attributions)"),
     ("lightgbm", "Booster", "predict", None),
 )
 

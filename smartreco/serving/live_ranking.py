@@ -167,7 +167,7 @@ def runtime_scores(
     for name in ("ctx_channel_share", "ctx_device_share", "ctx_hour_share"):
         x[:, col[name]] = np.nan  # no events: no context share
     pred = bundle.booster.predict(x, num_threads=1)
-    contrib = F.group_contributions(bundle.booster.predict(x, pred_contrib=True, num_threads=1))
+    contrib = bundle.attributions(x)  # path attributions, as for the catalogue's items (BundleRuntime.rank)
     return [
         (float(pred[j]), {k: float(v[j]) for k, v in contrib.items()}, str(bundle.item_ids[hist[best[j]]]))
         for j in range(len(live))

@@ -9,9 +9,9 @@ bundle (see :mod:`smartreco.serving.bundle`) and exposes:
 * ``popular(k, exclude, category=None)``: recent popularity (the same score the ranker's popularity
   retriever uses);
 * ``rank(user_id, history, cf, cb, context, n, exclude, max_category_share)``: the LightGBM ranker over
-  the union of the given candidates and the bundle's own retrievers, with per-component SHAP
-  contributions, the history item behind each pick ("because you liked X"), a category cap and,
-  for users with no history and no factors, a popularity + content cold start.
+  the union of the given candidates and the bundle's own retrievers, with per-component path attributions
+  (:mod:`smartreco.models.path_attributions`), the history item behind each pick ("because you liked X"), a
+  category cap and, for users with no history and no factors, a popularity + content cold start.
 
 Every list respects ``exclude`` and never returns an item from the history.
 """
@@ -27,6 +27,7 @@ import pandas as pd
 
 from smartreco.data import columns as C
 from smartreco.models import hybrid_features as F
+from smartreco.models.path_attributions import LeafAttributions
 from smartreco.models.serving_math import fold_in_user, history_rows, recency_weights, topk_blocked
 from smartreco.retrieval.catalogue import IdIndex
 
@@ -402,9 +403,7 @@ class BundleRuntime:
         pred = self.booster.predict(uc.features, num_threads=1)
         order = np.lexsort((uc.items, -pred))
         chosen = order[diversify(order, self.categories[uc.items[order]], n, max_category_share)]
-        # SHAP contributions (TreeSHAP, per row) only for the returned rows: identical values, and ~25x less
-        # work than for the whole pool (measured 160 ms for 250 candidates on this 2-core box)
-        contrib = F.group_contributions(self.booster.predict(uc.features[chosen], pred_contrib=True, num_threads=1))
+        contrib = self.attributions(uc.features[chosen])  # only the returned rows
         out = []
         for j, (rank, pos) in enumerate(enumerate(chosen, start=1)):
             item = int(uc.items[pos])
@@ -423,6 +422,19 @@ class BundleRuntime:
                 )
             )
         return out
+
+    def attributions(self, rows: np.ndarray) -> dict[str, np.ndarray]:
+        """Per-component path attributions of feature rows (:mod:`smartreco.models.path_attributions`): one
+        leaf-index prediction and a look-up in the per-leaf table, built on first use (~25 ms for the MovieLens
+        ranker), instead of TreeSHAP's ~0.33 ms per row."""
+        table = getattr(self, "_leaf_attributions", None)
+        if table is None:  # two threads may both build it: the same table, the last one kept
+            table = self._leaf_attributions = LeafAttributions.from_booster(
+                self.booster, [component for _, component in F.FEATURES], F.COMPONENTS
+            )
+        if len(rows) == 0:
+            return {g: np.zeros(0) for g in table.groups}
+        return table.grouped(self.booster.predict(rows, pred_leaf=True, num_threads=1))
 
     def _cold_start(
         self, cb: Mapping[str, float], context: dict, n: int, exclude: set[str] | None, max_share: float
