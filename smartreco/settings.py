@@ -8,6 +8,11 @@ so on a cluster every user was served as unknown). ``tests/unit/test_settings_ma
 overlay and checks each deployable against :data:`SETTINGS`; ``python -m smartreco.settings --markdown``
 prints the README table.
 
+In-process graph nodes (``smartreco serve --in-process``, the tests' graphs) share one process, so they cannot
+each have an environment: :func:`node_environment` gives the code it wraps an overlay of the environment (the
+node's own variables over the process's), the way a node process gets its own environment, and ``get()``
+reads through it. The nodes' code reads its settings as everywhere else and never knows which it has.
+
 Adding a variable: declare a :class:`Setting` below (``needs``: which deployables read it; ``cluster``: how
 it reaches them on a cluster) and read it with ``.get()`` where it is used. Stdlib only: the serving image
 (no torch, no feast) and the KFP step images import it.
@@ -23,10 +28,12 @@ builds), ``scripts`` (scripts/*.sh).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Mapping
+from contextvars import ContextVar
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Generic, TypeVar
@@ -41,6 +48,35 @@ CLUSTER_WAYS = {
     "platform": "set by Seldon Core / Kubernetes itself",
     "local": "only used off-cluster (workstation, CI, local executor)",
 }
+
+
+#: the environment overlay of the code running now (None: the process environment alone); a ContextVar, so
+#: concurrent in-process graphs (each on its own event loop thread, or in its worker threads) do not mix
+_OVERLAY: ContextVar[Mapping[str, str] | None] = ContextVar("smartreco_settings_overlay", default=None)
+
+
+@contextlib.contextmanager
+def node_environment(env: Mapping[str, str]) -> Iterator[None]:
+    """Run the enclosed code as if ``env`` were set over the process environment (a blank value is unset,
+    as in the environment), without touching ``os.environ``: what an in-process node sees where a node
+    process would have its own environment. Nested overlays add up, the inner one winning. Only
+    :class:`Setting` reads see it (not third-party code reading ``os.environ``), and only in this context:
+    a thread the enclosed code starts itself does not inherit it (``contextvars.copy_context`` would)."""
+    outer = _OVERLAY.get()
+    token = _OVERLAY.set({**outer, **env} if outer else env)  # a node's call: no copy of its environment
+    try:
+        yield
+    finally:
+        _OVERLAY.reset(token)
+
+
+def environ(name: str) -> str | None:
+    """The variable ``name`` as the running code sees it: its :func:`node_environment` overlay, else the
+    process environment."""
+    overlay = _OVERLAY.get()
+    if overlay is not None and name in overlay:
+        return overlay[name]
+    return os.environ.get(name)
 
 
 class SettingError(ValueError):
@@ -131,8 +167,9 @@ class Setting(Generic[T]):
             raise ValueError(f"{self.name}: cluster must be one of {sorted(CLUSTER_WAYS)}")
 
     def raw(self) -> str | None:
-        """The variable's text now, None when unset or blank."""
-        value = os.environ.get(self.name)
+        """The variable's text now (through the running code's :func:`node_environment`), None when unset or
+        blank."""
+        value = environ(self.name)
         return value if value is not None and value.strip() else None
 
     def is_set(self) -> bool:

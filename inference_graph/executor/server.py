@@ -3,7 +3,9 @@ writer of the event log), the nodes (processes, containers or in-process), the e
 fronts with the request logger pointed at the event service; stop everything on the way out.
 
 The executor itself keeps no product state: nodes reach the event service (``SMARTRECO_EVENTS_URL``) and
-their shared state file (``SMARTRECO_GRAPH_STATE``) through their environment, as on a cluster."""
+their shared state file (``SMARTRECO_GRAPH_STATE``) through their environment, as on a cluster; in-process
+nodes through the same variables as their own overlay of this process's environment (InProcessTransport), which
+stays untouched, so concurrent in-process graphs of one process each keep theirs."""
 
 from __future__ import annotations
 
@@ -13,7 +15,6 @@ import functools
 import hashlib
 import json
 import logging
-import os
 import signal
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -128,7 +129,7 @@ class LocalGraph:
 
     def _node_env(self) -> dict[str, str]:
         """What the nodes get from their pod spec on a cluster: the event service and the state file."""
-        # blank = unset (settings): an in-process graph must not inherit a previous graph's values
+        # blank = unset (settings): the nodes do not take these from the executor's own environment
         env = {settings.EVENTS_URL.name: self.events_url or "", settings.GRAPH_STATE.name: self.cfg.graph_state or "",
                settings.STATE.name: self.cfg.state or ""}
         if self.cfg.feature_server:
@@ -145,9 +146,8 @@ class LocalGraph:
             self.events = EventServiceProcess(cfg.state or cfg.feedback_log, log_dir)
             self.events_url = self.events.start()
         node_env = {**self._node_env(), **cfg.node_env}
-        if cfg.in_process:
-            os.environ.update(node_env)  # in-process nodes read their settings from this process
-            transport: Any = InProcessTransport(self.graph.nodes())
+        if cfg.in_process:  # the nodes' environment as an overlay of their own: this process's stays as it is
+            transport: Any = InProcessTransport(self.graph.nodes(), env=node_env)
         elif cfg.attach:  # the pod's own node containers: wait for them as Seldon's executor does
             self.processes = AttachedGroup(self.graph.nodes())
             await asyncio.to_thread(self.processes.wait)

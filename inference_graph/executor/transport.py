@@ -8,9 +8,11 @@ from __future__ import annotations
 import asyncio
 import importlib
 import json
+from collections.abc import Mapping
 from typing import Any, Protocol
 
 from inference_graph.executor.graph import GraphNodeSpec
+from smartreco import settings
 
 REST_PATHS = {
     "transform_input": "/transform-input",
@@ -43,15 +45,24 @@ def import_class(path: str) -> type:
 
 
 class InProcessTransport:
-    """Instantiates every node class once and calls its methods directly (tests, latency floor)."""
+    """Instantiates every node class once and calls its methods directly (tests, latency floor).
 
-    def __init__(self, nodes: list[GraphNodeSpec]) -> None:
+    ``env`` is the nodes' environment, what a node process gets on top of the executor's (``node_env``):
+    each node is built, loaded and called under it as a :func:`smartreco.settings.node_environment` overlay,
+    in whichever thread runs the call, so a setting a node reads at request time sees it too, and neither
+    ``os.environ`` nor another in-process graph of this process does."""
+
+    def __init__(self, nodes: list[GraphNodeSpec], env: Mapping[str, str] | None = None) -> None:
         self.objects: dict[str, Any] = {}
+        self.envs: dict[str, dict[str, str]] = {}
         for node in nodes:
-            obj = import_class(node.import_path)(**node.kwargs())
-            obj.name = node.name
-            if hasattr(obj, "load"):
-                obj.load()
+            # as the processes' environment (processes.py): the node's name is the wrapper's PREDICTIVE_UNIT_ID
+            self.envs[node.name] = {**(env or {}), settings.NODE_ID.name: node.name}
+            with settings.node_environment(self.envs[node.name]):
+                obj = import_class(node.import_path)(**node.kwargs())
+                obj.name = node.name
+                if hasattr(obj, "load"):
+                    obj.load()
             self.objects[node.name] = obj
         self.failing: set[str] = set()  # nodes made to fail on purpose (degradation tests)
 
@@ -69,6 +80,10 @@ class InProcessTransport:
         return self._call(node, method, message)
 
     def _call(self, node: GraphNodeSpec, method: str, message: dict) -> dict:
+        with settings.node_environment(self.envs[node.name]):
+            return self._call_node(node, method, message)
+
+    def _call_node(self, node: GraphNodeSpec, method: str, message: dict) -> dict:
         obj = self.objects[node.name]
         try:
             if method == "aggregate":
@@ -105,7 +120,8 @@ class InProcessTransport:
         if node.name in self.failing:
             return False
         try:
-            self.objects[node.name].health_status()
+            with settings.node_environment(self.envs[node.name]):
+                self.objects[node.name].health_status()
         except Exception:
             return False
         return True

@@ -134,7 +134,7 @@ def read_features(user_id: str) -> dict:
 
 # ---------------------------------------------------------------------------- running graph helpers
 def node_env() -> dict[str, str]:
-    """Environment for node processes (and this process) to use the fakes above."""
+    """Environment for the graph's nodes (processes or in-process) to use the fakes above."""
     import os
 
     here = str(Path(__file__).resolve().parent)
@@ -150,26 +150,26 @@ class GraphThread:
 
     def __init__(self, tmp: Path, in_process: bool, mode: str = "fixed", cache: str = "off", **cfg) -> None:
         import asyncio
-        import os
         import threading
 
         from inference_graph.executor.fusion import MODEL_URI_PARAMS
         from inference_graph.executor.server import LocalGraph, ServeConfig
 
-        os.environ.update({k: v for k, v in node_env().items() if k != "PYTHONPATH"})
+        # the fakes reach the nodes through node_env alone (in-process too): this process's environment stays
         bundle = write(tmp / "bundle")
         overrides = {
             "*": dict.fromkeys(MODEL_URI_PARAMS, str(bundle)),
             "ab-router": {"store": str(tmp / "arms.sqlite"), "mode": mode},
         }
         cfg.setdefault("push_feedback", False)
+        extra_env = cfg.pop("node_env", {})  # a test's own node variables, over the fakes
         # the nodes' shared state, per graph (a dedicated folder: node containers mount it read-write)
         cfg.setdefault("graph_state", str(tmp / "graph-state" / "state.sqlite"))
         self.cfg = ServeConfig(
             in_process=in_process,
             overrides=overrides,
             cache=cache,
-            node_env=node_env(),
+            node_env={**node_env(), **extra_env},
             log_dir=str(tmp / "logs"),
             **cfg,
         )

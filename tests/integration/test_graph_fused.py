@@ -105,6 +105,9 @@ def test_fused_node_reports_its_own_call_metrics_and_the_parts_domain_metrics(tm
     from inference_graph.hybrid_recommender import HybridRecommender
 
     monkeypatch.setenv("SMARTRECO_METRICS_FLUSH_S", "0")
+    # its own state file: the default is the checkout's runs/, whose live items the fake bundle does not hold
+    monkeypatch.setenv("SMARTRECO_GRAPH_STATE", str(tmp_path / "graph-state" / "state.sqlite"))
+    monkeypatch.delenv("SMARTRECO_STATE", raising=False)
     for k, v in fake.node_env().items():
         if k != "PYTHONPATH":
             monkeypatch.setenv(k, v)

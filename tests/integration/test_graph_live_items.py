@@ -35,6 +35,8 @@ _ORIGINAL_ENV = graph_fake_bundle.node_env
 def graph(request, tmp_path, monkeypatch):
     monkeypatch.setattr(graph_fake_bundle, "node_env", _env)
     monkeypatch.setenv("SMARTRECO_LIVE_ITEMS_REFRESH_S", "0")
+    # `smartreco items add` runs in this process and loads the bundle itself: the fake's loader, as the nodes'
+    monkeypatch.setenv("SMARTRECO_BUNDLE_LOADER", _env()["SMARTRECO_BUNDLE_LOADER"])
     in_process, fused = request.param
     g = GraphThread(tmp_path, in_process=in_process, cache="local", fused=fused)
     yield g

@@ -1,8 +1,6 @@
 """New items through two graph replicas on one Redis (``--state redis://``): ``smartreco items add --state``
 stores the item once in Redis and both replicas serve it at once, explained as new; adding again is a no-op."""
 
-import os
-
 import pytest
 
 pytest.importorskip("seldon_core")  # serving venv only (collected but deselected elsewhere)
@@ -37,7 +35,8 @@ def _ids(graph) -> list[str]:
 def test_both_replicas_serve_an_item_added_once_to_redis(tmp_path, monkeypatch, capsys):
     monkeypatch.setattr(graph_fake_bundle, "node_env", _env)
     monkeypatch.setenv("SMARTRECO_LIVE_ITEMS_REFRESH_S", "0")
-    saved = dict(os.environ)  # an in-process graph with state= exports SMARTRECO_STATE etc. into this process
+    # `smartreco items add` runs in this process and loads the bundle itself: the fake's loader, as the nodes'
+    monkeypatch.setenv("SMARTRECO_BUNDLE_LOADER", _env()["SMARTRECO_BUNDLE_LOADER"])
     with RedisServer(tmp_path / "redis") as redis_server:
         replicas = [
             GraphThread(tmp_path / name, in_process=True, fused=True, cache="local", state=redis_server.url)
@@ -59,5 +58,3 @@ def test_both_replicas_serve_an_item_added_once_to_redis(tmp_path, monkeypatch, 
         finally:
             for g in replicas:
                 g.stop()
-            os.environ.clear()  # later tests' graphs must not reach this (stopped) Redis
-            os.environ.update(saved)

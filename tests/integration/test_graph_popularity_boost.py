@@ -24,6 +24,9 @@ def _cold_messages(items: int, boost: dict | None, n: int = 5) -> list[dict]:
 
 def test_boost_lifts_a_mid_popular_item_for_a_cold_user_in_the_real_runtime(tmp_path, monkeypatch):
     monkeypatch.delenv("SMARTRECO_BUNDLE_LOADER", raising=False)  # the real bundle loader, not the fake
+    # its own state file (live items, history): the default is the checkout's runs/, which other runs fill
+    monkeypatch.setenv("SMARTRECO_GRAPH_STATE", str(tmp_path / "graph-state" / "state.sqlite"))
+    monkeypatch.delenv("SMARTRECO_STATE", raising=False)
     sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "unit"))
     from test_bundle_serving import _tiny_bundle
 

@@ -4,9 +4,11 @@ generated one, and the code reads declared settings through the module instead o
 from __future__ import annotations
 
 import ast
+import os
 import re
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import pytest
@@ -30,6 +32,50 @@ def test_values_are_read_when_used(monkeypatch):
     assert settings.FAISS_THREADS.get() == 3
     monkeypatch.setenv("SMARTRECO_FAISS_THREADS", "  ")
     assert settings.FAISS_THREADS.get() == 1  # blank = unset
+
+
+def test_node_environment_overlays_the_process_environment_and_leaves_it_as_it_is(monkeypatch):
+    """What an in-process graph node reads (InProcessTransport): its own variables over the process's, a blank
+    one unset, nested overlays adding up; ``os.environ`` is never written."""
+    monkeypatch.setenv("SMARTRECO_FAISS_THREADS", "2")
+    monkeypatch.setenv("SMARTRECO_EVENTS_URL", "http://host-events:1")
+    monkeypatch.setenv("SMARTRECO_FEATURE_SERVER", "host-feast:6566")
+    before = dict(os.environ)
+    with settings.node_environment({"SMARTRECO_FAISS_THREADS": "5", "SMARTRECO_EVENTS_URL": ""}):
+        assert settings.FAISS_THREADS.get() == 5
+        assert settings.EVENTS_URL.get() is None  # blank over a set variable: unset, as in an environment
+        assert settings.FEATURE_SERVER.get() == "http://host-feast:6566"  # not in the overlay: the process's
+        with settings.node_environment({"SMARTRECO_FAISS_THREADS": "7"}):
+            assert settings.FAISS_THREADS.get() == 7 and settings.EVENTS_URL.get() is None
+        assert settings.FAISS_THREADS.get() == 5
+        assert dict(os.environ) == before
+    assert settings.FAISS_THREADS.get() == 2 and settings.EVENTS_URL.get() == "http://host-events:1"
+    assert dict(os.environ) == before
+
+
+def test_node_environments_of_concurrent_threads_do_not_mix(monkeypatch):
+    """Two in-process graphs serve from two threads at once: each reads its own overlay while the other's is
+    active (the barrier makes both overlays live before either reads), and a bare thread reads the process's."""
+    monkeypatch.setenv("SMARTRECO_FAISS_THREADS", "1")
+    barrier = threading.Barrier(3, timeout=30)
+    seen: dict[str, list[int]] = {}
+
+    def node(name: str, threads: str) -> None:
+        with settings.node_environment({"SMARTRECO_FAISS_THREADS": threads}):
+            barrier.wait()
+            seen[name] = [settings.FAISS_THREADS.get()]
+            barrier.wait()
+            seen[name].append(settings.FAISS_THREADS.get())
+
+    workers = [threading.Thread(target=node, args=a) for a in (("a", "3"), ("b", "4"))]
+    for w in workers:
+        w.start()
+    barrier.wait()
+    host = settings.FAISS_THREADS.get()  # while both overlays are active
+    barrier.wait()
+    for w in workers:
+        w.join(timeout=30)
+    assert seen == {"a": [3, 3], "b": [4, 4]} and host == 1
 
 
 def test_computed_defaults_follow_other_variables(monkeypatch, tmp_path):
