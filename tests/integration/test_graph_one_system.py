@@ -222,7 +222,11 @@ def run_flow(predict, feedback, log_dir: Path, state_path: Path, arms_path: Path
     assert before["history"][:3] == picks[::-1] and sum(p for p, _ in before["arms"].values()) >= 3
     again = feedback(_feedback_msg(user, first, picks[2], "purchase", 5.0, acked[2]))
     assert again["meta"]["tags"]["duplicate"] is True
-    assert _snapshot(state_path, arms_path, user, log_dir) == before
+    after = _snapshot(state_path, arms_path, user, log_dir)
+    # live popularity decays with the clock (1 h half-life): equal but for the seconds between the two reads
+    # (a busy machine's 3.999 vs 4.0 failed here); a re-applied purchase would add a whole count
+    assert after.pop("popular") == pytest.approx(before.pop("popular"), rel=0.01)
+    assert after == before
 
 
 @pytest.fixture()
