@@ -121,6 +121,8 @@ class GraphEngine:
             method = "transform_input" if node.type == "TRANSFORMER" or "TRANSFORM_INPUT" in node.methods else "predict"
             try:
                 resp = await self._logged_call(node, method, {"jsonData": data, "meta": {"puid": walk.puid}}, walk)
+                if resp.get("jsonData") is None:  # a null answer is a failed call, never a 200 with no answer
+                    raise NodeCallError(node.name, f"answered without jsonData: {str(resp)[:200]}")
             except NodeCallError as exc:
                 if exc.status == 400:
                     raise RequestValidationError(str(exc).split(": ", 1)[-1]) from None

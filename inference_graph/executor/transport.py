@@ -161,7 +161,10 @@ class RestTransport:
                 body = await resp.read()
                 if resp.status != 200:
                     raise NodeCallError(node.name, _error_info(body), resp.status)
-                return json.loads(body) if body else {}
+                doc = json.loads(body) if body else None
+                if not isinstance(doc, dict):  # a 200 with no message: unavailable, never a 200 with a null answer
+                    raise NodeCallError(node.name, f"answered 200 without a JSON message: {body[:200]!r}")
+                return doc
         except aiohttp.ClientError as exc:
             raise NodeCallError(node.name, f"{type(exc).__name__}: {exc}") from exc
         except ValueError as exc:  # a 200 that is not JSON (a node dying mid-answer): unavailable, not a 500
