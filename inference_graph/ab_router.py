@@ -22,7 +22,7 @@ import time
 from collections import Counter
 from typing import Any
 
-from inference_graph.base import GraphNode, as_payload, bad_request, raw_json_request
+from inference_graph.base import GraphNode, as_payload, bad_request
 from inference_graph.graph_io import feedback_reply, node_state
 from smartreco import settings
 from smartreco.experiments.assignment import assign_ratio
@@ -109,14 +109,6 @@ class ABRouter(GraphNode):
         self._finish(started, "route")
         self._arm_gauges()
         return arm
-
-    def route_raw(self, request: Any) -> dict:
-        """:meth:`route` as Seldon's raw method: the wrapper's reply (``names`` ``t:0``, the route as a 1x1
-        tensor), with one metrics update per call instead of two (:meth:`GraphNode.raw_reply`)."""
-        req = raw_json_request(request)
-        arm = self.route(req["jsonData"], [], meta=req.get("meta") or {})
-        body = {"data": {"names": ["t:0"], "tensor": {"shape": [1, 1], "values": [arm]}}}
-        return self.raw_reply(req, body, request_tags=False)
 
     def _count_served(self, arm: str | None = None, force: bool = False) -> None:
         with self._served_lock:

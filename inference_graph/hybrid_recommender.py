@@ -20,7 +20,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from inference_graph.base import GraphNode, bad_request, raw_json_request
+from inference_graph.base import GraphNode, bad_request
 from inference_graph.cb_model import CBModel
 from inference_graph.cf_model import CFModel
 from inference_graph.feature_transformer import FeatureTransformer
@@ -127,13 +127,6 @@ class HybridRecommender(GraphNode):
         out = self.combiner.aggregate(children)
         self._finish(started, "predict")
         return out
-
-    def predict_raw(self, request: Any) -> dict:
-        """:meth:`predict` as Seldon's raw method: the wrapper's reply, with one metrics update per call
-        instead of two (:meth:`GraphNode.raw_reply`)."""
-        req = raw_json_request(request)
-        out = self.predict(req["jsonData"], [], meta=req.get("meta") or {})
-        return self.raw_reply(req, {"jsonData": out})
 
     def send_feedback_raw(self, request: Any) -> Any:
         """Durable append first (this is the first node Seldon calls), then the transformer part's effects."""

@@ -1,6 +1,7 @@
-"""The fused graph's nodes answer through Seldon's raw methods (``route_raw``, ``predict_raw``) with the reply
-the wrapper builds for the plain method, and the wrapper updates its metrics store once per call instead of
-twice. Checked against seldon-core's own Flask app (``get_rest_microservice``), plain and raw side by side."""
+"""The graph's ROUTER and MODEL nodes answer through Seldon's raw methods (``route_raw``, ``predict_raw``) with
+the reply the wrapper builds for the plain method, and the wrapper updates its metrics store once per call
+instead of twice. Checked against seldon-core's own Flask app (``get_rest_microservice``), plain and raw side
+by side; a node without the plain method, and a gRPC message, take the wrapper's own path."""
 
 import pytest
 
@@ -15,6 +16,8 @@ from seldon_core.user_model import SeldonNotImplementedError  # noqa: E402
 from seldon_core.wrapper import get_rest_microservice  # noqa: E402
 
 from inference_graph.ab_router import ABRouter  # noqa: E402
+from inference_graph.cf_model import CFModel  # noqa: E402
+from inference_graph.feature_transformer import FeatureTransformer  # noqa: E402
 from inference_graph.hybrid_recommender import HybridRecommender  # noqa: E402
 
 pytestmark = [pytest.mark.serving, pytest.mark.integration]
@@ -104,6 +107,30 @@ def test_predict_raw_answers_as_the_plain_predict_with_one_metrics_update(env):
     assert len(replies[0]["jsonData"]["recommendations"]) == 5
     assert replies[0]["meta"]["requestPath"] == {"node-x": "smartreco/serving:test", "ab-router": "img"}
     assert updates == [1, 2]
+
+
+def test_a_cf_models_predict_raw_answers_as_its_plain_predict(env):
+    uri = str(fake.write(env / "bundle"))
+    message = {"request": {"user_id": "7", "num_recommendations": 5}, "history": ["10", "11"]}
+    replies, updates = [], []
+    for cls in (CFModel, _plain(CFModel)):
+        node = cls(model_uri=uri)
+        node.load()
+        client, metrics = _serve(node)
+        resp = client.post("/predict", json={"jsonData": message, "meta": {"puid": "p-3"}})
+        assert resp.status_code == 200
+        replies.append(_without_timer_values(resp.get_json()))
+        updates.append(metrics.updates)
+    assert replies[0] == replies[1] and replies[0]["jsonData"]["candidates"]
+    assert updates == [1, 2]
+
+
+def test_a_node_without_the_plain_method_leaves_the_call_to_the_wrapper(env):
+    node = FeatureTransformer()
+    with pytest.raises(SeldonNotImplementedError):
+        node.predict_raw({"jsonData": {"user_id": "7"}})
+    with pytest.raises(SeldonNotImplementedError):
+        node.route_raw({"jsonData": {"user_id": "7"}})
 
 
 def test_a_grpc_message_takes_the_wrappers_own_path(env):
