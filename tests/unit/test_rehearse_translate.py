@@ -176,7 +176,7 @@ def test_mlflow_backend_uri_and_object_store_patch(rendered) -> None:
     (c,) = plan.pod("mlflow-0").containers
     pg = made["smartreco-postgres"]
     assert c.command == ["mlflow", "server"]
-    assert c.args[1] == f"postgresql://{pg['username']}:{pg['password']}@postgres:5432/mlflow"
+    assert c.args[1] == f"postgresql+psycopg2://{pg['username']}:{pg['password']}@postgres:5432/mlflow"
     dest = c.args[c.args.index("--artifacts-destination") + 1]
     assert dest == f"{patches.OBJECT_STORE_MOUNT}/smartreco-mlflow/artifacts"
     assert any(m.path == patches.OBJECT_STORE_MOUNT for m in c.mounts)
