@@ -1,8 +1,9 @@
 """The pipeline image carries the drivers the rendered overlays configure for the servers that run from it
 (issue #19, SECURITY.md O8): MLflow's ``postgresql+psycopg2://`` backend store needs psycopg2 (named in the URI:
-SQLAlchemy 2.1's default for a bare ``postgresql://`` is psycopg 3, which the rehearsal found missing), ``s3://`` artifacts and Feast's ``s3://`` registry need boto3, and ``mlflow server
---expose-prometheus`` imports prometheus_flask_exporter. Read from the renders, so a manifest that starts using
-another store fails here until the pin is added; the tested venv (installed from the same extra) must import them."""
+SQLAlchemy 2.1's default for a bare ``postgresql://`` is psycopg 3, which the rehearsal found missing), ``s3://``
+artifacts and Feast's ``s3://`` registry need boto3, and ``mlflow server --expose-prometheus`` imports
+prometheus_flask_exporter. Read from the renders, so a manifest that starts using another store fails here until
+the pin is added; the tested venv (installed from the same extra) must import them."""
 
 from __future__ import annotations
 
