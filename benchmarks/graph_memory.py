@@ -537,8 +537,9 @@ def _archive_text(archive: dict | None) -> str:
         f" Event stream archive: the CronJob's command on its schedule `{archive['schedule']}` (simulated clock), "
         f"default retention ({archive['retention']}): {archive['runs']} runs, {archive['skipped_slots']} slots "
         f"skipped while a run was going, {archive['failures']} failed, {archive['archived_records']:,} records "
-        f"archived; archive + stream hold {archive['held']:,} records of the {archive['appended']:,} the run "
-        f"appended (lost: {archive['appended'] - archive['held']:,})."
+        f"archived; archive + stream hold {archive['held']:,} records, the run's acknowledged (200) predictions "
+        f"and feedbacks {archive['appended']:,} (held - acknowledged: {archive['held'] - archive['appended']:+,}; "
+        "a request answered 503 may still have been stored, a count below 0 would be a loss)."
     )
 
 
