@@ -64,8 +64,11 @@ def _params_json(*values) -> str:
     return "{" + ", ".join(f'"{k}": "{v}"' for k, v in zip(keys, values, strict=True)) + "}"
 
 
-@dsl.pipeline(name=PIPELINE_NAME, description="SmartReco: ingest -> validate -> features -> Feast -> CF || CB -> "
-              "hybrid -> evaluate -> register (gate) -> deploy")
+@dsl.pipeline(
+    name=PIPELINE_NAME,
+    description="SmartReco: ingest -> validate -> features -> Feast -> CF || CB -> "
+    "hybrid -> evaluate -> register (gate) -> deploy",
+)
 def training_pipeline(
     source: str = "movielens",
     events: str = "",
@@ -98,30 +101,49 @@ def training_pipeline(
     ``hashed`` for smoke runs);
     ``deploy_target``: auto | local | cluster | rehearsal (``smartreco rehearse apply``); ``embedding_cache_dir``:
     MiniLM vectors cached by content hash (local runs pass ``<runs>/embeddings``; empty = no cache)."""
-    ing = configure(ingest(source=source, events=events, live_items=live_items, sample_users=sample_users,
-                           seed=seed), "ingest")
+    ing = configure(
+        ingest(source=source, events=events, live_items=live_items, sample_users=sample_users, seed=seed), "ingest"
+    )
     val = configure(validate(dataset=ing.outputs["dataset"]), "validate")
-    feats = configure(build_features(dataset=ing.outputs["dataset"], embedding_cache_dir=embedding_cache_dir),
-                      "build-features")
+    feats = configure(
+        build_features(dataset=ing.outputs["dataset"], embedding_cache_dir=embedding_cache_dir), "build-features"
+    )
     feats.after(val)
-    mat = configure(materialize_features(features=feats.outputs["features"], online_store=online_store),
-                    "materialize-features")
+    mat = configure(
+        materialize_features(features=feats.outputs["features"], online_store=online_store), "materialize-features"
+    )
     cf = configure(train_cf(dataset=ing.outputs["dataset"], n_factors=embedding_dim, epochs=epochs), "train-cf")
     cb = configure(train_cb(dataset=ing.outputs["dataset"], encoder=content_encoder), "train-cb")
     for t in (cf, cb):
         t.after(val)
-    hyb = configure(train_hybrid(dataset=ing.outputs["dataset"], cb_vectors=cb.outputs["vectors"],
-                                 cf_model=cf.outputs["model"]), "train-hybrid")
+    hyb = configure(
+        train_hybrid(dataset=ing.outputs["dataset"], cb_vectors=cb.outputs["vectors"], cf_model=cf.outputs["model"]),
+        "train-hybrid",
+    )
     hyb.after(mat)  # serve only what the online store can feed
     ev = configure(evaluate(dataset=ing.outputs["dataset"], models=eval_models), "evaluate")
     ev.after(hyb)
-    reg = configure(register(bundle=hyb.outputs["bundle"], report=ev.outputs["report"], gate_margin=gate_margin),
-                    "register")
-    gate = configure(summary(report=ev.outputs["report"], version=reg.outputs["Output"],
-                             metric_value=ev.outputs["Output"],
-                             gate_min_ndcg=gate_min_ndcg,
-                             params=_params_json(source, sample_users, embedding_dim, content_encoder,
-                                                 gate_min_ndcg, deploy_target)), "summary")
+    reg = configure(
+        register(bundle=hyb.outputs["bundle"], report=ev.outputs["report"], gate_margin=gate_margin), "register"
+    )
+    gate = configure(
+        summary(
+            report=ev.outputs["report"],
+            version=reg.outputs["Output"],
+            metric_value=ev.outputs["Output"],
+            gate_min_ndcg=gate_min_ndcg,
+            params=_params_json(source, sample_users, embedding_dim, content_encoder, gate_min_ndcg, deploy_target),
+        ),
+        "summary",
+    )
     with dsl.If(gate.outputs["Output"] == True, name="gate-passed"):  # noqa: E712 - a KFP condition, not a bool
-        configure(deploy(bundle=hyb.outputs["bundle"], model_version=reg.outputs["Output"], target=deploy_target,
-                         namespace=deploy_namespace, gate=gate.outputs["gate"]), "deploy")
+        configure(
+            deploy(
+                bundle=hyb.outputs["bundle"],
+                model_version=reg.outputs["Output"],
+                target=deploy_target,
+                namespace=deploy_namespace,
+                gate=gate.outputs["gate"],
+            ),
+            "deploy",
+        )

@@ -6,8 +6,16 @@ from components.common import component
 
 
 @component()
-def deploy(bundle: Input[Model], gate: Input[Artifact], deployment: Output[Artifact], summary: Output[Markdown],
-           model_version: str = "", target: str = "auto", namespace: str = "", arm: str = "champion") -> str:
+def deploy(
+    bundle: Input[Model],
+    gate: Input[Artifact],
+    deployment: Output[Artifact],
+    summary: Output[Markdown],
+    model_version: str = "",
+    target: str = "auto",
+    namespace: str = "",
+    arm: str = "champion",
+) -> str:
     """Returns where it went (``cluster`` | ``rehearsal`` | ``local``). Side effects: never cache this step.
 
     On a cluster the nodes get the registry URIs from ``gate`` (``model_uris``: ``models:/name/version``); in the
