@@ -521,6 +521,10 @@ def main() -> None:
         bundle = Path(args.model_path).resolve() if args.model_path else deployed_bundle()
         USERS[:] = bundle_users(bundle)
         feature_server = check_online_store(USERS[0])
+    # the in-process measurements get a fresh node state, as the graph's processes do (--graph-state in tmp): the
+    # shared runs/ state holds other runs' online history and live popularity (extra candidates, other histories)
+    os.environ["SMARTRECO_GRAPH_STATE"] = str(tmp / "graph-state-in-process.sqlite")
+    os.environ.pop("SMARTRECO_STATE", None)
     total = 200 if args.quick else 600
     sweep_s = 5.0 if args.quick else 10.0
     results: dict = {
