@@ -50,6 +50,10 @@ class _Walk:
     degraded: list[str] = field(default_factory=list)
 
 
+#: the node methods whose reply carries the message the walk goes on with (route and feedback replies do not)
+_ANSWERING = frozenset({"transform_input", "predict", "transform_output", "aggregate"})
+
+
 class GraphEngine:
     def __init__(
         self,
@@ -93,7 +97,10 @@ class GraphEngine:
         started = time.perf_counter()
         timeout = self.timeout_ms / 1000.0
         try:
-            return await asyncio.wait_for(self.transport.call(node, method, message), timeout)
+            resp = await asyncio.wait_for(self.transport.call(node, method, message), timeout)
+            if method in _ANSWERING and resp.get("jsonData") is None:  # never a 200 whose answer is null
+                raise NodeCallError(node.name, f"answered {method} without jsonData: {str(resp)[:200]}")
+            return resp
         except TimeoutError:
             self.metrics.node_errors.labels(node.name, "timeout").inc()
             raise NodeCallError(node.name, f"timed out after {self.timeout_ms:.0f} ms") from None
@@ -121,8 +128,6 @@ class GraphEngine:
             method = "transform_input" if node.type == "TRANSFORMER" or "TRANSFORM_INPUT" in node.methods else "predict"
             try:
                 resp = await self._logged_call(node, method, {"jsonData": data, "meta": {"puid": walk.puid}}, walk)
-                if resp.get("jsonData") is None:  # a null answer is a failed call, never a 200 with no answer
-                    raise NodeCallError(node.name, f"answered without jsonData: {str(resp)[:200]}")
             except NodeCallError as exc:
                 if exc.status == 400:
                     raise RequestValidationError(str(exc).split(": ", 1)[-1]) from None

@@ -47,6 +47,24 @@ def test_an_arm_answering_without_json_data_fails_the_request(reply):
         asyncio.run(engine.predict({"jsonData": {"user_id": "7"}}))
 
 
+class _NullCombiner(_Transport):
+    """Five-node graph: every input step answers; the arm's combiner answers ``aggregate`` without jsonData."""
+
+    async def call(self, node: Any, method: str, message: dict) -> dict:
+        if method == "route":
+            return {"data": {"ndarray": [[0]]}}
+        if method == "aggregate":
+            return self.arm_reply
+        return {"jsonData": {"request": {"user_id": "7"}}, "meta": {}}
+
+
+@pytest.mark.parametrize("reply", [{}, {"jsonData": None, "meta": {}}])
+def test_a_combiner_answering_without_json_data_fails_the_request(reply):
+    engine = GraphEngine(load_graph(), _NullCombiner(reply))
+    with pytest.raises(GraphUnavailable, match="every child failed.*hybrid-a"):  # the fronts answer 503
+        asyncio.run(engine.predict({"jsonData": {"user_id": "7"}}))
+
+
 def test_an_arm_answering_with_json_data_is_the_answer():
     engine = GraphEngine(_fused(), _Transport({"jsonData": {"recommendations": []}, "meta": {}}))
     out = asyncio.run(engine.predict({"jsonData": {"user_id": "7"}}))
