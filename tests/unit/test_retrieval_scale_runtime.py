@@ -64,7 +64,7 @@ def _assert_same_features(a: np.ndarray, b: np.ndarray) -> None:
 
 
 def _untied(model):
-    """The tiny model's runtime with popularity and content ties broken (distinct scores): the dense path's
+    """The tiny model's runtime with popularity, content and CF ties broken (distinct scores): the dense path's
     ``argpartition`` picks among items tied at the k-th place arbitrarily, so only a tie-free
     catalogue has one right answer to compare with."""
     rt = model.runtime()
@@ -72,6 +72,9 @@ def _untied(model):
     rt.pop_score = rt.pop_long + 3.0 * rt.pop_short
     v = rt.side.item_vectors + np.random.default_rng(0).normal(0, 1e-3, rt.side.item_vectors.shape)
     rt.side.item_vectors = (v / np.linalg.norm(v, axis=1, keepdims=True)).astype(np.float32)  # no duplicate texts
+    f = rt.side.item_factors  # items with identical interaction columns get identical CF scores
+    rt.side.item_factors = (f + np.random.default_rng(1).normal(0, 1e-4, f.shape)).astype(f.dtype)
+    rt._cf_index = None  # rebuilt from the perturbed factors on first use
     return rt
 
 
