@@ -12,9 +12,11 @@ version annotations. Targets:
 * ``rehearsal``: the running cluster rehearsal's SeldonDeployment (``smartreco rehearse up``) with only its model
   URIs changed, rolled out by ``rehearse apply`` (new predictor pods ready before the old ones go). The arm's nodes
   get the registry aliases (``models:/NAME@champion`` / ``@challenger``) that the pod's ``SMARTRECO_MODEL_URIS``
-  maps to the folders model-fetch fills from the rehearsal's MLflow (the gate has just moved the alias to the
-  deployed version; the version goes into the annotations): a version URI (``models:/NAME/7``) is not in that map
-  and the serving image has no MLflow to resolve it;
+  maps to its model folders (the gate has just moved the alias to the deployed version; the version goes into the
+  annotations), because ``rehearse up --models`` fills those folders from a local bundle, with no registry record.
+  The cluster target keeps version URIs (``models:/NAME/7``): its model-fetch records the version each alias
+  resolved to, and the nodes map a version URI to that folder (:mod:`smartreco.tracking.model_fetch`,
+  :func:`smartreco.serving.model_uri.resolve_local`);
 * ``auto``: ``cluster`` when ``kubectl`` has a current context, else ``local``.
 """
 
