@@ -14,11 +14,19 @@ from pathlib import Path
 from smartreco import settings
 from smartreco.containers.base import resolve_base
 from smartreco.containers.debian_images import DEBIAN_IMAGES, build_debian_image
-from smartreco.containers.engine import EngineError, docker, image_inspect, image_label, require_engine
+from smartreco.containers.engine import (
+    EngineError,
+    docker,
+    image_inspect,
+    image_label,
+    require_build_disk,
+    require_engine,
+)
 from smartreco.containers.project import build_project_wheel
 from smartreco.containers.requirements import constraint_lines, project_version, requirement_lines
 from smartreco.containers.spec import HASH_LABEL, IMAGES, ImageSpec
 from smartreco.containers.stream import run_logged
+from smartreco.containers.wheel_server import INDEX_NAME, serve_wheels, write_wheel_index
 from smartreco.containers.wheelhouse import build_wheelhouse
 
 Log = Callable[[str], None]
@@ -67,6 +75,7 @@ def build_one(root: Path, spec: ImageSpec, base_mode: str, log: Log, force: bool
     ctx = context_dir(root, spec)
     wheel_key = build_wheelhouse(base_ref, ctx, requirement_lines(root, spec.extra),
                                  constraint_lines(root / spec.venv), log)
+    write_wheel_index(ctx / "wheels", ctx / INDEX_NAME)
     wheel_seconds = time.perf_counter() - start - base_seconds
     project_key = build_project_wheel(root, ctx / "project")
     version = project_version(root)
@@ -77,13 +86,14 @@ def build_one(root: Path, spec: ImageSpec, base_mode: str, log: Log, force: bool
         return BuildResult(spec.name, spec.tag, base_ref, False, time.perf_counter() - start, 0.0, size,
                            digest, base_seconds, wheel_seconds)
     old_id = (image_inspect(spec.tag) or {}).get("Id")
+    require_build_disk(f"docker build {spec.tag}", spec.build_disk_gb)
     source = settings.SOURCE_URL.get() or _git(root, "remote", "get-url", "origin") \
         or "https://github.com/smartreco/smartreco"
     cmd = ["docker", "build", "--force-rm", "--network", "host", "-f", spec.dockerfile, "-t", spec.tag,
            "--build-arg", f"BASE_IMAGE={base_ref}", "--build-arg", f"VERSION={version}",
            "--build-arg", f"SOURCE_URL={source}",
            "--build-arg", f"REVISION={_git(root, 'rev-parse', 'HEAD')}",
-           "--label", f"{HASH_LABEL}={digest}", "--label", f"org.smartreco.base-image={base_ref}", "."]
+           "--label", f"{HASH_LABEL}={digest}", "--label", f"org.smartreco.base-image={base_ref}"]
     log(f"[build] {spec.tag} from {base_ref} ({spec.dockerfile}) ...")
     t0 = time.perf_counter()
 
@@ -94,8 +104,10 @@ def build_one(root: Path, spec: ImageSpec, base_mode: str, log: Log, force: bool
             return f"[build] {spec.name}: {line.strip()[:100]}" if line.rstrip().endswith("B") else None
         return None
 
-    run_logged(cmd, ctx / "build.log", show=show, echo=log, what=f"docker build {spec.tag}",
-               env={**os.environ, "DOCKER_BUILDKIT": "0"}, cwd=root)
+    with serve_wheels(ctx / "wheels") as wheelhouse_url:
+        run_logged([*cmd, "--build-arg", f"WHEELHOUSE_URL={wheelhouse_url}", "."], ctx / "build.log",
+                   show=show, echo=log, what=f"docker build {spec.tag}",
+                   env={**os.environ, "DOCKER_BUILDKIT": "0"}, cwd=root)
     build_seconds = time.perf_counter() - t0
     info = image_inspect(spec.tag) or {}
     if old_id and old_id != info.get("Id"):

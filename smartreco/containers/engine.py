@@ -62,3 +62,27 @@ def image_label(ref: str, key: str) -> str | None:
     if info is None:
         return None
     return ((info.get("Config") or {}).get("Labels") or {}).get(key)
+
+
+def engine_free_disk_gb() -> float | None:
+    """Free space (GB) where the engine keeps its layers, or None when that folder is not on this machine (a
+    remote engine) or cannot be read."""
+    proc = docker(["info", "--format", "{{.DockerRootDir}}"], check=False)
+    root = proc.stdout.strip()
+    if proc.returncode != 0 or not root:
+        return None
+    try:
+        return shutil.disk_usage(root).free / 1e9
+    except OSError:
+        return None
+
+
+def require_build_disk(what: str, need_gb: float) -> None:
+    """Refuse a build that would fill the disk half-way (docker's own error names a random file of a layer,
+    leaves a half-written layer behind and says nothing of what to free)."""
+    free = engine_free_disk_gb()
+    if free is not None and free < need_gb:
+        raise EngineError(
+            f"{what} needs about {need_gb:.1f} GB free where the engine keeps its layers; {free:.1f} GB is free "
+            "(`docker image prune` removes dangling images; `docker system df` shows what uses it)"
+        )

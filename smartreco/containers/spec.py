@@ -16,6 +16,7 @@ class ImageSpec:
     python: str          # major.minor the image runs
     official_base: str   # registry image a real build starts from
     venv: str            # the tested venv whose resolved set constrains the wheelhouse
+    build_disk_gb: float  # free disk the engine needs for a from-scratch build (the image, plus pip's unpacking)
 
     @property
     def repository(self) -> str:
@@ -24,9 +25,9 @@ class ImageSpec:
 
 IMAGES: dict[str, ImageSpec] = {
     "pipeline": ImageSpec("pipeline", images.PIPELINE_IMAGE, "components/Dockerfile", "pipeline", "3.11",
-                          "python:3.11-slim", ".venv"),
+                          "python:3.11-slim", ".venv", 4.0),
     "serving": ImageSpec("serving", images.SERVING_IMAGE, "inference_graph/Dockerfile", "serving", "3.12",
-                         "python:3.12-slim", ".venv-serving"),
+                         "python:3.12-slim", ".venv-serving", 2.0),
 }
 
 #: image label holding the content hash of everything the image was built from

@@ -94,13 +94,12 @@ def test_dockerfile_contract(name):
     spec = IMAGES[name]
     text = (ROOT / spec.dockerfile).read_text()
     assert re.search(rf"^ARG BASE_IMAGE=python:{re.escape(spec.python)}-slim$", text, re.M)
-    assert len(re.findall(r"^FROM ", text, re.M)) >= 2, "multi-stage"
     for label in ("source", "version", "licenses", "revision", "title"):
         assert f"org.opencontainers.image.{label}=" in text
     for src in re.findall(r"^COPY (?!--from)(.+) \S+$", text, re.M):
         for path in src.split():
             assert path.startswith(f"build/images/{name}/"), path  # only what the build stages
-    assert "--no-index" in text  # no network inside the build
+    assert "--no-index" in text  # only the served wheelhouse, no index inside the build
     last_copy = max(m.start() for m in re.finditer(r"^COPY ", text, re.M))
     assert "/project/" in text[last_copy:].splitlines()[0], "the project is the last layer"
 
@@ -191,3 +190,56 @@ def test_host_python_lookup_names_the_fix(monkeypatch, tmp_path):
     monkeypatch.setenv("PYENV_ROOT", str(tmp_path))
     with pytest.raises(EngineError, match="pyenv install 3.12"):
         base.host_python("3.12")
+
+
+def test_wheels_reach_the_build_over_loopback_never_as_context_or_layer():
+    """Single stage, no COPY of the wheelhouse, the wheelhouse kept out of the context: the build needs about
+    the image's size in free disk (a copied wheelhouse plus a deps stage needed ~3x and filled CI's disk)."""
+    for dockerfile in ("components/Dockerfile", "inference_graph/Dockerfile"):
+        text = (ROOT / dockerfile).read_text()
+        assert len(re.findall(r"^FROM ", text, re.M)) == 1, dockerfile
+        assert "COPY --from" not in text and "/wheels/" not in text, dockerfile
+        assert '--find-links "$WHEELHOUSE_URL"' in text and "wheels.sha256" in text, dockerfile
+    assert "build/images/*/wheels/" in (ROOT / ".dockerignore").read_text().splitlines()
+
+
+def test_wheel_server_serves_the_folder_and_stops(tmp_path):
+    import urllib.request
+
+    from smartreco.containers.wheel_server import serve_wheels
+
+    (tmp_path / "a-1.0-py3-none-any.whl").write_bytes(b"wheel bytes")
+    with serve_wheels(tmp_path, port=0) as url:
+        assert url.startswith("http://127.0.0.1:")
+        with urllib.request.urlopen(url, timeout=5) as listing:
+            assert "a-1.0-py3-none-any.whl" in listing.read().decode()  # pip's --find-links reads these links
+        with urllib.request.urlopen(url + "a-1.0-py3-none-any.whl", timeout=5) as wheel:
+            assert wheel.read() == b"wheel bytes"
+    try:
+        urllib.request.urlopen(url, timeout=2)
+    except OSError:
+        pass
+    else:
+        raise AssertionError("the wheel server still answers after its block")
+
+
+def test_wheel_index_changes_with_any_wheel(tmp_path):
+    from smartreco.containers.wheel_server import write_wheel_index
+
+    wheels = tmp_path / "wheels"
+    wheels.mkdir()
+    (wheels / "a-1.0-py3-none-any.whl").write_bytes(b"one")
+    first = write_wheel_index(wheels, tmp_path / "wheels.sha256")
+    assert "a-1.0-py3-none-any.whl" in (tmp_path / "wheels.sha256").read_text()
+    (wheels / "a-1.0-py3-none-any.whl").write_bytes(b"two")
+    assert write_wheel_index(wheels, tmp_path / "wheels.sha256") != first
+
+
+def test_a_build_without_the_disk_it_needs_is_refused_naming_both_sizes(monkeypatch):
+    from smartreco.containers import engine
+
+    monkeypatch.setattr(engine, "engine_free_disk_gb", lambda: 1.5)
+    with pytest.raises(engine.EngineError, match=r"needs about 4\.0 GB free .* 1\.5 GB is free"):
+        engine.require_build_disk("docker build smartreco-pipeline:0.1.0", IMAGES["pipeline"].build_disk_gb)
+    monkeypatch.setattr(engine, "engine_free_disk_gb", lambda: None)  # a remote engine: nothing to check here
+    engine.require_build_disk("docker build x", 4.0)
