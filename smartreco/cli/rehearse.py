@@ -96,7 +96,7 @@ def up(
         click.echo(json.dumps(out, indent=1))
         return
     for key, value in out["endpoints"].items():
-        if key not in ("services", "forwards") and value:
+        if key not in ("services", "pods", "forwards") and value:
             click.echo(f"{key:12s} {value}")
     click.echo(f"{'secrets':12s} {out['secrets_file']}")
 

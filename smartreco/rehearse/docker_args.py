@@ -12,7 +12,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from smartreco.rehearse.public_images import PAUSE_COMMAND, PAUSE_IMAGE
-from smartreco.rehearse.translate import ContainerSpec, Plan, PodSpec
+from smartreco.rehearse.translate import ContainerSpec, Plan, PodSpec, ServiceSpec, service_aliases
 
 LABEL = "org.smartreco.rehearsal"  # the rehearsal's name: `down` removes everything carrying it
 LABEL_POD = "org.smartreco.rehearsal.pod"
@@ -20,6 +20,10 @@ LABEL_CONTAINER = "org.smartreco.rehearsal.container"
 LABEL_WORKLOAD = "org.smartreco.rehearsal.workload"
 #: the pause container's user (as registry.k8s.io/pause runs as 65535)
 PAUSE_USER = "65535:65535"
+#: the Service proxies' user (nobody) and where their script and the kubelet's endpoints files are mounted
+PROXY_USER = "65534:65534"
+PROXY_DIR = "/rehearsal"
+PROXY_LABEL = "service-proxy"
 
 
 def pause_name(plan: Plan, pod: PodSpec) -> str:
@@ -135,3 +139,52 @@ def container_run(
     else:
         args += [c.image, *(c.args or [])]
     return args, dict(c.env)
+
+
+def service_proxy_name(plan: Plan, service: str) -> str:
+    return f"{plan.name}-svc-{service}"
+
+
+def service_proxy_run(plan: Plan, svc: ServiceSpec, image: str, script: Path, endpoints_dir: Path) -> list[str]:
+    """A Service: :mod:`smartreco.rehearse.service_proxy` (bind-mounted, run by ``image``'s Python) under the
+    Service's names, listening on its ports (a port below 1024, like smartreco-web's 80, without a capability:
+    the unprivileged-port sysctl of its own network namespace), following the kubelet's endpoints file."""
+    args = ["run", "-d", "--name", service_proxy_name(plan, svc.name), "--network", plan.name]
+    for alias in service_aliases(svc.name, plan.namespace):
+        args += ["--network-alias", alias]
+    args += [
+        "--user",
+        PROXY_USER,
+        "--read-only",
+        "--cap-drop",
+        "ALL",
+        "--security-opt",
+        "no-new-privileges",
+        "--sysctl",
+        "net.ipv4.ip_unprivileged_port_start=0",
+        "--memory",
+        str(128 * 2**20),
+        "--restart",
+        "always",
+        *labels(plan),
+        "--label",
+        f"{LABEL_WORKLOAD}=Service/{svc.name}",
+        "--label",
+        f"{LABEL_CONTAINER}={PROXY_LABEL}",
+        "--mount",
+        f"type=bind,source={script},target={PROXY_DIR}/service_proxy.py,readonly",
+        "--mount",
+        f"type=bind,source={endpoints_dir},target={PROXY_DIR}/endpoints,readonly",
+        "--entrypoint",
+        "python",
+        image,
+        "-u",
+        f"{PROXY_DIR}/service_proxy.py",
+        "--service",
+        svc.name,
+        "--endpoints",
+        f"{PROXY_DIR}/endpoints/{svc.name}.json",
+    ]
+    for port in svc.ports:
+        args += ["--port", str(port["port"])]
+    return args

@@ -8,18 +8,17 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import socket
 import subprocess
 import time
-import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from smartreco.containers.engine import EngineError, docker, require_engine
 from smartreco.rehearse import docker_args as da
-from smartreco.rehearse import patches
-from smartreco.rehearse.translate import ContainerSpec, Plan, PodSpec, Probe
+from smartreco.rehearse import kubelet, patches
+from smartreco.rehearse.kubelet import probe_once
+from smartreco.rehearse.translate import ContainerSpec, Plan, PodSpec
 
 Log = Callable[[str], None]
 
@@ -153,24 +152,6 @@ def logs_tail(container: str, lines: int = 25) -> str:
     return (proc.stdout + proc.stderr).strip()[-2500:]
 
 
-def probe_once(probe: Probe, ip: str, container: str) -> bool:
-    """One probe, from where the kubelet probes: the pod IP for HTTP/TCP, inside the container for exec."""
-    try:
-        if probe.kind == "http":
-            req = urllib.request.Request(f"http://{ip}:{probe.port}{probe.path}", headers=dict(probe.headers))
-            with urllib.request.urlopen(req, timeout=max(probe.timeout_s, 1.0)) as r:
-                return 200 <= r.status < 400
-        if probe.kind == "tcp":
-            with socket.create_connection((ip, int(probe.port or 0)), timeout=max(probe.timeout_s, 1.0)):
-                return True
-        if probe.kind == "exec":
-            proc = docker(["exec", container, *probe.command], check=False, timeout=max(probe.timeout_s, 5.0))
-            return proc.returncode == 0
-    except (OSError, subprocess.TimeoutExpired):
-        return False
-    return False
-
-
 @dataclass
 class RunningPod:
     pod: PodSpec
@@ -206,18 +187,70 @@ class Rehearsal:
         self.models_dir = models_dir
         self.log = log
         self.pods: dict[str, RunningPod] = {}
+        self.proxies: dict[str, str] = {}  # Service -> its proxy's IP
 
     def start(self) -> None:
-        """A fresh rehearsal: whatever carries its name is removed first."""
+        """A fresh rehearsal: whatever carries its name is removed first. Then a proxy per Service that sends to
+        the ready pods only, the pods, and the kubelet that probes them (:mod:`smartreco.rehearse.kubelet`)."""
         require_engine()
+        kubelet.stop(self.state_dir)
         gone = remove(self.plan.name)
         if any(gone.values()):
             self.log(f"[rehearse] removed the previous rehearsal: {gone}")
         docker(da.network_create(self.plan))
-        self.start_more()
+        # the Services first, as a cluster has them before their pods: an init container that waits for another
+        # pod's Service (MLflow's `db-upgrade` for PostgreSQL) resolves its name and is refused until that pod is
+        # ready, as it would be on a cluster, instead of failing on a name that does not exist yet
+        self.start_services()
+        self._volumes()
+        # pods without init containers first (``_start_pod`` waits for a pod's init containers), then the kubelet,
+        # so the pods they wait for are probed and join their Services meanwhile
+        first = [p for p in self.plan.pods if not p.init_containers]
+        for pod in first:
+            self._start_pod(pod)
+        self._publish()
+        pid = kubelet.start(self.plan.name, self.state_dir)
+        self.log(f"[rehearse] kubelet (probes, restarts, Service endpoints) running as pid {pid}")
+        for pod in self.plan.pods:
+            if pod.init_containers:
+                self._start_pod(pod)
+                self._publish()
+
+    def _publish(self) -> None:
+        """The kubelet's pods file with every pod started so far (it reads it on its next pass)."""
+        kubelet.write_spec(self.state_dir, {"pods": pod_specs(self.pods), "services": service_specs(self.plan)})
+
+    def start_services(self) -> None:
+        """One proxy container per Service with a selector (see :mod:`smartreco.rehearse.service_proxy`)."""
+        from smartreco import images
+
+        script = Path(__file__).with_name("service_proxy.py")
+        endpoints_dir = self.state_dir / kubelet.ENDPOINTS_DIR
+        endpoints_dir.mkdir(parents=True, exist_ok=True)
+        os.chmod(endpoints_dir, 0o755)
+        for svc in self.plan.services:
+            if not svc.selector or not svc.ports:
+                continue
+            docker(da.service_proxy_run(self.plan, svc, images.serving_image(), script, endpoints_dir))
+            self.proxies[svc.name] = container_ip(da.service_proxy_name(self.plan, svc.name))
+            self.log(f"[rehearse] Service/{svc.name} at {self.proxies[svc.name]} (proxy to its ready pods)")
+
+    def wait_services(self, timeout_s: float, absent: frozenset[str] = frozenset()) -> float:
+        """Seconds until every Service sends to all of its pods that this rehearsal started (the kubelet found
+        them ready) and to none of ``absent``."""
+        want = {
+            svc.name: {p for p in svc.pods if p in self.pods}
+            for svc in self.plan.services
+            if svc.selector and svc.ports and any(p in self.pods for p in svc.pods)
+        }
+        try:
+            return kubelet.wait_endpoints(self.state_dir, want, set(absent), timeout_s)
+        except TimeoutError as exc:
+            raise RehearsalError(str(exc)) from None
 
     def start_more(self) -> None:
-        """The plan's pods on the rehearsal's existing network (``apply``: next to the running ones)."""
+        """The plan's pods on the rehearsal's existing network (``apply``: next to the running ones, whose
+        Services and kubelet are up)."""
         self._volumes()
         for pod in self.plan.pods:
             self._start_pod(pod)
@@ -328,6 +361,46 @@ class Rehearsal:
 
     def describe(self) -> dict:
         return {name: r.describe() for name, r in self.pods.items()}
+
+
+def pod_specs(pods: dict[str, RunningPod]) -> dict[str, dict]:
+    """The running pods as the kubelet follows them (``pods.json``): address, labels, each container's engine
+    name, ports and probes."""
+    return {
+        name: {
+            "workload": r.pod.workload,
+            "labels": r.pod.labels,
+            "ip": r.ip,
+            "grace_s": r.pod.termination_grace_s,
+            "terminating": False,
+            "containers": [
+                {
+                    "name": c.name,
+                    "engine": r.containers[c.name],
+                    "ports": c.ports,
+                    "readiness": kubelet.probe_to_json(c.readiness),
+                    "liveness": kubelet.probe_to_json(c.liveness),
+                    "startup": kubelet.probe_to_json(c.startup),
+                }
+                for c in r.pod.containers
+            ],
+        }
+        for name, r in pods.items()
+    }
+
+
+def service_specs(plan: Plan) -> list[dict]:
+    return [{"name": s.name, "selector": s.selector, "ports": s.ports} for s in plan.services if s.selector and s.ports]
+
+
+def service_addresses(plan: Plan, proxies: dict[str, str]) -> dict[str, str]:
+    """``SERVICE:PORTNAME`` -> the Service's address as the host reaches it (its proxy's IP and the Service port)."""
+    out: dict[str, str] = {}
+    for svc in plan.services:
+        if svc.name in proxies:
+            for port in svc.ports:
+                out[f"{svc.name}:{port.get('name') or port['port']}"] = f"{proxies[svc.name]}:{port['port']}"
+    return out
 
 
 def endpoints(plan: Plan, pods: dict[str, RunningPod]) -> dict[str, list[str]]:

@@ -5,12 +5,12 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
 from smartreco import settings
-from smartreco.rehearse import patches, public_images, render, runner, secrets, seldon, translate
+from smartreco.rehearse import kubelet, patches, public_images, render, runner, secrets, seldon, translate
 from smartreco.rehearse.translate import Plan
 
 Log = Callable[[str], None]
@@ -59,9 +59,11 @@ def summary(plan: Plan, rehearsal: runner.Rehearsal | None, secrets_file: Path, 
     rehearsed and what the rehearsal changed."""
     pods = rehearsal.pods if rehearsal is not None else {}
     eps = runner.endpoints(plan, pods) if pods else {}
+    addresses = runner.service_addresses(plan, rehearsal.proxies) if rehearsal is not None else {}
 
     def first(key: str) -> str | None:
-        return (eps.get(key) or [None])[0]
+        """The Service's address (its proxy: ready pods only) as the host reaches it."""
+        return addresses.get(key)
 
     graph = next((s.name for s in plan.services if s.selector.get("seldon-app") == s.name), None)
     workloads: dict[str, Any] = {}
@@ -86,8 +88,10 @@ def summary(plan: Plan, rehearsal: runner.Rehearsal | None, secrets_file: Path, 
             "web": f"http://{first('smartreco-web:http')}" if first("smartreco-web:http") else None,
             "s3": f"not rehearsed: a volume stands in ({patches.OBJECT_STORE_MOUNT} in the pods that use it)",
             "forwards": {f"{p.name}:{pod}": f"127.0.0.1:{host}" for p in plan.pods for host, pod in p.forwards},
-            "services": eps,
+            "services": addresses,
+            "pods": eps,
         },
+        "kubelet": str(rehearsal.state_dir / kubelet.STATUS_FILE) if rehearsal is not None else None,
         "secrets_file": str(secrets_file),
         "images": public_images.table(public_images.plan_images(plan.pods)),
         "workloads": workloads,
@@ -125,6 +129,15 @@ def dry_run(
         files = {v.name: state_dir(name) / "pods" / pod.name / v.name for v in pod.volumes.values() if v.files}
         commands.append(["docker", *docker_args.pause_run(plan, pod)])
         commands += [["docker", *docker_args.container_run(plan, pod, c, files)[0]] for c in pod.all_containers()]
+    from smartreco import images
+
+    script = Path(runner.__file__).with_name("service_proxy.py")
+    for svc in plan.services:
+        if svc.selector and svc.ports:
+            run = docker_args.service_proxy_run(
+                plan, svc, images.serving_image(), script, state_dir(name) / kubelet.ENDPOINTS_DIR
+            )
+            commands.append(["docker", *run])
     out = summary(plan, None, state_dir(name) / "secrets.json", None)
     out["docker"] = commands
     return out
@@ -165,28 +178,56 @@ def up(
     for note in plan.notes:
         log(f"[rehearse] {note}")
     rehearsal = runner.Rehearsal(plan, folder, models_dir, log)
+    start = time.monotonic()
     try:
         rehearsal.start()
-        seconds = rehearsal.wait_ready(timeout_s)
+        rehearsal.wait_ready(timeout_s)
+        rehearsal.wait_services(max(timeout_s - (time.monotonic() - start), 60.0))
     except BaseException:
         log("[rehearse] removing what this rehearsal started")
+        kubelet.stop(folder)
         runner.remove(name)
         raise
-    log(f"[rehearse] every pod ready in {seconds:.0f} s")
+    seconds = time.monotonic() - start
+    log(f"[rehearse] every pod ready and behind its Services in {seconds:.0f} s")
     out = summary(plan, rehearsal, secrets_file, seconds)
     runner.save_state(folder, out)
     return out
 
 
 def down(name: str = DEFAULT_NAME, keep_data: bool = False) -> dict:
-    """Remove every container, network and (unless ``keep_data``) volume of the rehearsal, and its Secrets."""
-    removed = runner.remove(name, keep_data=keep_data)
+    """Stop its kubelet; remove every container, network and (unless ``keep_data``) volume of the rehearsal, and
+    its Secrets."""
     folder = state_dir(name)
+    kubelet.stop(folder)
+    removed = runner.remove(name, keep_data=keep_data)
     if not keep_data and folder.exists():
         import shutil
 
         shutil.rmtree(folder)
     return removed
+
+
+#: after the old pods left their Services (the proxies follow within 0.2 s): what a connection just made to one
+#: has to finish before its containers get SIGTERM
+DRAIN_S = 2.0
+
+
+def _spec_update(
+    folder: Path,
+    add: dict[str, Any] | None = None,
+    terminating: Iterable[str] = (),
+    drop: Iterable[str] = (),
+) -> None:
+    """The kubelet's pods file after an ``apply`` step (it reads it on its next pass)."""
+    spec = kubelet.read_spec(folder) or {"pods": {}, "services": []}
+    spec["pods"].update(add or {})
+    for pod in terminating:
+        if pod in spec["pods"]:
+            spec["pods"][pod]["terminating"] = True
+    for pod in drop:
+        spec["pods"].pop(pod, None)
+    kubelet.write_spec(folder, spec)
 
 
 def _saved(name: str) -> tuple[Path, dict, dict]:
@@ -213,8 +254,8 @@ def apply(
     file: Path, *, name: str = DEFAULT_NAME, models_dir: Path | None = None, timeout_s: float = 900.0, log: Log = print
 ) -> dict:
     """``kubectl apply -f FILE`` for the SeldonDeployment of a running rehearsal, rolled out as a Deployment
-    is: the new predictor pods start and become ready next to the old ones (the Service name resolves to
-    both), then the old pods are removed."""
+    is: the new predictor pods start and become ready next to the old ones and join the Service, then the old
+    pods leave the Service and are stopped."""
     folder, saved, made = _saved(name)
     new = [o for o in render.load_file(file) if o.get("kind") == "SeldonDeployment"]
     if len(new) != 1:
@@ -238,14 +279,23 @@ def apply(
     rehearsal = runner.Rehearsal(plan, folder, models_dir, log)
     try:
         rehearsal.start_more()
+        _spec_update(folder, add=runner.pod_specs(rehearsal.pods))
         seconds = rehearsal.wait_ready(timeout_s)
+        # the new pods are in their Service before the old ones leave it: no moment without an endpoint
+        seconds += rehearsal.wait_services(max(timeout_s - seconds, 60.0))
     except BaseException:
         log("[rehearse] the new predictor pods did not become ready; the old ones keep serving")
+        _spec_update(folder, drop=set(rehearsal.pods))
         for p in plan.pods:
             runner.remove_pod(name, p.name)
         raise
+    # as a Deployment's old pods terminate: out of every Service first, then stopped with their grace period
+    _spec_update(folder, terminating=set(running_old))
+    rehearsal.wait_services(120.0, absent=frozenset(running_old))
+    time.sleep(DRAIN_S)
     for pod_name in running_old:
         runner.remove_pod(name, pod_name)
+    _spec_update(folder, drop=set(running_old))
     # the applied object is now the live one (the next deploy patches it), as the API server would keep it
     for key, applied in (
         ("rendered", sdep),

@@ -632,20 +632,16 @@ def translate(
                     for t in (obj.get("spec") or {}).get("volumeClaimTemplates") or []
                 }
             pods.append(make_pod(pod_name, ident, template, lookup, rehearsal, namespace, base_env, claims))
+    for p in pods:  # a pod answers to its own name; the Services' names belong to their proxies
+        p.aliases = [p.name]
     for svc in services:
         svc.pods = [p.name for p in pods if selector_matches(svc.selector, p.labels)]
         if not svc.selector:
             notes.append(f"Service/{svc.name}: no selector, so no pods (endpoints by hand are not rehearsed)")
-        for p in pods:
-            if p.name in svc.pods:
-                p.aliases.extend(a for a in service_aliases(svc.name, namespace) if a not in p.aliases)
-        for port in svc.ports:
-            target = port.get("targetPort", port["port"])
-            numbers = {_target_port(p, target) for p in pods if p.name in svc.pods}
-            if any(n != port["port"] for n in numbers):
-                shown = sorted(n for n in numbers if n is not None)
-                notes.append(
-                    f"Service/{svc.name}: port {port['port']} -> target {target} is not remapped "
-                    f"(the Service name is a network alias): clients reach it on {shown}"
-                )
+            continue
+        shown = ", ".join(f"{port['port']} -> {port.get('targetPort', port['port'])}" for port in svc.ports)
+        notes.append(
+            f"Service/{svc.name}: a Service proxy under the Service's names sends each connection to the next "
+            f"ready pod ({shown}), as kube-proxy does with the Service's endpoints"
+        )
     return Plan(rehearsal, namespace, pods, services, not_rehearsed, notes)

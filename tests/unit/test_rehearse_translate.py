@@ -168,7 +168,15 @@ def test_redis_statefulset(rendered) -> None:
     assert c.readiness.kind == "exec" and "redis-cli" in c.readiness.command[-1]
     assert c.liveness.kind == "tcp" and c.liveness.port == 6379  # the named port resolved
     assert pod.volumes["data"].kind == "pvc" and pod.volumes["data"].docker_volume == "rh-data-redis-0"
-    assert set(pod.aliases) == {"redis", "redis.smartreco", "redis.smartreco.svc", "redis.smartreco.svc.cluster.local"}
+    assert pod.aliases == ["redis-0"]  # its own name: the Service's names belong to the Service's proxy
+    svc = next(s for s in plan.services if s.name == "redis")
+    proxy = docker_args.service_proxy_run(plan, svc, "img", Path("/p.py"), Path("/eps"))
+    assert [proxy[i + 1] for i, a in enumerate(proxy) if a == "--network-alias"] == [
+        "redis",
+        "redis.smartreco",
+        "redis.smartreco.svc",
+        "redis.smartreco.svc.cluster.local",
+    ]
 
 
 def test_mlflow_backend_uri_and_object_store_patch(rendered) -> None:
@@ -208,7 +216,7 @@ def test_events_get_the_state_secret_and_the_claim(rendered) -> None:
     assert made["smartreco-redis"]["password"] in made["smartreco-state"]["SMARTRECO_STATE"]
     assert events.volumes["events"].docker_volume == web.volumes["events"].docker_volume == "rh-pvc-smartreco-events"
     assert events.containers[0].readiness == translate.Probe("http", 8080, "/health/ready", period_s=5.0)
-    assert any("Service/smartreco-web: port 80" in n for n in plan.notes)  # not remapped, said so
+    assert any("Service/smartreco-web: a Service proxy" in n and "80 -> http" in n for n in plan.notes)
 
 
 def test_seldon_predictor_pod(rendered) -> None:
@@ -236,8 +244,8 @@ def test_seldon_predictor_pod(rendered) -> None:
     graph_file = dict(pod.volumes["seldon-rehearsal-graph"].files)[seldon.GRAPH_FILE]
     patched = next(o for o in patches.object_store_to_volume(objects)[0] if o["kind"] == "SeldonDeployment")
     assert json.loads(graph_file) == patched  # the executor reads the rendered SeldonDeployment (+ the S3 patch)
-    assert "smartreco-default" in pod.aliases and "smartreco-default.smartreco.svc.cluster.local" in pod.aliases
     svc = next(s for s in plan.services if s.name == "smartreco-default")
+    assert [p["port"] for p in svc.ports] == [seldon.REST_PORT, seldon.GRPC_PORT]
     assert svc.pods == ["smartreco-default-0"]
     assert plan.pod("smartreco-default-0").volumes["models"].docker_volume == "rh-smartreco-default-0-models"
 
@@ -389,10 +397,25 @@ def test_dry_run_lists_every_container_and_no_secret_value(manifest_tools, monke
 
     monkeypatch.setattr(secrets, "generate", keep)
     out = session.dry_run("local", models_patch=True)
-    runs = [c for c in out["docker"] if c[1] == "run"]
+    proxy = f"{docker_args.LABEL_CONTAINER}={docker_args.PROXY_LABEL}"
+    runs = [c for c in out["docker"] if c[1] == "run" and proxy not in c]
     names = {c[c.index("--name") + 1] for c in runs}
     pods = [p for pods in out["workloads"].values() for p in pods]
-    assert len(names) == len(runs) == sum(len(p["containers"]) + 1 for p in pods)  # + each pod's sandbox
+    running = [c for c in runs if c[c.index("--restart") + 1] == "always"]  # init containers run once ("no")
+    assert len(names) == len(runs) and len(running) == sum(len(p["containers"]) + 1 for p in pods)  # + sandboxes
+    # one Service proxy per Service with a selector, under the Service's names
+    proxies = {c[c.index("--service") + 1]: c for c in out["docker"] if proxy in c}
+    assert set(proxies) == {
+        "feast-feature-server",
+        "mlflow",
+        "postgres",
+        "redis",
+        "smartreco-events",
+        "smartreco-web",
+        "smartreco-default",
+    }
+    web = proxies["smartreco-web"]
+    assert "smartreco-web.smartreco.svc.cluster.local" in web and web[web.index("--port") + 1] == "80"
     values = [v for data in made.values() for v in data.values() if len(v) > 12]
     leaking = {c[c.index("--name") + 1] for c in runs if any(v in a for v in values for a in c)}
     # only where the manifest itself puts a Secret into argv ($(REDIS_PASSWORD), $(PG_PASSWORD) in args), as the
@@ -403,13 +426,15 @@ def test_dry_run_lists_every_container_and_no_secret_value(manifest_tools, monke
 
 def test_rollout_generation_names_new_predictor_pods(rendered) -> None:
     """`rehearse apply` starts the new predictor pods next to the old ones: other names, fresh emptyDirs, the same
-    Service aliases (so the Service resolves to both until the old pods go)."""
+    labels (so the Service selects both until the old pods leave it)."""
     objects = rendered["local"]
     made = secrets.generate(secrets.referenced(objects))
     old = translate.translate(objects, made, rehearsal="rh")
     new = translate.translate(objects, made, rehearsal="rh", generation="-g2")
     a, b = old.pod("smartreco-default-0"), new.pod("smartreco-default-g2-0")
-    assert a.aliases == b.aliases and "smartreco-default" in b.aliases
+    assert a.labels == b.labels and b.labels["seldon-app"] == "smartreco-default"
+    (svc,) = (s for s in new.services if s.name == "smartreco-default")
+    assert svc.pods == ["smartreco-default-g2-0"]
     assert a.volumes["models"].docker_volume != b.volumes["models"].docker_volume
     assert old.pod("redis-0").volumes["data"] == new.pod("redis-0").volumes["data"]  # claims stay
 
