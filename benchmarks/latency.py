@@ -125,7 +125,7 @@ def check_online_store(user_id: str) -> str:
     where = settings.FEATURE_SERVER.get()
     hint = (
         f"start the MovieLens pipeline's feature server first, as scripts/demo.sh does: (cd $SMARTRECO_RUNS/feast "
-        f"&& .venv/bin/feast serve -h 127.0.0.1 -p 6566 -w 1), or set {settings.FEATURE_SERVER.name}"
+        f"&& .venv/bin/feast serve -h 127.0.0.1 -p 6566 -w 1 --max-requests 0), or set {settings.FEATURE_SERVER.name}"
     )
     try:
         features = load_reader()(user_id)

@@ -35,7 +35,7 @@ stop_graph() {
 start_graph() {  # the Feast feature server and the local graph on the deployed manifest (else this run's bundle)
   FEAST_PORT=${SMARTRECO_FEAST_PORT:-6566}
   export SMARTRECO_FEATURE_SERVER="http://127.0.0.1:$FEAST_PORT"
-  (cd "$SMARTRECO_RUNS/feast" && exec "$OLDPWD/$BIN/feast" serve -h 127.0.0.1 -p "$FEAST_PORT" -w 1 --no-access-log) \
+  (cd "$SMARTRECO_RUNS/feast" && exec "$OLDPWD/$BIN/feast" serve -h 127.0.0.1 -p "$FEAST_PORT" -w 1 --max-requests 0 --no-access-log) \
     > "$OUT/feast.log" 2>&1 &
   FEAST_PID=$!
   local args=()
