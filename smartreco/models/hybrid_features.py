@@ -49,6 +49,8 @@ FEATURES: tuple[tuple[str, str], ...] = (
     ("ctx_hour_share", "context"),
 )
 FEATURE_NAMES: tuple[str, ...] = tuple(name for name, _ in FEATURES)
+#: feature name -> column of the ranker's matrix
+_COLUMN: dict[str, int] = {name: i for i, name in enumerate(FEATURE_NAMES)}
 COMPONENTS: tuple[str, ...] = ("cf", "cb", "cooccurrence", "popularity", "context")
 #: the candidate retrievers, in :attr:`UserCandidates.sources` order; ``cooccurrence`` is the EASE-family
 #: item-item table (pruned EASE up to ``ease_max_items``), ``itemknn`` the cosine table over all
@@ -167,6 +169,97 @@ def _not_excluded(ids: np.ndarray, n: int, exclude: np.ndarray, dense: bool) -> 
     return keep
 
 
+def _banned_rows(exclude: np.ndarray, n: int) -> np.ndarray:
+    """``exclude`` (row ids; out-of-range ones ignored) as an ``n``-row mask: built once per request, it answers
+    every retriever's exclusion and the extra candidates' filter by one gather each (a ~10k-row catalogue)."""
+    banned = np.zeros(n, dtype=bool)
+    exclude = np.asarray(exclude, dtype=np.int64)
+    banned[exclude[(exclude >= 0) & (exclude < n)]] = True
+    return banned
+
+
+def _top_k_banned(
+    scores: np.ndarray, k: int, banned: np.ndarray, exclude: np.ndarray, ids: np.ndarray | None = None
+) -> tuple:
+    """``top_k(scores, k, exclude, ids)`` with the exclusion also given as its :func:`_banned_rows` mask: the
+    same admissible ids and scores in the same order (so ``argpartition`` sees the same array and picks the same
+    ties), with one mask and one gather instead of an ``arange``, two filters and a binary search. Dense
+    ``scores`` span the catalogue (``ids`` None); otherwise ``ids`` are a retriever's rows. Scores or ids the
+    mask cannot answer (another length, an id outside it) go to :func:`top_k`."""
+    s = np.asarray(scores, dtype=np.float64)
+    if ids is None:
+        if len(s) != len(banned):
+            return top_k(s, k, exclude)
+        keep = np.isfinite(s)
+        keep &= ~banned
+        ids = np.flatnonzero(keep)
+    else:
+        ids = np.asarray(ids)
+        if len(ids) and (ids.dtype.kind not in "iu" or ids.min() < 0 or ids.max() >= len(banned)):
+            return top_k(s, k, exclude, ids=ids)
+        keep = ~banned[ids]
+        keep &= np.isfinite(s)
+        ids = ids[keep]
+    s = s[keep]
+    if len(s) == 0 or k <= 0:
+        return np.empty(0, dtype=np.int64), np.empty(0)
+    k = min(k, len(s))
+    part = np.argpartition(-s, k - 1)[:k]
+    order = part[np.lexsort((ids[part], -s[part]))]
+    return ids[order].astype(np.int64), s[order]
+
+
+def _pool_ranks(pool: np.ndarray, ids: np.ndarray, missing: int) -> np.ndarray:
+    """:func:`_ranks` of a retriever's top list (unique ids, as :func:`top_k` returns) that lies inside the
+    sorted unique ``pool`` (the candidate pool is the union of those lists): a scatter at the pool positions,
+    no sort of the list. A list with an id outside the pool goes to ``_ranks``."""
+    ids = np.asarray(ids, dtype=np.int64)
+    out = np.full(len(pool), float(missing), dtype=np.float32)
+    if len(ids) == 0:
+        return out
+    pos = np.minimum(np.searchsorted(pool, ids), len(pool) - 1) if len(pool) else None
+    if pos is None or not (pool[pos] == ids).all():
+        return _ranks(ids, pool, missing)
+    out[pos] = np.arange(1, len(ids) + 1, dtype=np.float32)
+    return out
+
+
+def _best_contribution(
+    history: np.ndarray, nbr_ids: np.ndarray, nbr_scores: np.ndarray, pool: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Per row of the sorted unique ``pool`` (catalogue rows, >= 0): the largest neighbour similarity any history
+    item gives it and that item's history position (``0.0``/``-1`` where none does): :func:`neighbour_scores`'
+    max/argmax, read only for the pool. Its per-item sort then runs over the pool's entries (a few thousand)
+    instead of every entry of the history's neighbour rows (~23k for a 232-item history); equal contributions
+    keep the same order (the earlier history position first). Negative neighbour ids are none; ids outside the
+    pool are skipped."""
+    best = np.zeros(len(pool), dtype=np.float64)
+    src = np.full(len(pool), -1, dtype=np.int64)
+    if len(history) == 0 or len(pool) == 0:
+        return best, src
+    ids = nbr_ids[history]  # (h, k)
+    size = int(max(len(nbr_ids), pool[-1] + 1))
+    if size <= _DENSE_COUNT_RATIO * ids.size:  # a catalogue-sized membership mask, one gather per entry
+        member = np.zeros(size + 2, dtype=bool)  # slots size and -1 (= size + 1) stay False: ids out of range
+        member[pool] = True
+        hits = member[np.clip(ids, -1, size)]  # -1 = no neighbour (any negative id is none, as in neighbour_scores)
+    else:  # a large catalogue: binary search in the pool
+        pos = np.minimum(np.searchsorted(pool, ids), len(pool) - 1)
+        hits = pool[pos] == ids
+    flat = np.flatnonzero(hits)  # the entries that hit the pool, in row-major order
+    if len(flat) == 0:
+        return best, src
+    e_ids = ids.ravel()[flat].astype(np.int64)
+    e_sc = nbr_scores[history].ravel()[flat].astype(np.float64)
+    order = np.lexsort((-e_sc, e_ids))  # per item, best contribution first
+    e_ids = e_ids[order]
+    first = np.r_[0, np.flatnonzero(np.diff(e_ids)) + 1]
+    at = np.searchsorted(pool, e_ids[first])
+    best[at] = e_sc[order][first]
+    src[at] = flat[order][first] // ids.shape[1]
+    return best, src
+
+
 #: :func:`neighbour_scores` counts by a catalogue-sized bincount instead of sorting when the catalogue has at
 #: most this many rows per gathered neighbour id (a 10M-item catalogue keeps the sort)
 _DENSE_COUNT_RATIO = 32
@@ -190,9 +283,10 @@ def neighbour_scores(
     sc = nbr_scores[history].astype(np.float64)
     if weights is not None:
         sc = sc * np.asarray(weights, dtype=np.float64)[:, None]
-    src = np.broadcast_to(np.arange(len(history))[:, None], ids.shape)
     ok = ids >= 0
-    ids, sc, src = ids[ok].astype(np.int64), sc[ok], src[ok]
+    ids, sc = ids[ok].astype(np.int64), sc[ok]
+    # the history position of each entry only where the best contribution is asked for
+    src = np.broadcast_to(np.arange(len(history))[:, None], ok.shape)[ok] if with_best else None
     if len(ids) == 0:
         e = np.empty(0, dtype=np.int64)
         return e, np.empty(0), np.empty(0), e
@@ -344,52 +438,53 @@ def candidate_features(
     history = np.asarray(history, dtype=np.int64)
     exclude = np.unique(np.concatenate([np.asarray(exclude, dtype=np.int64), history]))
     n = side.n_items
+    banned = _banned_rows(exclude, n)
     # --- retrievers
     cf_all = None
     user_vec = usable_vector(user_vec)
     if user_vec is not None and side.item_factors is not None:
         cf_all = cf_scores(side, user_vec)
-        cf_ids, _ = top_k(cf_all, cfg.k_cf, exclude)
+        cf_ids, _ = _top_k_banned(cf_all, cfg.k_cf, banned, exclude)
     else:
         cf_ids = np.empty(0, dtype=np.int64)
-    nb_ids, nb_sum, nb_max, nb_src = neighbour_scores(history, side.nbr_ids, side.nbr_scores)
-    cooc_ids, _ = top_k(nb_sum, cfg.k_cooc, exclude, ids=nb_ids)
+    nb_ids, nb_sum, _, _ = neighbour_scores(history, side.nbr_ids, side.nbr_scores, with_best=False)
+    cooc_ids, _ = _top_k_banned(nb_sum, cfg.k_cooc, banned, exclude, ids=nb_ids)
     profile, cb_row = content if content is not None else content_scores(history, side.item_vectors)
     cb_all = None
     if profile is not None:
         cb_all = np.asarray(cb_row, dtype=np.float64)
-        cb_ids, _ = top_k(cb_all, cfg.k_cb, exclude)
+        cb_ids, _ = _top_k_banned(cb_all, cfg.k_cb, banned, exclude)
     else:
         cb_ids = np.empty(0, dtype=np.int64)
     pop_score = pop_long + 3.0 * pop_short
-    pop_ids, _ = top_k(pop_score, cfg.k_pop, exclude)
+    pop_ids, _ = _top_k_banned(pop_score, cfg.k_pop, banned, exclude)
     recent = history[-RECENT_ITEMS:]
     rw = recent_weights(len(history))
     knn_ids_, knn_sum, _, _ = neighbour_scores(history, side.knn_ids, side.knn_scores, with_best=False)
-    knn_top, _ = top_k(knn_sum, cfg.k_knn, exclude, ids=knn_ids_)
+    knn_top, _ = _top_k_banned(knn_sum, cfg.k_knn, banned, exclude, ids=knn_ids_)
     cv_ids, cv_sum, _, _ = neighbour_scores(recent, side.knn_ids, side.knn_scores, rw, with_best=False)
-    cv_top, _ = top_k(cv_sum, cfg.k_covisit, exclude, ids=cv_ids)
+    cv_top, _ = _top_k_banned(cv_sum, cfg.k_covisit, banned, exclude, ids=cv_ids)
     tr_ids, tr_sum, _, _ = neighbour_scores(recent, side.trans_ids, side.trans_scores, rw, with_best=False)
-    tr_top, _ = top_k(tr_sum, cfg.k_trans, exclude, ids=tr_ids)
+    tr_top, _ = _top_k_banned(tr_sum, cfg.k_trans, banned, exclude, ids=tr_ids)
     parts = [cf_ids, cooc_ids, cb_ids, pop_ids, knn_top, cv_top, tr_top]
     if extra_candidates is not None and len(extra_candidates):
         extra = np.asarray(extra_candidates, dtype=np.int64)
-        parts.append(extra[(extra >= 0) & (extra < n) & ~np.isin(extra, exclude)])
+        extra = extra[(extra >= 0) & (extra < n)]
+        parts.append(extra[~banned[extra]])
     cand = np.unique(np.concatenate(parts))
     c = len(cand)
     # --- features
     x = np.zeros((c, len(FEATURE_NAMES)), dtype=np.float32)
-    col = {name: i for i, name in enumerate(FEATURE_NAMES)}
+    col = _COLUMN
     if cf_all is not None:
         x[:, col["cf_score"]] = cf_all[cand]
-    x[:, col["cf_rank"]] = _ranks(cf_ids, cand, cfg.k_cf + 1)
-    pos = np.searchsorted(nb_ids, cand)
-    pos = np.clip(pos, 0, max(len(nb_ids) - 1, 0))
-    hit = (len(nb_ids) > 0) & (nb_ids[pos] == cand) if len(nb_ids) else np.zeros(c, dtype=bool)
-    x[:, col["cooc_score"]] = np.where(hit, nb_sum[pos] if len(nb_ids) else 0.0, 0.0)
-    x[:, col["cooc_max"]] = np.where(hit, nb_max[pos] if len(nb_ids) else 0.0, 0.0)
-    x[:, col["cooc_rank"]] = _ranks(cooc_ids, cand, cfg.k_cooc + 1)
-    because = np.where(hit, history[nb_src[pos]] if len(nb_ids) else -1, -1).astype(np.int64)
+    x[:, col["cf_rank"]] = _pool_ranks(cand, cf_ids, cfg.k_cf + 1)
+    x[:, col["cooc_score"]] = _lookup(nb_ids, nb_sum, cand)
+    # the best single contribution and the history item behind it, read for the pool only
+    best, best_src = _best_contribution(history, side.nbr_ids, side.nbr_scores, cand)
+    x[:, col["cooc_max"]] = best
+    x[:, col["cooc_rank"]] = _pool_ranks(cand, cooc_ids, cfg.k_cooc + 1)
+    because = np.where(best_src >= 0, history[np.maximum(best_src, 0)] if len(history) else -1, -1).astype(np.int64)
     r_ids, r_sum, _, _ = neighbour_scores(recent, side.nbr_ids, side.nbr_scores, with_best=False)
     if len(r_ids):
         rpos = np.clip(np.searchsorted(r_ids, cand), 0, len(r_ids) - 1)
@@ -408,13 +503,13 @@ def candidate_features(
         if missing.any() and len(history):
             sims = np.asarray(cand_vecs[missing] @ side.item_vectors[history].T)
             because[missing] = history[np.argmax(sims, axis=1)]
-    x[:, col["cb_rank"]] = _ranks(cb_ids, cand, cfg.k_cb + 1)
+    x[:, col["cb_rank"]] = _pool_ranks(cand, cb_ids, cfg.k_cb + 1)
     x[:, col["knn_score"]] = _lookup(knn_ids_, knn_sum, cand)
-    x[:, col["knn_rank"]] = _ranks(knn_top, cand, cfg.k_knn + 1)
+    x[:, col["knn_rank"]] = _pool_ranks(cand, knn_top, cfg.k_knn + 1)
     x[:, col["covisit_score"]] = _lookup(cv_ids, cv_sum, cand)
-    x[:, col["covisit_rank"]] = _ranks(cv_top, cand, cfg.k_covisit + 1)
+    x[:, col["covisit_rank"]] = _pool_ranks(cand, cv_top, cfg.k_covisit + 1)
     x[:, col["trans_score"]] = _lookup(tr_ids, tr_sum, cand)
-    x[:, col["trans_rank"]] = _ranks(tr_top, cand, cfg.k_trans + 1)
+    x[:, col["trans_rank"]] = _pool_ranks(cand, tr_top, cfg.k_trans + 1)
     if len(history):
         l_ids, l_sum, _, _ = neighbour_scores(history[-1:], side.trans_ids, side.trans_scores, with_best=False)
         x[:, col["trans_last"]] = _lookup(l_ids, l_sum, cand)
@@ -432,7 +527,7 @@ def candidate_features(
         x[:, col["category_affinity"]] = share[side.category_code[cand]]
     x[:, col["pop_short"]] = np.log1p(pop_short[cand])
     x[:, col["pop_long"]] = np.log1p(pop_long[cand])
-    x[:, col["pop_rank"]] = _ranks(pop_ids, cand, cfg.k_pop + 1)
+    x[:, col["pop_rank"]] = _pool_ranks(cand, pop_ids, cfg.k_pop + 1)
     x[:, col["item_count"]] = np.log1p(side.item_count[cand])
     x[:, col["item_mean_rating"]] = side.item_mean_rating[cand]
     x[:, col["item_age_days"]] = (cutoff_s - side.created_s[cand]) / SECONDS_PER_DAY

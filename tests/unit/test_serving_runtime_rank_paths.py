@@ -1,0 +1,115 @@
+"""``BundleRuntime``'s per-request cuts (issue #23) answer exactly as the code they replaced.
+
+* ``rows``' memo of recent id lists gives what a fresh look-up gives, a writable array of the caller's own, and
+  never mixes ids that are equal as Python keys but not as ``str`` (``1``, ``1.0``, ``True``);
+* ``_as_dict`` (one gather, ``tolist``) equals the per-entry ``str()`` / ``float()`` dict;
+* ``rank``'s column-wise conversion (``tolist``, one vectorised sigmoid) builds the same ``RankedItem``s, with
+  the same Python types, as the per-item loop it replaced.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hybrid_tiny import fitted
+
+from smartreco.serving import runtime as R
+
+pytestmark = [pytest.mark.unit]
+
+
+def _runtime():
+    _, model = fitted()
+    return model, model.runtime()
+
+
+def test_rows_memo_answers_as_a_fresh_lookup_and_hands_out_copies():
+    model, rt = _runtime()
+    ids = [str(i) for i in model.item_ids[[5, 3, 9, 3]]] + ["not-an-item"]
+    want = rt._lookup_rows(ids)
+    first = rt.rows(ids)
+    np.testing.assert_array_equal(first, want)
+    first[:] = -7  # a caller may write to its rows: the memo is not affected
+    again = rt.rows(list(ids))
+    np.testing.assert_array_equal(again, want)
+    assert again.flags.writeable and again is not first
+    np.testing.assert_array_equal(rt.rows(tuple(ids)), want)
+    np.testing.assert_array_equal(rt.rows(iter(ids)), want)  # not a list/tuple: no memo, same rows
+    np.testing.assert_array_equal(rt.rows(set(ids[:1])), rt._lookup_rows(ids[:1]))
+    assert len(rt.rows(None)) == 0 and len(rt.rows([])) == 0
+    # more lists than the memo keeps, then the first again: still its own rows
+    for j in range(R.ROWS_MEMO + 2):
+        np.testing.assert_array_equal(rt.rows([str(model.item_ids[j])]), [j])
+    np.testing.assert_array_equal(rt.rows(ids), want)
+
+
+def test_rows_memo_keeps_ids_that_are_equal_keys_but_other_strings_apart():
+    _, rt = _runtime()
+    rt._item_rows = {"1": 3, "1.0": 4, "True": 5}  # 1 == 1.0 == True as dict/tuple keys, not as str()
+    for ids, row in (([1], 3), ([1.0], 4), ([True], 5), (["1"], 3), ([1], 3), ([True], 5)):
+        assert rt.rows(ids).tolist() == [row], ids
+
+
+def test_as_dict_equals_the_per_entry_conversion():
+    _, rt = _runtime()
+    rng = np.random.default_rng(0)
+    idx = rng.integers(-1, rt.n_items, 60)
+    for scores in (rng.normal(size=60), rng.normal(size=60).astype(np.float32)):
+        want = {str(rt.item_ids[i]): float(s) for i, s in zip(idx[idx >= 0], scores[idx >= 0], strict=True)}
+        got = rt._as_dict(idx, scores)
+        assert got == want and list(got) == list(want)
+        assert all(type(k) is str and type(v) is float for k, v in got.items())
+    rt.item_ids = np.arange(rt.n_items) * 10  # ids stored as numbers: str() of each, as before
+    want = {str(rt.item_ids[i]): float(s) for i, s in zip(idx[idx >= 0], scores[idx >= 0], strict=True)}
+    got = rt._as_dict(idx, scores)
+    assert got == want and all(type(k) is str for k in got)
+
+
+def _rank_reference(rt, user_id, history, cf, cb, context, n, exclude, max_share=0.5):
+    """``rank`` as it was: one numpy scalar conversion and one sigmoid per returned item."""
+    uc = rt.features(user_id, history, context, exclude, list((cf or {}).keys()) + list((cb or {}).keys()))
+    pred = rt.booster.predict(uc.features, num_threads=1)
+    order = np.lexsort((uc.items, -pred))
+    chosen = order[R.diversify(order, rt.categories[uc.items[order]], n, max_share)]
+    contrib = rt.attributions(uc.features[chosen])
+    out = []
+    for j, (rank, pos) in enumerate(enumerate(chosen, start=1)):
+        item, because = int(uc.items[pos]), int(uc.because[pos])
+        out.append(
+            R.RankedItem(
+                item_id=str(rt.item_ids[item]),
+                title=str(rt.titles[item]),
+                category=str(rt.categories[item]),
+                score=float(pred[pos]),
+                rank=rank,
+                confidence=float(R._sigmoid(pred[pos])),
+                component_scores={k: float(v[j]) for k, v in contrib.items()},
+                because_item=str(rt.item_ids[because]) if because >= 0 else None,
+                because_title=str(rt.titles[because]) if because >= 0 else None,
+            )
+        )
+    return out
+
+
+def test_rank_builds_the_same_items_as_the_per_item_loop():
+    model, rt = _runtime()
+    w = model.window
+    checked = 0
+    for row in range(0, len(model.user_ids), 2):
+        user = str(model.user_ids[row])
+        hist = [str(model.item_ids[i]) for i in w.histories.get(row, [])]
+        if not hist:
+            continue
+        seen = {str(model.item_ids[i]) for i in w.seen.get(row, [])}
+        cf = rt.cf_candidates(user, hist, 30, seen)
+        cb = rt.cb_candidates(hist, 30, seen)
+        for n, share in ((10, 0.5), (25, 1.0)):
+            ctx = {"channel": "web", "hour": row % 24}
+            got = rt.rank(user, hist, cf, cb, ctx, n, seen, share)
+            want = _rank_reference(rt, user, hist, cf, cb, ctx, n, seen, share)
+            assert [g.to_dict() for g in got] == [x.to_dict() for x in want]
+            for g in got:  # the same Python types (json and dataclass consumers see no numpy scalars)
+                assert type(g.score) is float and type(g.confidence) is float and type(g.rank) is int
+                assert all(type(v) is float for v in g.component_scores.values())
+            checked += len(got) > 0 and any(g.because_item for g in got)
+    assert checked >= 20
