@@ -10,13 +10,10 @@ version annotations. Targets:
 * ``local``: write it to ``<runs>/deploy/seldondeployment.yaml`` and record ``current.json``; the
   local graph picks it up with ``smartreco serve --manifest <that file>``;
 * ``rehearsal``: the running cluster rehearsal's SeldonDeployment (``smartreco rehearse up``) with only its model
-  URIs changed, rolled out by ``rehearse apply`` (new predictor pods ready before the old ones go). The arm's nodes
-  get the registry aliases (``models:/NAME@champion`` / ``@challenger``) that the pod's ``SMARTRECO_MODEL_URIS``
-  maps to its model folders (the gate has just moved the alias to the deployed version; the version goes into the
-  annotations), because ``rehearse up --models`` fills those folders from a local bundle, with no registry record.
-  The cluster target keeps version URIs (``models:/NAME/7``): its model-fetch records the version each alias
-  resolved to, and the nodes map a version URI to that folder (:mod:`smartreco.tracking.model_fetch`,
-  :func:`smartreco.serving.model_uri.resolve_local`);
+  URIs changed, rolled out by ``rehearse apply`` (new predictor pods ready before the old ones go). Like the cluster
+  target it writes version URIs (``models:/NAME/7``): the new pods' model-fetch resolves their aliases in the
+  rehearsal's MLflow and records each version, and the nodes map the version URI to that folder
+  (:mod:`smartreco.tracking.model_fetch`, :func:`smartreco.serving.model_uri.resolve_local`);
 * ``auto``: ``cluster`` when ``kubectl`` has a current context, else ``local``.
 """
 
@@ -166,16 +163,15 @@ def _last_line(proc: subprocess.CompletedProcess) -> str:
     return ((proc.stderr or proc.stdout).strip().splitlines() or [""])[-1]
 
 
-def alias_uri(uri: str, arm: str) -> str:
-    """``models:/NAME/VERSION`` (or ``models:/NAME@ALIAS``) -> ``models:/NAME@<arm>``: what a graph pod resolves."""
+def registry_uri(uri: str) -> str:
+    """``uri`` when it names the registry (``models:/...``): the rehearsal's pods fetch from its MLflow only."""
     if not uri.startswith("models:/"):
         raise DeployError(
             f"deploy target rehearsal: {uri!r} is not a registry URI; the rehearsal's pods fetch models:/ URIs from "
             "its MLflow (register there: `smartreco rehearse up --forward mlflow:5000`, "
             "MLFLOW_TRACKING_URI=http://localhost:5000)"
         )
-    name = uri.removeprefix("models:/").split("/", 1)[0].split("@", 1)[0]
-    return f"models:/{name}@{arm}"
+    return uri
 
 
 def deploy_rehearsal(
@@ -185,11 +181,11 @@ def deploy_rehearsal(
     from smartreco.rehearse import session  # engine code, only for this target
 
     name = rehearsal or session.DEFAULT_NAME
-    aliases = {kind: alias_uri(uri, arm) for kind, uri in model_uris.items()}
-    patched = patch_live(session.live_seldon(name), aliases, arm=arm, version=version)
+    chosen = {kind: registry_uri(uri) for kind, uri in model_uris.items()}
+    patched = patch_live(session.live_seldon(name), chosen, arm=arm, version=version)
     manifest.write_text(yaml.safe_dump(patched, sort_keys=False))
     out = session.apply(manifest, name=name, timeout_s=timeout_s, log=lambda line: print(line, flush=True))
-    uris = {f"{k}-{ARMS[arm]}": v for k, v in aliases.items()}
+    uris = {f"{k}-{ARMS[arm]}": v for k, v in chosen.items()}
     return DeployResult(
         "rehearsal",
         str(manifest),

@@ -205,7 +205,7 @@ def rehearsal(smartreco_images, manifest_tools, tmp_path_factory):  # noqa: ARG0
             {"MLFLOW_TRACKING_URI": "http://mlflow:5000"},
         )
         versions = json.loads(registered.split("VERSIONS ", 1)[1].splitlines()[0])
-        # the pipeline's deploy step (deploy_target=rehearsal): the live SeldonDeployment with the registry aliases
+        # the pipeline's deploy step (deploy_target=rehearsal): the live SeldonDeployment with the version URIs
         with pytest.MonkeyPatch.context() as mp:
             mp.setenv("SMARTRECO_REHEARSAL_DIR", env["SMARTRECO_REHEARSAL_DIR"])
             deployed = deploy(
@@ -284,7 +284,8 @@ def test_platform_mlflow_registry_and_model_fetch(rehearsal) -> None:
     assert rows.returncode == 0, rows.stderr
     assert rows.stdout.split() == [f"smartreco-{k}|{rehearsal['versions'][k]}" for k in ("cb", "cf", "hybrid")]
 
-    # the deploy rolled the graph out with the registry aliases; model-fetch downloaded every one from MLflow
+    # the deploy rolled the graph out with version URIs (models:/NAME/V, as on a cluster); model-fetch downloaded
+    # every alias of SMARTRECO_MODEL_URIS and recorded its version, which is how the nodes found the deployed ones
     deployed = rehearsal["deployed"]
     assert deployed.target == "rehearsal" and deployed.applied, deployed
     _, pod = _graph(rehearsal)

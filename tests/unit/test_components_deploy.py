@@ -136,7 +136,7 @@ def _rehearsal_state(name: str) -> list[dict]:
     return objects
 
 
-def test_rehearsal_target_rolls_the_rehearsal_to_the_registry_aliases(manifest_tools, tmp_path, monkeypatch):  # noqa: ARG001
+def test_rehearsal_target_rolls_the_rehearsal_to_the_deployed_versions(manifest_tools, tmp_path, monkeypatch):  # noqa: ARG001
     """deploy_target=rehearsal is `rehearse apply` on the running rehearsal's SeldonDeployment with only the arm's
     model URIs changed: new predictor pods (model-fetch from the rehearsal's MLflow) start, become ready, and only
     then is the old pod removed; the applied object is the rehearsal's live one for the next deploy."""
@@ -157,7 +157,7 @@ def test_rehearsal_target_rolls_the_rehearsal_to_the_registry_aliases(manifest_t
     uris = {k: f"models:/smartreco-{k}/4" for k in D.KINDS}
     res = D.deploy(uris, version="4", target="rehearsal", rehearsal="rh", out_dir=tmp_path / "out")
     assert res.target == "rehearsal" and res.applied and "12.5 s" in res.message
-    assert res.model_uris == {f"{k}-a": f"models:/smartreco-{k}@champion" for k in D.KINDS}
+    assert res.model_uris == {f"{k}-a": f"models:/smartreco-{k}/4" for k in D.KINDS}  # versions, as on a cluster
     assert [e[0] for e in events] == ["start", "ready", "remove"] and events[2][1] == "smartreco-default-0"
     plan = events[0][1]
     (pod,) = plan.pods
@@ -166,8 +166,9 @@ def test_rehearsal_target_rolls_the_rehearsal_to_the_registry_aliases(manifest_t
     assert fetch.env["MLFLOW_TRACKING_URI"] == "http://mlflow:5000"
     hybrid = next(c for c in pod.containers if c.name == "hybrid-a")
     params = {p["name"]: p["value"] for p in json.loads(hybrid.env["PREDICTIVE_UNIT_PARAMETERS"])}
-    assert params["model_uri"] == "models:/smartreco-hybrid@champion"
-    assert params["model_uri"] in json.loads(hybrid.env["SMARTRECO_MODEL_URIS"])  # what model-fetch filled
+    assert params["model_uri"] == "models:/smartreco-hybrid/4"
+    # model-fetch fills the alias folders and records their versions; the node maps the version URI to one of them
+    assert "models:/smartreco-hybrid@champion" in json.loads(hybrid.env["SMARTRECO_MODEL_URIS"])
     sent = yaml.safe_load(Path(res.manifest).read_text())
     assert sent["metadata"]["annotations"][f"{D.VERSION_ANNOTATION}.champion"] == "4"
     assert _params(sent)["hybrid-b"] == "models:/smartreco-hybrid@challenger"  # the other arm untouched
