@@ -5,6 +5,7 @@ round-robin. No engine: the kubelet's docker calls and probes are replaced, the 
 from __future__ import annotations
 
 import asyncio
+import errno
 import json
 import socket
 import threading
@@ -260,7 +261,8 @@ def test_proxy_round_robins_over_ready_endpoints_and_follows_the_file(tmp_path: 
     time.sleep(0.3)
     try:
         answer = _ask(port)
-    except ConnectionResetError:
+    except OSError as exc:  # reset before or after our half-close: no answer (a timeout would be a hang: fails)
+        assert exc.errno in (errno.ECONNRESET, errno.EPIPE, errno.ENOTCONN), exc
         answer = ""
     assert answer == ""
     serving.cancel()
