@@ -47,6 +47,8 @@ def _evidence(message: dict) -> dict[str, float]:
 
 
 MAX_BOOST_ITEMS = 200
+#: ``aggregate``'s ``looked_up`` default: the answer cache was not consulted for this request yet
+UNCHECKED: Any = object()
 
 
 def popularity_boost(message: dict) -> dict[str, float]:
@@ -92,12 +94,16 @@ class HybridCombiner(BundleNode):
         live = getattr(self.bundle, "live_version", None)
         return str(self.model_version) if live is None else f"{self.model_version}+live{live}"
 
+    def cache_key(self, message: dict) -> str | None:
+        """The answer cache's key of a transformed message (None: cache off); it reads the user's generation."""
+        return self.cache.key(self.state, message, self._cache_version())
+
     def cached(self, message: dict, key: str | None = None) -> dict | None:
         """The cached answer for this transformed message (with its own request id, recorded as served)."""
         self.ensure_loaded()
         request = message["request"]
         if key is None:
-            key = self.cache.key(self.state, message, self._cache_version())
+            key = self.cache_key(message)
         hit = self.cache.get(str(request["user_id"]), key)
         if hit is None:
             return None
@@ -130,7 +136,13 @@ class HybridCombiner(BundleNode):
             return titles.get(str(item_id), str(item_id))
         return str(item_id)
 
-    def aggregate(self, features_list: list[Any], feature_names_list: list[Any] | None = None) -> dict:
+    def aggregate(
+        self, features_list: list[Any], feature_names_list: list[Any] | None = None, looked_up: Any = UNCHECKED
+    ) -> dict:
+        """The ranked, explained answer. ``looked_up``: the cache key under which the caller has just missed
+        for this request (the fused arm looks the cache up before its candidate search, :meth:`cached`), so the
+        key (a state read and a digest) and the look-up are not done twice; by default (Seldon's call) both are
+        done here. The answer is stored under that key, the state the request was served from."""
         started = self._begin()
         self.ensure_loaded()
         messages = [m for m in features_list if isinstance(m, dict)]
@@ -139,11 +151,13 @@ class HybridCombiner(BundleNode):
             raise bad_request("seldonMessages: no child message carries jsonData.request")
         request, history = base["request"], [str(i) for i in base.get("history") or []]
         user = str(request["user_id"])
-        key = self.cache.key(self.state, base, self._cache_version())
-        hit = self.cached(base, key)
-        if hit is not None:
-            self._finish(started, "aggregate")
-            return hit
+        key = looked_up
+        if key is UNCHECKED:
+            key = self.cache_key(base)
+            hit = self.cached(base, key)
+            if hit is not None:
+                self._finish(started, "aggregate")
+                return hit
         by_source = {m.get("source"): _evidence(m) for m in messages if m.get("source")}
         cf, cb = by_source.get("cf", {}), by_source.get("cb", {})
         degraded = [s for s in ("cf", "cb") if s not in by_source]

@@ -108,7 +108,8 @@ class HybridRecommender(GraphNode):
         started = self._begin()
         self.ensure_loaded()
         transformed = self.transformer.transform_input(X, meta=kwargs.get("meta"))  # a bad request: its 400
-        hit = self.combiner.cached(transformed)
+        key = self.combiner.cache_key(transformed)
+        hit = self.combiner.cached(transformed, key)
         if hit is not None:  # the user's state has not changed since: no candidate search
             self._finish(started, "predict")
             return hit
@@ -124,7 +125,7 @@ class HybridRecommender(GraphNode):
             self.add_tag("degraded", ",".join(failed))
         if not children:  # the combiner finds the request on a child message: give it one with no candidates
             children.append({**transformed, "candidates": {}})
-        out = self.combiner.aggregate(children)
+        out = self.combiner.aggregate(children, looked_up=key)  # the cache was just asked: not twice
         self._finish(started, "predict")
         return out
 

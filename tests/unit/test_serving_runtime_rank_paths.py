@@ -2,6 +2,8 @@
 
 * ``rows``' memo of recent id lists gives what a fresh look-up gives, a writable array of the caller's own, and
   never mixes ids that are equal as Python keys but not as ``str`` (``1``, ``1.0``, ``True``);
+* ``rows``' look-up of exact ``str`` ids in C (``_lookup_str_rows``) gives :func:`history_rows`' rows, and any
+  other ids take the per-id path;
 * ``_as_dict`` (one gather, ``tolist``) equals the per-entry ``str()`` / ``float()`` dict;
 * ``rank``'s column-wise conversion (``tolist``, one vectorised sigmoid) builds the same ``RankedItem``s, with
   the same Python types, as the per-item loop it replaced.
@@ -13,6 +15,7 @@ import numpy as np
 import pytest
 from hybrid_tiny import fitted
 
+from smartreco.models.serving_math import history_rows
 from smartreco.serving import runtime as R
 
 pytestmark = [pytest.mark.unit]
@@ -113,3 +116,30 @@ def test_rank_builds_the_same_items_as_the_per_item_loop():
                 assert all(type(v) is float for v in g.component_scores.values())
             checked += len(got) > 0 and any(g.because_item for g in got)
     assert checked >= 20
+
+
+def test_rows_of_exact_str_ids_equal_the_per_id_lookup():
+    """``_lookup_str_rows`` (the id map's ``get`` mapped in C) answers as :func:`history_rows`' per-id ``str()`` and
+    ``get``: order and duplicates kept, unknown ids dropped, int64, empty in empty out; ``rows`` takes it for a
+    list/tuple of exact ``str`` ids and the per-id path for anything else (a str subclass, mixed types)."""
+    model, rt = _runtime()
+    assert rt._item_rows is not None  # the dict path is the one under test
+    known = [str(i) for i in model.item_ids]
+    rng = np.random.default_rng(1)
+    for n in (0, 1, 2, 7, 60):
+        ids = [known[j] for j in rng.integers(0, len(known), n)] + ["not-an-item", ""][: n % 3]
+        rng.shuffle(ids)
+        want = history_rows(ids, rt._item_rows)
+        got = rt._lookup_str_rows(tuple(ids))
+        assert got.dtype == want.dtype == np.int64
+        np.testing.assert_array_equal(got, want)
+        np.testing.assert_array_equal(rt.rows(list(ids)), want)
+
+    class Sub(str):
+        pass
+
+    calls = []
+    rt._lookup_str_rows = lambda ids: calls.append(ids)  # must not be asked for anything but exact str ids
+    for ids in ([Sub(known[1])], [known[1], 5], [5]):
+        np.testing.assert_array_equal(rt.rows(ids), history_rows(ids, rt._item_rows))
+    assert calls == []
