@@ -9,6 +9,7 @@ passwords do not show in ``ps``. A Secret the manifest itself expands into ``arg
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 from smartreco.rehearse.public_images import PAUSE_COMMAND, PAUSE_IMAGE
@@ -83,6 +84,33 @@ def pause_run(plan: Plan, pod: PodSpec) -> list[str]:
     return args
 
 
+#: the kubelet's cpu.shares bounds and scale (pkg/kubelet/cm: MinShares, MaxShares, SharesPerCPU)
+MIN_SHARES, MAX_SHARES, SHARES_PER_CPU = 2, 262144, 1024
+
+
+def millicores(quantity: str | int | float) -> int:
+    """A Kubernetes CPU quantity in millicores, rounded up as ``Quantity.MilliValue`` does (``250m`` -> 250,
+    ``0.5`` -> 500, ``2`` -> 2000)."""
+    text = str(quantity).strip()
+    if text.endswith("m"):
+        return int(text[:-1])
+    return math.ceil(float(text) * 1000)
+
+
+def cpu_shares(c: ContainerSpec) -> int:
+    """``docker --cpu-shares`` as the kubelet sets cpu.shares from the container's CPU request
+    (``MilliCPUToShares``: millicores * 1024 / 1000, at least 2): what decides, when the cores are busy, which
+    container runs. A request-less container with a limit gets the limit (the API server defaults the request
+    to it); one with neither gets 2, as a BestEffort container does."""
+    if "cpu" in c.requests:
+        milli = millicores(c.requests["cpu"])
+    elif c.cpu_limit:
+        milli = millicores(c.cpu_limit)  # already in cores (``--cpus``)
+    else:
+        milli = 0
+    return min(MAX_SHARES, max(MIN_SHARES, milli * SHARES_PER_CPU // 1000))
+
+
 def container_run(
     plan: Plan, pod: PodSpec, c: ContainerSpec, files_dir: dict[str, Path]
 ) -> tuple[list[str], dict[str, str]]:
@@ -114,6 +142,7 @@ def container_run(
         args += ["--cap-drop", cap]
     for cap in c.cap_add:
         args += ["--cap-add", cap]
+    args += ["--cpu-shares", str(cpu_shares(c))]
     if c.cpu_limit:
         args += ["--cpus", c.cpu_limit]
     if c.memory_limit:

@@ -6,11 +6,12 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable, Iterable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from smartreco import settings
-from smartreco.rehearse import kubelet, patches, public_images, render, runner, secrets, seldon, translate
+from smartreco.rehearse import kubelet, patches, public_images, render, rollout, runner, secrets, seldon, translate
 from smartreco.rehearse.translate import Plan
 
 Log = Callable[[str], None]
@@ -253,9 +254,12 @@ def live_seldon(name: str = DEFAULT_NAME) -> dict[str, Any]:
 def apply(
     file: Path, *, name: str = DEFAULT_NAME, models_dir: Path | None = None, timeout_s: float = 900.0, log: Log = print
 ) -> dict:
-    """``kubectl apply -f FILE`` for the SeldonDeployment of a running rehearsal, rolled out as a Deployment
-    is: the new predictor pods start and become ready next to the old ones and join the Service, then the old
-    pods leave the Service and are stopped."""
+    """``kubectl apply -f FILE`` for the SeldonDeployment of a running rehearsal, rolled out as the Deployment the
+    Seldon operator makes for the predictor is (:mod:`smartreco.rehearse.rollout`): at most ``surge`` new pods
+    start at a time, each batch ready and in its Service before old pods leave the Service (drained, then
+    stopped), never fewer ready pods than ``replicas - unavailable``. If a batch does not become ready, its pods
+    are removed and the pods serving now (the old ones left and the new ones already rolled) keep serving, as a
+    stuck Deployment keeps them. The predictor's pods roll as one Deployment (the overlays have one predictor)."""
     folder, saved, made = _saved(name)
     new = [o for o in render.load_file(file) if o.get("kind") == "SeldonDeployment"]
     if len(new) != 1:
@@ -276,26 +280,51 @@ def apply(
     )
     plan.pods = [p for p in plan.pods if p.workload.startswith("SeldonDeployment/")]
     running_old = runner.workload_pods(name, f"SeldonDeployment/{sdep['metadata']['name']}")
-    rehearsal = runner.Rehearsal(plan, folder, models_dir, log)
-    try:
-        rehearsal.start_more()
-        _spec_update(folder, add=runner.pod_specs(rehearsal.pods))
-        seconds = rehearsal.wait_ready(timeout_s)
-        # the new pods are in their Service before the old ones leave it: no moment without an endpoint
-        seconds += rehearsal.wait_services(max(timeout_s - seconds, 60.0))
-    except BaseException:
-        log("[rehearse] the new predictor pods did not become ready; the old ones keep serving")
-        _spec_update(folder, drop=set(rehearsal.pods))
-        for p in plan.pods:
-            runner.remove_pod(name, p.name)
-        raise
-    # as a Deployment's old pods terminate: out of every Service first, then stopped with their grace period
-    _spec_update(folder, terminating=set(running_old))
-    rehearsal.wait_services(120.0, absent=frozenset(running_old))
-    time.sleep(DRAIN_S)
-    for pod_name in running_old:
-        runner.remove_pod(name, pod_name)
-    _spec_update(folder, drop=set(running_old))
+    replicas = len(plan.pods)
+    surge, unavailable = rollout.fenceposts(replicas)
+    log(
+        f"[rehearse] rolling update as the operator's Deployment does: {replicas} replica(s), maxSurge "
+        f"{rollout.DEFAULT_MAX_SURGE} -> {surge}, maxUnavailable {rollout.SELDON_MAX_UNAVAILABLE} -> {unavailable} "
+        f"({len(running_old)} old pod(s))"
+    )
+    began = time.monotonic()
+    rolled = runner.Rehearsal(plan, folder, models_dir, log)  # the new pods ready and in their Services
+    old, waiting, seconds = list(running_old), list(plan.pods), 0.0
+    ready: list[str] = []  # new pods ready and in their Services
+    pending: list[runner.Rehearsal] = []  # batches started, not yet ready
+    while old or waiting or pending:
+        step = rollout.next_step(replicas, surge, unavailable, len(old), replicas - len(waiting), len(ready))
+        if step.start:
+            batch = runner.Rehearsal(replace(plan, pods=waiting[: step.start]), folder, models_dir, log)
+            del waiting[: step.start]
+            pending.append(batch)
+            try:
+                t0 = time.monotonic()
+                batch.start_more()
+                _spec_update(folder, add=runner.pod_specs(batch.pods))
+                log(f"[rehearse] {', '.join(p.name for p in batch.plan.pods)} started in {time.monotonic() - t0:.0f} s")
+            except BaseException:
+                _give_up(folder, name, plan, ready, old, log)
+                raise
+        if step.remove:
+            gone, old = old[: step.remove], old[step.remove :]
+            _retire(folder, name, rolled, gone)
+        if step.start or step.remove:
+            continue
+        if not pending:
+            raise runner.RehearsalError(f"rollout of {replicas} stalled with {len(old)} old pod(s) left")
+        try:
+            for batch in pending:  # in their Service before any old pod leaves it: no moment without an endpoint
+                took = batch.wait_ready(max(timeout_s - (time.monotonic() - began), 60.0))
+                took += batch.wait_services(max(timeout_s - (time.monotonic() - began), 60.0))
+                seconds += took
+                rolled.pods.update(batch.pods)
+                ready += [p.name for p in batch.plan.pods]
+                log(f"[rehearse] {', '.join(p.name for p in batch.plan.pods)} ready and in the Service in {took:.0f} s")
+        except BaseException:
+            _give_up(folder, name, plan, ready, old, log)
+            raise
+        pending.clear()
     # the applied object is now the live one (the next deploy patches it), as the API server would keep it
     for key, applied in (
         ("rendered", sdep),
@@ -303,8 +332,40 @@ def apply(
     ):
         saved[key] = [o for o in saved.get(key, saved["objects"]) if o.get("kind") != "SeldonDeployment"] + [applied]
     (folder / OBJECTS_FILE).write_text(json.dumps(saved))
+    total = time.monotonic() - began
     log(
         f"[rehearse] rolled out {seldon.service_name(sdep, (sdep.get('spec') or {}).get('predictors', [{}])[0])}: "
-        f"new pods ready in {seconds:.0f} s, {len(running_old)} old pod(s) removed"
+        f"new pods ready in {seconds:.0f} s, {len(running_old)} old pod(s) removed, rollout {total:.0f} s"
     )
-    return {"ready_seconds": round(seconds, 1), "new_pods": [p.name for p in plan.pods], "removed": running_old}
+    return {
+        "ready_seconds": round(seconds, 1),
+        "rollout_seconds": round(total, 1),
+        "new_pods": [p.name for p in plan.pods],
+        "removed": running_old,
+        "surge": surge,
+        "unavailable": unavailable,
+    }
+
+
+def _retire(folder: Path, name: str, rolled: runner.Rehearsal, pods: list[str]) -> None:
+    """Old pods as a Deployment's old pods terminate: out of every Service first, drained, then stopped with
+    their grace period."""
+    _spec_update(folder, terminating=set(pods))
+    rolled.wait_services(120.0, absent=frozenset(pods))
+    time.sleep(DRAIN_S)
+    for pod_name in pods:
+        runner.remove_pod(name, pod_name)
+    _spec_update(folder, drop=set(pods))
+    rolled.log(f"[rehearse] old pod(s) {', '.join(pods)} out of the Service and removed")
+
+
+def _give_up(folder: Path, name: str, plan: Plan, ready: list[str], old: list[str], log: Log) -> None:
+    """A batch did not become ready: remove every new pod not yet rolled; the serving ones keep serving."""
+    log(
+        "[rehearse] the new predictor pods did not become ready; the old ones keep serving "
+        f"({len(old)} old, {len(ready)} new already in the Service)"
+    )
+    left = [p.name for p in plan.pods if p.name not in ready]
+    _spec_update(folder, drop=set(left))
+    for pod_name in left:
+        runner.remove_pod(name, pod_name)

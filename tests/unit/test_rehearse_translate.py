@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import stat
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -309,6 +310,26 @@ def test_docker_args_of_a_pod(rendered, tmp_path: Path) -> None:
     password = made["smartreco-redis"]["password"]
     assert all(password not in a for a in args[:image_at]) and env["REDIS_PASSWORD"] == password
     assert f"{docker_args.LABEL}=rh" in args
+
+
+def test_cpu_requests_become_cpu_shares_as_the_kubelet_sets_them(rendered) -> None:
+    """requests.cpu -> cpu.shares = millicores * 1024 / 1000 (at least 2); the limit when there is no request (the
+    API server's default); 2 with neither (BestEffort); --cpus stays the limit."""
+    plan, _, _ = _plan(rendered["production"], replicas=2)
+    graph = plan.pod("smartreco-default-0")
+    by_name = {c.name: c for c in graph.all_containers()}
+    for name, shares in (("hybrid-a", 256), ("ab-router", 102), ("model-fetch", 102)):
+        args, _ = docker_args.container_run(plan, graph, by_name[name], {})
+        assert args[args.index("--cpu-shares") + 1] == str(shares), name
+    args, _ = docker_args.container_run(plan, graph, by_name["ab-router"], {})
+    assert args[args.index("--cpus") + 1] == "0.5"
+    c = by_name["hybrid-a"]
+    assert docker_args.cpu_shares(replace(c, requests={"cpu": "2"})) == 2048
+    assert docker_args.cpu_shares(replace(c, requests={"cpu": "1m"})) == 2  # 1.024 -> 1, raised to the minimum
+    assert docker_args.cpu_shares(replace(c, requests={"cpu": "0.1"})) == 102
+    assert docker_args.cpu_shares(replace(c, requests={}, cpu_limit="1.5")) == 1536
+    assert docker_args.cpu_shares(replace(c, requests={"memory": "1Gi"}, cpu_limit=None)) == 2
+    assert docker_args.millicores("250m") == 250 and docker_args.millicores("0.0005") == 1  # rounded up
 
 
 def test_docker_args_command_configmap_and_init(rendered, tmp_path: Path) -> None:

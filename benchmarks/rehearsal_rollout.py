@@ -1,0 +1,337 @@
+"""A rollout by ``rehearse apply`` under a steady request stream through the graph's Service (issue #19 done-when:
+"a rollout by `rehearse apply` drops no request of a steady 20 req/s stream"). A load measurement on this machine
+(2 shared cores), not a CI check: ``rehearse up --overlay production --replicas 2`` (a tiny real hybrid bundle fitted
+here through ``--models``; MLflow, PostgreSQL, Feast and the web app left out with ``--skip``, as the Services
+container test does), a stream at ``--rate`` req/s from the host through the Service proxy (one connection per
+request, no retries), ``rehearse apply`` of the live SeldonDeployment with a new annotation (``--rollouts`` times),
+every failure counted by kind, and ``rehearse down`` leaving nothing.
+
+Usage (engine needed, heavy: only in a slot you were given, at normal priority: it is a measurement; as root)::
+
+    .venv/bin/python benchmarks/rehearsal_rollout.py --rate 20 --rollouts 2
+"""
+
+from __future__ import annotations
+
+import argparse
+import http.client
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from smartreco.rehearse import kubelet, runner  # noqa: E402 - after the path
+
+SERVICE = "smartreco-default"
+SLOTS = ("hybrid-champion", "cf-champion", "cb-champion", "hybrid-challenger", "cf-challenger", "cb-challenger")
+SKIP = ("mlflow", "postgres", "feast-feature-server", "smartreco-web")
+N = 5
+
+
+def tiny_bundle(folder: Path) -> Path:
+    """The tiny real hybrid bundle of the Services container test (synthetic data, fitted here)."""
+    from smartreco.data.synthetic import generate_in_memory
+    from smartreco.evaluation.split import temporal_split
+    from smartreco.models.base import TrainData
+    from smartreco.models.hybrid import HybridConfig, HybridRanker
+
+    data = generate_in_memory(n_users=80, n_items=150, n_interactions=4000, seed=3)
+    train = TrainData.from_interactions(temporal_split(data.interactions).train, data.items)
+    cfg = HybridConfig(n_factors=8, nbr_k=20, k_cf=30, k_cooc=30, k_cb=10, k_pop=10, n_estimators=40,
+                       min_data_in_leaf=5, cb_dims=32, cf_backend="svd", content="hashed")  # fmt: skip
+    HybridRanker(cfg, progress=False).fit(train).save_bundle(folder)
+    return folder
+
+
+def cli(*args: str, env: dict[str, str], timeout: float) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "smartreco", *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout
+    )
+
+
+def classify(exc: BaseException | None, status: int, answer: dict) -> str:
+    """A request's outcome: ok, connection_reset / connection_refused / connection_other (the Service dropped it),
+    503_GRAPH_UNAVAILABLE (the graph answered: a node past its deadline), timeout, or other."""
+    if exc is not None:
+        if isinstance(exc, TimeoutError):
+            return "timeout"
+        if isinstance(exc, ConnectionResetError):  # http.client.RemoteDisconnected is one
+            return "connection_reset"
+        if isinstance(exc, ConnectionRefusedError):
+            return "connection_refused"
+        return f"connection_other:{type(exc).__name__}"
+    if status == 200 and len((answer.get("jsonData") or {}).get("recommendations") or []) == N:
+        return "ok"
+    reason = str((answer.get("status") or {}).get("reason"))
+    if status == 503 and reason == "GRAPH_UNAVAILABLE":
+        return "503_GRAPH_UNAVAILABLE"
+    return f"other:{status}:{reason}"
+
+
+class Stream:
+    """``rate`` requests a second, each on its own connection through the Service (host -> its proxy)."""
+
+    def __init__(self, host: str, port: int, rate: float) -> None:
+        self.host, self.port, self.rate = host, port, rate
+        self.lock = threading.Lock()
+        self.results: list[dict] = []  # sent (Unix time), kind, client port, latency ms
+        self.stop = threading.Event()
+        self.sent = 0
+        self.thread = threading.Thread(target=self._run, daemon=True)
+
+    def one(self, i: int) -> None:
+        sent, client_port, status, answer, exc = time.time(), 0, 0, {}, None
+        conn = http.client.HTTPConnection(self.host, self.port, timeout=30)
+        body = json.dumps({"jsonData": {"user_id": f"u{i % 60 + 1}", "num_recommendations": N}}).encode()
+        try:
+            conn.connect()
+            client_port = conn.sock.getsockname()[1]
+            conn.request("POST", "/api/v1.0/predictions", body, {"Content-Type": "application/json", "Host": SERVICE})
+            resp = conn.getresponse()
+            raw, status = resp.read(), resp.status
+            answer = json.loads(raw) if raw else {}
+        except (OSError, http.client.HTTPException, ValueError) as e:
+            exc = e
+        finally:
+            conn.close()
+        row = {"t": sent, "kind": classify(exc, status, answer), "client": client_port,
+               "ms": round((time.time() - sent) * 1000, 1)}  # fmt: skip
+        with self.lock:
+            self.results.append(row)
+
+    def _run(self) -> None:
+        with ThreadPoolExecutor(32) as pool:
+            t0 = time.monotonic()
+            while not self.stop.is_set():
+                wait = t0 + self.sent / self.rate - time.monotonic()
+                if wait > 0:
+                    time.sleep(wait)
+                pool.submit(self.one, self.sent)
+                self.sent += 1
+
+    def between(self, start: float, end: float) -> dict:
+        rows = [r for r in self.results if start <= r["t"] < end]
+        kinds: dict[str, int] = {}
+        for r in rows:
+            kinds[r["kind"]] = kinds.get(r["kind"], 0) + 1
+        lat = sorted(r["ms"] for r in rows if r["kind"] == "ok")
+        return {
+            "requests": len(rows),
+            "failed": len(rows) - kinds.get("ok", 0),
+            "by_kind": kinds,
+            "p50_ms": lat[len(lat) // 2] if lat else None,
+            "p99_ms": lat[int(len(lat) * 0.99)] if lat else None,
+        }
+
+
+class LoadSampler(threading.Thread):
+    """The 1-minute load average every 5 s, and a progress line every 30 s while a stream runs."""
+
+    def __init__(self) -> None:
+        super().__init__(daemon=True)
+        self.samples: list[tuple[float, float]] = []
+        self.halt = threading.Event()
+        self.stream: Stream | None = None
+
+    def run(self) -> None:
+        while not self.halt.is_set():
+            self.samples.append((time.time(), os.getloadavg()[0]))
+            if self.stream is not None and len(self.samples) % 6 == 0:
+                with self.stream.lock:
+                    done = len(self.stream.results)
+                    failed = sum(1 for r in self.stream.results if r["kind"] != "ok")
+                print(f"[rollout] ... {self.stream.sent} sent, {done} answered or failed, {failed} failed, "
+                      f"load {self.samples[-1][1]:.1f}", flush=True)  # fmt: skip
+            self.halt.wait(5.0)
+
+    def max_between(self, start: float, end: float) -> float | None:
+        got = [load for t, load in self.samples if start <= t <= end]
+        return round(max(got), 2) if got else None
+
+
+def pods_of_failures(proxy: str, since: float, failed: list[dict]) -> dict[str, int]:
+    """Which pod the proxy sent each failed connection to ("none": no ready endpoint), from its log read once."""
+    logs = subprocess.run(["docker", "logs", "--since", f"{since:.3f}", proxy], capture_output=True, text=True)
+    by_port: dict[str, str] = {}
+    for line in logs.stdout.splitlines():
+        if line.startswith("{"):
+            entry = json.loads(line)
+            if entry.get("client"):
+                by_port[entry["client"].rsplit(":", 1)[1]] = entry.get("pod") or "none (no ready endpoint)"
+    out: dict[str, int] = {}
+    for r in failed:
+        pod = by_port.get(str(r["client"]), "not logged")
+        out[pod] = out.get(pod, 0) + 1
+    return out
+
+
+def commit() -> str:
+    head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True)
+    dirty = subprocess.run(
+        ["git", "status", "--porcelain", "--", "smartreco"], cwd=ROOT, capture_output=True, text=True
+    )
+    return head.stdout.strip() + ("+uncommitted smartreco/ changes" if dirty.stdout.strip() else "")
+
+
+def write_md(path: Path, out: dict) -> None:
+    lines = [
+        "# Rehearsal rollout under a steady stream (issue #19)",
+        "",
+        f"{out['machine']}. Commit {out['commit']}, {out['started_utc']}. Not a CI test: a load measurement.",
+        "",
+        f"`rehearse up --overlay production --replicas 2` (tiny hybrid bundle via --models; skipped: "
+        f"{', '.join(SKIP)}) in {out['up_seconds']} s; a stream at {out['rate']} req/s from the host through the "
+        f"Service {SERVICE} (one connection per request, no retry); `rehearse apply` of the live SeldonDeployment "
+        f"(replicas 2, new annotation), rolled as the operator's Deployment: surge {out['rollouts'][0]['surge']}, "
+        f"unavailable {out['rollouts'][0]['unavailable']}."
+        if out["rollouts"]
+        else "",
+        "",
+        "| rollout | requests during | failed | by kind | rollout s | load before | max load during | load after |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for i, r in enumerate(out["rollouts"], 1):
+        d = r["during"]
+        lines.append(
+            f"| {i} | {d['requests']} | {d['failed']} | {json.dumps(d['by_kind'])} | {r['rollout_seconds']} | "
+            f"{r['load_before']} | {r['max_load_during']} | {r['load_after']} |"
+        )
+    t = out["total"]
+    lines += [
+        "",
+        f"Whole stream: {t['requests']} requests, {t['failed']} failed {json.dumps(t['by_kind'])}, "
+        f"p50/p99 {t['p50_ms']}/{t['p99_ms']} ms. Load average {out['load_before']} before, {out['load_after']} after.",
+        f"Failed requests by the pod the Service sent them to: {json.dumps(out['failed_by_pod'])}.",
+        f"`rehearse down` left: {json.dumps(out['left_after_down'])}.",
+        "",
+    ]
+    path.write_text("\n".join(lines))
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawTextHelpFormatter)
+    ap.add_argument("--rate", type=float, default=20.0, help="requests per second (default 20)")
+    ap.add_argument("--rollouts", type=int, default=1, help="rehearse apply this many times in one rehearsal")
+    ap.add_argument("--settle", type=float, default=10.0, help="seconds of stream before and after each rollout")
+    ap.add_argument("--name", default=f"bench-rollout-{os.getpid()}", help="the rehearsal's name")
+    ap.add_argument("--out", type=Path, default=ROOT / "benchmarks/results/rehearsal_rollout.json")
+    args = ap.parse_args(argv)
+
+    tmp = Path(tempfile.mkdtemp(prefix="rehearsal-rollout-"))
+    env = {**os.environ, "SMARTRECO_REHEARSAL_DIR": str(tmp / "state")}
+    out: dict = {
+        "benchmark": "rehearsal_rollout",
+        "machine": "a rehearsal on 2 shared CPU cores (24 GiB), Docker engine, other sessions' jobs running",
+        "commit": commit(),
+        "started_utc": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime()),
+        "rate": args.rate,
+        "load_before": [round(x, 2) for x in os.getloadavg()],
+        "rollouts": [],
+    }
+    sampler = LoadSampler()
+    sampler.start()
+    stream = None
+    try:
+        print(f"[rollout] fitting the tiny bundle, load {os.getloadavg()[0]:.1f}", flush=True)
+        bundle = tiny_bundle(tmp / "bundle")
+        models = tmp / "models"
+        for slot in SLOTS:
+            shutil.copytree(bundle, models / slot)
+        skips = [a for s in SKIP for a in ("--skip", s)]
+        began = time.monotonic()
+        print("[rollout] rehearse up --overlay production --replicas 2 ...", flush=True)
+        up = cli("rehearse", "up", "--overlay", "production", "--replicas", "2", "--models", str(models),
+                 "--name", args.name, *skips, "--json", "--timeout", "1200", env=env, timeout=1800)  # fmt: skip
+        if up.returncode != 0:
+            raise SystemExit(f"rehearse up failed:\n{up.stderr[-4000:]}")
+        out["up_seconds"] = round(time.monotonic() - began, 1)
+        state = json.loads(up.stdout)
+        host, port = state["endpoints"]["services"][f"{SERVICE}:http"].split(":")
+        folder = Path(state["kubelet"]).parent
+        stream = Stream(host, int(port), args.rate)
+        sampler.stream = stream
+        since = time.time()
+        stream.thread.start()
+        for i in range(1, args.rollouts + 1):
+            time.sleep(args.settle)
+            live = subprocess.run(
+                [sys.executable, "-c", "import json, sys; from smartreco.rehearse import session; "
+                 "print(json.dumps(session.live_seldon(sys.argv[1])))", args.name],
+                cwd=ROOT, env=env, capture_output=True, text=True, timeout=120, check=True,
+            )  # fmt: skip
+            sdep = json.loads(live.stdout)
+            sdep["metadata"].setdefault("annotations", {})["smartreco.io/rollout"] = uuid.uuid4().hex[:8]
+            sdep["spec"]["predictors"][0]["replicas"] = 2
+            applied = tmp / f"sdep-{i}.yaml"
+            applied.write_text(yaml.safe_dump(sdep))
+            load_before = round(os.getloadavg()[0], 2)
+            start_wall, start = time.time(), time.monotonic()
+            print(f"[rollout] {i}/{args.rollouts}: rehearse apply, {len(stream.results)} requests so far, "
+                  f"load {load_before}", flush=True)  # fmt: skip
+            done = cli("rehearse", "apply", "-f", str(applied), "--models", str(models), "--name", args.name,
+                       env=env, timeout=1800)  # fmt: skip
+            seconds = round(time.monotonic() - start, 1)
+            end_wall = time.time()
+            row = {"rollout_seconds": seconds, "load_before": load_before, "returncode": done.returncode}
+            if done.returncode == 0:
+                row.update({k: v for k, v in json.loads(done.stdout).items() if k != "new_pods"})
+            else:
+                row["error"] = done.stderr[-3000:]
+            time.sleep(2.0)  # the last answers of requests sent during the rollout
+            row["during"] = stream.between(start_wall, end_wall)
+            row["load_after"] = round(os.getloadavg()[0], 2)
+            row["max_load_during"] = sampler.max_between(start_wall, end_wall)
+            row["apply_log"] = [ln for ln in done.stderr.splitlines() if ln.startswith("[rehearse]")][-20:]
+            out["rollouts"].append(row)
+            d = row["during"]
+            print(f"[rollout] {i}/{args.rollouts}: {seconds} s, {d['requests']} requests during it, {d['failed']} "
+                  f"failed {d['by_kind']}, load {row['load_after']}", flush=True)  # fmt: skip
+            if done.returncode != 0:
+                break
+        time.sleep(args.settle)
+        stream.stop.set()
+        sampler.stream = None
+        stream.thread.join(timeout=120)
+        time.sleep(2.0)
+        out["total"] = stream.between(0.0, time.time() + 1)
+        out["total"]["sent"] = stream.sent
+        out["total"]["achieved_rps"] = round(stream.sent / max(time.time() - since, 1e-9), 2)
+        failed = [r for r in stream.results if r["kind"] != "ok"]
+        out["failed_by_pod"] = pods_of_failures(f"{args.name}-svc-{SERVICE}", since, failed)
+        out["failed_at_s_after_start"] = [(round(r["t"] - since, 1), r["kind"]) for r in failed][:200]
+        events = (folder / kubelet.LOG_FILE).read_text().splitlines() if (folder / kubelet.LOG_FILE).exists() else []
+        out["kubelet_events"] = events[-60:]
+    finally:
+        if stream is not None:
+            stream.stop.set()
+        print("[rollout] rehearse down ...", flush=True)
+        down = cli("rehearse", "down", "--name", args.name, env=env, timeout=900)
+        out["left_after_down"] = runner.leftovers(args.name)
+        out["down_returncode"] = down.returncode
+        out["load_after"] = [round(x, 2) for x in os.getloadavg()]
+        sampler.halt.set()
+        shutil.rmtree(tmp, ignore_errors=True)
+        if "total" in out:
+            args.out.parent.mkdir(parents=True, exist_ok=True)
+            args.out.write_text(json.dumps(out, indent=1) + "\n")
+            write_md(args.out.with_suffix(".md"), out)
+            print(f"[rollout] wrote {args.out} and {args.out.with_suffix('.md')}", flush=True)
+    t = out["total"]
+    print(f"[rollout] {t['requests']} requests, {t['failed']} failed {t['by_kind']}; left: {out['left_after_down']}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
