@@ -1,6 +1,8 @@
 """`smartreco pipeline run --log`: one line per step with its time, kfp.local's logs in the file, and a
 failing step shows the log's last lines and exits non-zero (a two-step kfp.local pipeline, subprocess)."""
 
+import types
+
 import pytest
 from kfp import dsl
 
@@ -57,14 +59,35 @@ def test_failing_step_shows_the_log_tail_and_raises(tmp_path, monkeypatch, capsy
 
 
 def test_cli_training_run_with_a_bad_source_fails_with_the_log_tail(tmp_path, monkeypatch, capsys):
-    """The real command the demo runs: the first step fails, the CLI shows its log lines and exits 1."""
+    """The real command the demo runs: the first step fails, the CLI shows its log lines and exits 1.
+
+    ingest is retried (pipelines/tasks.py: 2 retries, 5 s then 10 s): kfp.local's backoff sleep is recorded
+    instead of slept (15 s of a test's wall time), and the recorded waits are the policy's."""
+    from kfp.local.orchestrator import task_executor
+
     from smartreco.cli import main
 
+    waits: list[float] = []
+    monkeypatch.setattr(task_executor, "time", types.SimpleNamespace(sleep=waits.append))
     monkeypatch.setenv("SMARTRECO_RUNS", str(tmp_path / "runs"))
     log = tmp_path / "demo" / "pipeline.log"
-    code = main(["pipeline", "run", "training", "--local", "--runner", "subprocess", "--json", "--log", str(log),
-                 "--param", f"source={tmp_path / 'no-such-data'}"])
+    code = main(
+        [
+            "pipeline",
+            "run",
+            "training",
+            "--local",
+            "--runner",
+            "subprocess",
+            "--json",
+            "--log",
+            str(log),
+            "--param",
+            f"source={tmp_path / 'no-such-data'}",
+        ]
+    )
     out, err = capsys.readouterr()
     assert code == 1 and out == ""  # nothing on stdout: the demo's run record is not written
     assert "smartreco-training: 11 steps" in err and "ingest" in err and "FAILURE" in err
     assert f"--- last 25 lines of {log} ---" in err and "no-such-data" in err.split("--- last 25 lines", 1)[1]
+    assert waits == [5.0, 10.0] and log.read_text().count("Executing task") == 3  # 3 attempts, 5 s + 10 s
