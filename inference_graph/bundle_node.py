@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from inference_graph.base import GraphNode, as_payload, bad_request
+from inference_graph.base import GraphNode, as_payload, bad_request, freeze_loaded
 from inference_graph.graph_io import append_feedback, event_client, feedback_reply, node_state
 from smartreco.schema import RequestValidationError
 from smartreco.serving.model_uri import load_bundle
@@ -34,7 +34,13 @@ class BundleNode(GraphNode):
     def load(self, bundle: Any = None) -> None:
         """Load the bundle of ``model_uri``, or serve ``bundle``, one already loaded from it: the fused arm loads
         each bundle once for all its parts (one copy in memory, and per-request state such as the content
-        profile's scores computed once for the CB candidates and the ranker); the wrapper calls ``load()``."""
+        profile's scores computed once for the CB candidates and the ranker); the wrapper calls ``load()``.
+
+        Every bundle a node serves passes here (the standalone nodes and the fused arm's parts, first load or a
+        reload), so here the loaded objects leave the collector's generations (:func:`freeze_loaded`): a full
+        collection no longer walks the bundle during requests. The fused arm's later parts find the bundle
+        already frozen (their collections are short); a reload frees the replaced bundle before freezing."""
+        reload = self.bundle is not None
         self.bundle = load_bundle(self.model_uri) if bundle is None else bundle
         if self.serves_live_items:
             from smartreco.serving.live_ranking import live_view
@@ -42,6 +48,7 @@ class BundleNode(GraphNode):
             self.bundle = live_view(self.bundle)
         self.model_version = str(getattr(self.bundle, "version", "unknown"))
         self.loaded = True
+        freeze_loaded(reload)
 
     def init_metadata(self) -> dict:
         self.ensure_loaded()  # the wrapper asks before load(): report the real model version
