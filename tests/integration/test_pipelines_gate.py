@@ -23,9 +23,19 @@ def failed_gate_run(tmp_path_factory):
     from pipelines.runner import run_pipeline
     from pipelines.training import training_pipeline
 
-    run = run_pipeline(training_pipeline, {"source": str(data), "gate_min_ndcg": 2.0, "deploy_target": "local",
-                                           "embedding_dim": 8, "embedding_cache_dir": str(root / "emb")},
-                       runner="subprocess")
+    # the gate's branch, not the models, is under test: smoke-run sizes (hashed content, 2 CF epochs, no EASE
+    # peer); the default recipe (MiniLM, Lightning epoch cap, EASE) runs end to end in tests/e2e
+    args = {
+        "source": str(data),
+        "gate_min_ndcg": 2.0,
+        "deploy_target": "local",
+        "embedding_dim": 8,
+        "embedding_cache_dir": str(root / "emb"),
+        "content_encoder": "hashed",
+        "epochs": 2,
+        "eval_models": "hybrid,mostpop",
+    }
+    run = run_pipeline(training_pipeline, args, runner="subprocess")
     yield run, root / "runs"
     mp.undo()
 
@@ -52,8 +62,18 @@ def test_gate_failure_registers_a_challenger_and_deploys_nothing(failed_gate_run
 
 def test_every_training_step_ran_and_left_its_ui_artifacts(failed_gate_run):
     run, _ = failed_gate_run
-    for task in ("ingest", "validate", "build-features", "materialize-features", "train-cf", "train-cb",
-                 "train-hybrid", "evaluate", "register", "summary"):
+    for task in (
+        "ingest",
+        "validate",
+        "build-features",
+        "materialize-features",
+        "train-cf",
+        "train-cb",
+        "train-hybrid",
+        "evaluate",
+        "register",
+        "summary",
+    ):
         assert (run.run_dir / task).is_dir(), task
     assert run.artifact("evaluate", "html").stat().st_size > 0
     assert (run.artifact("train-hybrid", "bundle") / "manifest.json").is_file()
