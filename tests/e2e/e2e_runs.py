@@ -1,0 +1,66 @@
+"""The e2e modules' subprocess training run (`smartreco pipeline run training --local`), shared.
+
+test_pipelines_e2e needs a promoting subprocess run on MovieLens (gate, deploy, batch) and
+test_containers_pipeline needs the subprocess runner's metrics on the parity configuration
+(``benchmarks/containers.py`` PARITY: 100 users, 3 epochs, seed 7) to compare the docker run with. Both
+are the same pipeline on the same data and seeds, and the gate's margin is read only after ``evaluate``, so
+one run serves both: CI pays for one subprocess pipeline, not two (~6 min each at the load CI sees,
+benchmarks/results/containers.json). Session scope; the environment is set only while the run runs.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+from smartreco.cli import main
+from smartreco.paths import project_root
+
+ROOT = Path(__file__).resolve().parents[2]
+#: the configuration the committed docker/subprocess parity result was measured on
+PARITY = json.loads((ROOT / "benchmarks" / "results" / "containers.json").read_text())["pipeline_by_runner"]["config"]
+#: the gate's margin fixes its outcome whatever the sample gives (metric values lie in [0, 1]):
+#: >= 1 promotes any measured candidate, <= -1 none (smartreco.tracking.gate.promotion_decision)
+PROMOTE, REJECT = "1.0", "-1.0"
+
+
+def sample_users() -> str:
+    """``SMARTRECO_E2E_SAMPLE_USERS`` (0: all of MovieLens), else the parity configuration's sample."""
+    return os.environ.get("SMARTRECO_E2E_SAMPLE_USERS", str(PARITY["sample_users"]))
+
+
+def train(runs: Path, gate_margin: str, *extra: str) -> dict:
+    """One `smartreco pipeline run training --local --runner subprocess` into ``runs`` (its own MLflow
+    registry and deploy record); the run's JSON."""
+    buf = io.StringIO()
+    with pytest.MonkeyPatch.context() as mp, contextlib.redirect_stdout(buf):
+        mp.setenv("SMARTRECO_RUNS", str(runs))
+        mp.delenv("MLFLOW_TRACKING_URI", raising=False)
+        rc = main(
+            [
+                "pipeline",
+                "run",
+                "training",
+                "--local",
+                "--runner",
+                "subprocess",
+                "--json",
+                "--sample-users",
+                sample_users(),
+                "--param",
+                "deploy_target=local",
+                "--param",
+                f"gate_margin={gate_margin}",
+                # MiniLM vectors are cached by content hash in the project's runs folder across test runs
+                "--param",
+                f"embedding_cache_dir={project_root() / 'runs' / 'embeddings'}",
+                *extra,
+            ]
+        )
+    assert rc == 0, buf.getvalue()[-2000:]
+    return json.loads(buf.getvalue())
