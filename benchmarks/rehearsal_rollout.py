@@ -233,7 +233,10 @@ def main(argv: list[str] | None = None) -> int:
     env = {**os.environ, "SMARTRECO_REHEARSAL_DIR": str(tmp / "state")}
     out: dict = {
         "benchmark": "rehearsal_rollout",
-        "machine": "a rehearsal on 2 CPU cores (24 GiB) that also run the Docker engine and the stream's client (the load averages say what else ran)",
+        "machine": (
+            "a rehearsal on 2 CPU cores (24 GiB) that also run the Docker engine and the stream's client "
+            "(the load averages say what else ran)"
+        ),
         "commit": commit(),
         "started_utc": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime()),
         "rate": args.rate,
