@@ -133,6 +133,21 @@ def _in_ci() -> bool:
     return os.environ.get("CI", "").strip().lower() in ("1", "true", "yes")
 
 
+@pytest.fixture(autouse=True)
+def _mlflow_tracking_uri_restored():
+    """``mlflow.set_tracking_uri`` exports ``MLFLOW_TRACKING_URI`` into ``os.environ`` (for its subprocesses), and
+    ``monkeypatch`` cannot undo a variable it never set: a test that configures MLflow pointed every later test,
+    and the pipeline steps they start, at its store (CI: the e2e gate test read the docker run's registry).
+    Each test ends with the variable as it found it."""
+    name = "MLFLOW_TRACKING_URI"
+    before = os.environ.get(name)
+    yield
+    if before is None:
+        os.environ.pop(name, None)
+    else:
+        os.environ[name] = before
+
+
 @pytest.fixture(scope="session")
 def manifest_tools():
     """``manifests/tools/validate.py`` as a module, with the kubectl it runs: skips without one (the reason

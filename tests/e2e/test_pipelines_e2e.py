@@ -68,6 +68,7 @@ def test_training_pipeline_promotes_and_deploys_when_the_gate_passes(trained, mo
     run, runs, record = trained
     gate = _gate(run)
     monkeypatch.setenv("SMARTRECO_RUNS", str(runs))
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)  # the runs folder's own store
     from smartreco.tracking import mlflow_tracking as T
 
     assert gate["promoted"] is True, gate["reasons"]
@@ -83,6 +84,7 @@ def test_training_pipeline_keeps_the_champion_and_deploys_nothing_when_the_gate_
     run, runs = rejected
     gate = _gate(run)
     monkeypatch.setenv("SMARTRECO_RUNS", str(runs))
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)  # the runs folder's own store
     from smartreco.tracking import mlflow_tracking as T
 
     assert gate["promoted"] is False, gate["reasons"]
@@ -95,6 +97,7 @@ def test_training_pipeline_keeps_the_champion_and_deploys_nothing_when_the_gate_
 def test_batch_pipeline_writes_one_row_per_user_and_rank(trained, tmp_path, monkeypatch):
     run, runs, _ = trained
     monkeypatch.setenv("SMARTRECO_RUNS", str(runs))
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)  # the runs folder's own store
     bundle = run["artifacts"]["train-hybrid/bundle"]
     assert (
         main(
