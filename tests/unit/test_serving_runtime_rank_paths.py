@@ -2,8 +2,8 @@
 
 * ``rows``' memo of recent id lists gives what a fresh look-up gives, a writable array of the caller's own, and
   never mixes ids that are equal as Python keys but not as ``str`` (``1``, ``1.0``, ``True``);
-* ``rows``' look-up of exact ``str`` ids in C (``_lookup_str_rows``) gives :func:`history_rows`' rows, and any
-  other ids take the per-id path;
+* :func:`history_rows`' look-up of exact ``str`` ids in C (the id map's ``get`` mapped over them) gives the
+  per-id ``str()`` look-up's rows, and any other ids take the per-id path;
 * ``_as_dict`` (one gather, ``tolist``) equals the per-entry ``str()`` / ``float()`` dict;
 * ``rank``'s column-wise conversion (``tolist``, one vectorised sigmoid) builds the same ``RankedItem``s, with
   the same Python types, as the per-item loop it replaced.
@@ -119,9 +119,9 @@ def test_rank_builds_the_same_items_as_the_per_item_loop():
 
 
 def test_rows_of_exact_str_ids_equal_the_per_id_lookup():
-    """``_lookup_str_rows`` (the id map's ``get`` mapped in C) answers as :func:`history_rows`' per-id ``str()`` and
-    ``get``: order and duplicates kept, unknown ids dropped, int64, empty in empty out; ``rows`` takes it for a
-    list/tuple of exact ``str`` ids and the per-id path for anything else (a str subclass, mixed types)."""
+    """:func:`history_rows` over an id map (its ``get`` mapped in C for exact ``str`` ids) answers as the per-id
+    ``str()`` and ``get``: order and duplicates kept, unknown ids dropped, int64, empty in empty out; ``rows``
+    gives the same; anything else (a str subclass, mixed types) takes the per-id ``str()`` path."""
     model, rt = _runtime()
     assert rt._item_rows is not None  # the dict path is the one under test
     known = [str(i) for i in model.item_ids]
@@ -129,8 +129,9 @@ def test_rows_of_exact_str_ids_equal_the_per_id_lookup():
     for n in (0, 1, 2, 7, 60):
         ids = [known[j] for j in rng.integers(0, len(known), n)] + ["not-an-item", ""][: n % 3]
         rng.shuffle(ids)
-        want = history_rows(ids, rt._item_rows)
-        got = rt._lookup_str_rows(tuple(ids))
+        rows = np.asarray([rt._item_rows.get(str(h), -1) for h in ids], dtype=np.int64)
+        want = rows[rows >= 0]
+        got = history_rows(ids, rt._item_rows)
         assert got.dtype == want.dtype == np.int64
         np.testing.assert_array_equal(got, want)
         np.testing.assert_array_equal(rt.rows(list(ids)), want)
@@ -138,8 +139,15 @@ def test_rows_of_exact_str_ids_equal_the_per_id_lookup():
     class Sub(str):
         pass
 
-    calls = []
-    rt._lookup_str_rows = lambda ids: calls.append(ids)  # must not be asked for anything but exact str ids
+    asked: list[object] = []
+
+    class Recording(dict):
+        def get(self, key, default=None):
+            asked.append(key)
+            return super().get(key, default)
+
+    mapping = Recording(rt._item_rows)
     for ids in ([Sub(known[1])], [known[1], 5], [5]):
-        np.testing.assert_array_equal(rt.rows(ids), history_rows(ids, rt._item_rows))
-    assert calls == []
+        rows = np.asarray([rt._item_rows.get(str(h), -1) for h in ids], dtype=np.int64)
+        np.testing.assert_array_equal(history_rows(ids, mapping), rows[rows >= 0])
+    assert asked and all(type(k) is str for k in asked)  # each id went through str(): the per-id path
