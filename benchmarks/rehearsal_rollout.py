@@ -33,26 +33,12 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from smartreco.rehearse import kubelet, runner  # noqa: E402 - after the path
+from smartreco.testing.tiny_bundle import save_tiny_bundle  # noqa: E402 - after the path
 
 SERVICE = "smartreco-default"
 SLOTS = ("hybrid-champion", "cf-champion", "cb-champion", "hybrid-challenger", "cf-challenger", "cb-challenger")
 SKIP = ("mlflow", "postgres", "feast-feature-server", "smartreco-web")
 N = 5
-
-
-def tiny_bundle(folder: Path) -> Path:
-    """The tiny real hybrid bundle of the Services container test (synthetic data, fitted here)."""
-    from smartreco.data.synthetic import generate_in_memory
-    from smartreco.evaluation.split import temporal_split
-    from smartreco.models.base import TrainData
-    from smartreco.models.hybrid import HybridConfig, HybridRanker
-
-    data = generate_in_memory(n_users=80, n_items=150, n_interactions=4000, seed=3)
-    train = TrainData.from_interactions(temporal_split(data.interactions).train, data.items)
-    cfg = HybridConfig(n_factors=8, nbr_k=20, k_cf=30, k_cooc=30, k_cb=10, k_pop=10, n_estimators=40,
-                       min_data_in_leaf=5, cb_dims=32, cf_backend="svd", content="hashed")  # fmt: skip
-    HybridRanker(cfg, progress=False).fit(train).save_bundle(folder)
-    return folder
 
 
 def cli(*args: str, env: dict[str, str], timeout: float) -> subprocess.CompletedProcess[str]:
@@ -248,7 +234,8 @@ def main(argv: list[str] | None = None) -> int:
     stream = None
     try:
         print(f"[rollout] fitting the tiny bundle, load {os.getloadavg()[0]:.1f}", flush=True)
-        bundle = tiny_bundle(tmp / "bundle")
+        bundle = tmp / "bundle"
+        save_tiny_bundle(bundle)
         models = tmp / "models"
         for slot in SLOTS:
             shutil.copytree(bundle, models / slot)

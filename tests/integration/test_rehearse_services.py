@@ -37,6 +37,7 @@ import pandas as pd
 import pytest
 
 from smartreco.rehearse import kubelet, runner
+from smartreco.testing.tiny_bundle import save_tiny_bundle
 
 pytestmark = [pytest.mark.integration, pytest.mark.container, pytest.mark.slow, pytest.mark.timeout(2400)]
 
@@ -47,21 +48,6 @@ WORKLOAD = "SeldonDeployment/smartreco"
 SLOTS = ("hybrid-champion", "cf-champion", "cb-champion", "hybrid-challenger", "cf-challenger", "cb-challenger")
 SKIP = ("mlflow", "postgres", "feast-feature-server", "smartreco-web")
 N = 5
-
-
-def _tiny_bundle(folder: Path) -> tuple[Path, pd.DataFrame]:
-    """The same tiny real hybrid bundle as tests/integration/test_rehearse_cluster.py, and its items."""
-    from smartreco.data.synthetic import generate_in_memory
-    from smartreco.evaluation.split import temporal_split
-    from smartreco.models.base import TrainData
-    from smartreco.models.hybrid import HybridConfig, HybridRanker
-
-    data = generate_in_memory(n_users=80, n_items=150, n_interactions=4000, seed=3)
-    train = TrainData.from_interactions(temporal_split(data.interactions).train, data.items)
-    cfg = HybridConfig(n_factors=8, nbr_k=20, k_cf=30, k_cooc=30, k_cb=10, k_pop=10, n_estimators=40,
-                       min_data_in_leaf=5, cb_dims=32, cf_backend="svd", content="hashed")  # fmt: skip
-    HybridRanker(cfg, progress=False).fit(train).save_bundle(folder)
-    return folder, data.items
 
 
 def _cli(*args: str, env: dict[str, str], timeout: float) -> subprocess.CompletedProcess[str]:
@@ -187,7 +173,8 @@ class Rehearsal:
 @pytest.fixture(scope="module")
 def rehearsal(smartreco_images, manifest_tools, tmp_path_factory):  # noqa: ARG001 - images and kubectl must exist
     tmp = tmp_path_factory.mktemp("rehearse-svc")
-    bundle, items = _tiny_bundle(tmp / "bundle")
+    bundle = tmp / "bundle"
+    items = save_tiny_bundle(bundle)
     models = tmp / "models"
     for slot in SLOTS:
         shutil.copytree(bundle, models / slot)
