@@ -68,7 +68,7 @@ def main() -> int:
                 continue
             pred = bundle.booster.predict(uc.features, num_threads=1)
             order = np.lexsort((uc.items, -pred))
-            chosen = order[diversify(order, bundle.categories[uc.items[order]], args.n, 0.5)]
+            chosen = order[diversify(bundle.categories[uc.items[order]], args.n, 0.5)]
             x = np.ascontiguousarray(uc.features[chosen])
             t = time.thread_time()
             path_parts = bundle.attributions(x)

@@ -11,6 +11,10 @@ start scores (weight 0.2 of its 0..1 score; a warm user's ranker re-scores them 
 For a cold start that share is reported as popularity, not content, in the explanation. The lift is
 bounded on purpose: feedback is client-supplied, so a burst cannot push a tail item over the head.
 
+Session intent (``session_share``, default 0.2): the categories of the user's live clicks that the ranked list
+lacks get up to ``floor(session_share * n)`` places, each taken by the ranker's best-scored candidate of the
+category and explained by the click (``smartreco/serving/session_intent.py``); ``session_share=0`` turns it off.
+
 Every answer is recorded in the shared node state (request id -> user, variant, model version): the
 router rewards the arm that really served it and feedback sent without the response is attributed to the
 user's last answer. Answers are cached per user and state generation (``cache``: local | redis://... |
@@ -28,6 +32,7 @@ from inference_graph.bundle_node import BundleNode, exclusions
 from inference_graph.graph_io import AnswerCache, node_state
 from smartreco.explain.reasons import explain
 from smartreco.serving.graph_state import Served
+from smartreco.serving.session_intent import DEFAULT_SESSION_SHARE
 
 COMPONENT_KEYS = ("cf", "cb", "cooccurrence", "popularity", "context")
 
@@ -67,6 +72,16 @@ def popularity_boost(message: dict) -> dict[str, float]:
     return {k: v / top for k, v in counts.items()} if top > 0 else {}
 
 
+def live_clicks(message: dict) -> list[str]:
+    """``online.history``: the user's recent clicks the graph learned from feedback (its shared state), newest
+    first: the session rule's input. Malformed entries are dropped."""
+    online = message.get("online")
+    raw = online.get("history") if isinstance(online, dict) else None
+    if not isinstance(raw, list):
+        return []
+    return [str(i) for i in raw if isinstance(i, (str, int)) and not isinstance(i, bool)]
+
+
 class HybridCombiner(BundleNode):
     node_type = "COMBINER"
     serves_live_items = True
@@ -75,13 +90,17 @@ class HybridCombiner(BundleNode):
         self,
         variant: str = "champion",
         max_category_share: float = 0.5,
+        session_share: float = DEFAULT_SESSION_SHARE,
         cache: str = "local",
         cache_ttl_s: float = 30.0,
         **parameters: Any,
     ) -> None:
-        super().__init__(variant=variant, max_category_share=max_category_share, **parameters)
+        super().__init__(
+            variant=variant, max_category_share=max_category_share, session_share=session_share, **parameters
+        )
         self.variant = variant
         self.max_category_share = float(max_category_share)
+        self.session_share = float(session_share)
         self.cache = AnswerCache(cache, cache_ttl_s)
         self.state: Any = None
 
@@ -181,8 +200,12 @@ class HybridCombiner(BundleNode):
             n,
             exclude,
             max_category_share=self.max_category_share,
+            session=live_clicks(base),
+            session_share=self.session_share,
         )
         ranked = [r for r in ranked if str(_field(r, "item_id")) not in exclude][:n]
+        if any(_field(r, "session", False) for r in ranked):
+            self.add_tag("session_items", sum(1 for r in ranked if _field(r, "session", False)))
         explain_on = bool(request.get("include_explanation", True))
         channel = (request.get("context") or {}).get("channel")
         recs = []
@@ -208,6 +231,7 @@ class HybridCombiner(BundleNode):
                         category=category,
                         channel=channel,
                         new_item=new_item,
+                        session=bool(_field(item, "session", False)),
                     )
                     if explain_on
                     else None,

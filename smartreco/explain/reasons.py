@@ -29,13 +29,17 @@ def explain(
     category: str | None = None,
     channel: str | None = None,
     new_item: bool = False,
+    session: bool = False,
 ) -> str:
     """One sentence for an item from its component contributions. A new item (added since the last retrain,
-    no interactions yet) is recommended for its content alone, and the sentence says both."""
+    no interactions yet) is recommended for its content alone, and the sentence says both. An item the session
+    rule placed (``session``) is there because of a click in its category a moment ago, and says which."""
     top = dominant_component(component_scores)
     where = f" in {category}" if category else ""
     if new_item:
         return f"new{where}, similar to {because_title}" if because_title else f"new{where}"
+    if session and because_title:
+        return f"more{where}: you just viewed {because_title}"
     if top in ("cb", "cooccurrence") and because_title:
         return f"because you liked {because_title}"
     if top == "cf":

@@ -23,6 +23,7 @@ from __future__ import annotations
 import logging
 import math
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -30,6 +31,7 @@ import numpy as np
 
 from smartreco.serving.live_items import LiveItem, LiveStore
 from smartreco.serving.runtime import RankedItem, diversify
+from smartreco.serving.session_intent import DEFAULT_SESSION_SHARE, admit_session_categories
 
 log = logging.getLogger(__name__)
 
@@ -275,16 +277,19 @@ class LiveView:
         n: int,
         exclude: set[str] | None = None,
         max_category_share: float = 0.5,
+        session: Sequence[str] = (),
+        session_share: float = DEFAULT_SESSION_SHARE,
     ) -> list[Any]:
+        own = {"session": session, "session_share": session_share}
         live = self.live()
         if not len(live):  # nothing live: the bundle's own ranking, no extra work on the answer path
-            return self._bundle.rank(user_id, history, cf, cb, context, n, exclude, max_category_share)
+            return self._bundle.rank(user_id, history, cf, cb, context, n, exclude, max_category_share, **own)
         cb = dict(cb or {})
         banned = set(exclude or ()) | set(history)
         picked = [live.items[live.index[i]] for i in cb if i in live.index and i not in banned]
         bundle_cb = {k: v for k, v in cb.items() if k not in live.index}
         cf = {k: v for k, v in (cf or {}).items() if k not in live.index}
-        ranked = self._bundle.rank(user_id, history, cf, bundle_cb, context, n, exclude, max_category_share)
+        ranked = self._bundle.rank(user_id, history, cf, bundle_cb, context, n, exclude, max_category_share, **own)
         if not picked:
             return ranked
         own = getattr(self._bundle, "live_scores", None)
@@ -307,7 +312,11 @@ class LiveView:
         ]
         merged = sorted([*ranked, *news], key=lambda r: (-float(_get(r, "score")), str(_get(r, "item_id"))))
         cats = np.asarray([str(_get(r, "category") or "") for r in merged], dtype=object)
-        chosen = diversify(np.arange(len(merged)), cats, int(n), float(max_category_share))
+        chosen = diversify(cats, int(n), float(max_category_share))
+        # the categories the bundle's session rule placed keep a place in the merged list
+        placed = [str(_get(r, "category") or "") for r in ranked if _flag(r, "session")]
+        if placed:
+            chosen, _ = admit_session_categories(chosen, cats, placed, int(n), len(placed))
         out = [merged[p] for p in chosen]
         out = reserve_slots(out, news, bundle_cb, cb, int(n), self._slots, float(max_category_share))
         return [_with_rank(item, r) for r, item in enumerate(out, start=1)]
@@ -325,7 +334,8 @@ def reserve_slots(
     """Up to ``slots`` positions of the list for new items the ranker scored below it (no interactions is the
     weakest evidence a ranker trained on interactions knows), but only for a new item that content alone puts
     in the top ``n``: its content score is at least the ``n``-th best catalogue candidate's. It takes the
-    place of the lowest-ranked catalogue item (of its own category when that category is at its cap)."""
+    place of the lowest-ranked catalogue item (of its own category when that category is at its cap), never of one the
+    session rule placed."""
     have = sum(1 for r in out if isinstance(r, LiveRankedItem))
     if slots <= have or not out:
         return out
@@ -342,7 +352,9 @@ def reserve_slots(
         cats = [str(_get(r, "category") or "") for r in out]
         same = new.category if len(out) >= n and cats.count(new.category) >= cap else None
         spots = [
-            j for j, r in enumerate(out) if not isinstance(r, LiveRankedItem) and (same is None or cats[j] == same)
+            j
+            for j, r in enumerate(out)
+            if not isinstance(r, LiveRankedItem) and not _flag(r, "session") and (same is None or cats[j] == same)
         ]
         if len(out) < n:
             out.append(new)
@@ -353,6 +365,10 @@ def reserve_slots(
 
 def _get(item: Any, name: str) -> Any:
     return item.get(name) if isinstance(item, dict) else getattr(item, name)
+
+
+def _flag(item: Any, name: str) -> bool:
+    return bool(item.get(name) if isinstance(item, dict) else getattr(item, name, False))
 
 
 def _with_rank(item: Any, rank: int) -> Any:

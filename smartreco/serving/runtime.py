@@ -19,7 +19,7 @@ Every list respects ``exclude`` and never returns an item from the history.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
@@ -30,6 +30,12 @@ from smartreco.models import hybrid_features as F
 from smartreco.models.path_attributions import LeafAttributions
 from smartreco.models.serving_math import all_str, fold_in_user, history_rows, recency_weights, topk_blocked
 from smartreco.retrieval.catalogue import IdIndex
+from smartreco.serving.session_intent import (
+    DEFAULT_SESSION_SHARE,
+    SESSION_POOL_PER_CATEGORY,
+    admit_session_categories,
+    session_slots,
+)
 
 
 @dataclass
@@ -45,24 +51,28 @@ class RankedItem:
     component_scores: dict[str, float] = field(default_factory=dict)
     because_item: str | None = None
     because_title: str | None = None
+    #: placed by the session rule (:mod:`smartreco.serving.session_intent`): ``because_item`` is the live click
+    session: bool = False
 
     def to_dict(self) -> dict:
         return asdict(self)
 
 
-def diversify(order: np.ndarray, categories: np.ndarray, n: int, max_share: float) -> np.ndarray:
-    """Greedy top-n (positions into ``order``) with at most ``floor(max_share * n)`` per category.
+def diversify(categories: np.ndarray, n: int, max_share: float) -> np.ndarray:
+    """Greedy top-n with at most ``floor(max_share * n)`` per category: positions into a score-ordered pool
+    (``categories[p]`` is the category of the ``p``-th best item).
 
-    When the pool runs out before ``n`` items the cap is relaxed for the rest, so a list is only
-    short when there are fewer than ``n`` admissible items at all.
+    When the pool runs out before ``n`` items the cap is relaxed for the rest (appended after the capped
+    picks), so a list is only short when there are fewer than ``n`` admissible items at all. (Until session 9
+    the loop walked ``order``'s values, pool indices, as if they were positions: the served list was not the
+    ranker's top-n; ``tests/unit/test_serving_runtime_rank_paths.py`` now checks it is.)
     """
-    if n <= 0 or len(order) == 0:
+    if n <= 0 or len(categories) == 0:
         return np.empty(0, dtype=np.int64)
     cap = max(1, int(math.floor(max_share * n + 1e-9))) if max_share < 1 else n
     counts: dict[object, int] = {}
     picked, skipped = [], []
-    for pos in order:
-        cat = categories[pos]
+    for pos, cat in enumerate(categories):
         if counts.get(cat, 0) < cap:
             picked.append(pos)
             counts[cat] = counts.get(cat, 0) + 1
@@ -422,25 +432,45 @@ class BundleRuntime:
         n: int,
         exclude: set[str] | None = None,
         max_category_share: float = 0.5,
+        session: Sequence[str] = (),
+        session_share: float = DEFAULT_SESSION_SHARE,
     ) -> list[RankedItem]:
-        """Top-``n`` with scores, confidence, component contributions and a "because you liked" item."""
+        """Top-``n`` with scores, confidence, component contributions and a "because you liked" item.
+
+        ``session``: the user's recent clicks the graph learned from feedback, newest first (its shared state); the
+        categories they show that the list lacks get up to ``floor(session_share * n)`` places
+        (:mod:`smartreco.serving.session_intent`), from the ranker's best-scored candidates of each, the category's
+        most popular items joining the pool so there is one to score."""
         hist = self.rows(history)
         if len(hist) == 0 and not self.has_user(user_id):
             return self._cold_start(cb or {}, context or {}, n, exclude, max_category_share)
+        slots = session_slots(n, session_share)
+        recent = self.recent_categories(session) if session and slots else []
         extra = list((cf or {}).keys()) + list((cb or {}).keys())
+        for category, _ in recent[:slots]:
+            extra.extend(self.popular(SESSION_POOL_PER_CATEGORY, exclude, category=category))
         uc = self.features(user_id, history, context, exclude, extra)
         if len(uc.items) == 0:
             return self._cold_start(cb or {}, context or {}, n, exclude, max_category_share)
         pred = self.booster.predict(uc.features, num_threads=1)
         order = np.lexsort((uc.items, -pred))
-        chosen = order[diversify(order, self.categories[uc.items[order]], n, max_category_share)]
+        categories = self.categories[uc.items[order]]
+        picked = diversify(categories, n, max_category_share)
+        admitted: dict[int, str] = {}
+        if recent:
+            picked, admitted = admit_session_categories(picked, categories, [c for c, _ in recent], n, slots)
+        clicked = dict(recent)
+        session_because = {int(order[p]): clicked[c] for p, c in admitted.items()}
+        chosen = order[picked]
         contrib = self.attributions(uc.features[chosen])  # only the returned rows
         # whole columns converted once (tolist: the same Python floats as float() of each numpy scalar)
         scores = pred[chosen]
         components = {k: np.asarray(v).tolist() for k, v in contrib.items()}
         out = []
         columns = (uc.items[chosen].tolist(), uc.because[chosen].tolist(), scores.tolist(), _sigmoid(scores).tolist())
+        rows = chosen.tolist()
         for j, (item, because, score, confidence) in enumerate(zip(*columns, strict=True)):
+            live_click = session_because.get(rows[j]) if session_because else None
             out.append(
                 RankedItem(
                     item_id=str(self.item_ids[item]),
@@ -450,11 +480,25 @@ class BundleRuntime:
                     rank=j + 1,
                     confidence=confidence,
                     component_scores={k: v[j] for k, v in components.items()},
-                    because_item=str(self.item_ids[because]) if because >= 0 else None,
-                    because_title=str(self.titles[because]) if because >= 0 else None,
+                    because_item=live_click or (str(self.item_ids[because]) if because >= 0 else None),
+                    because_title=self.title(live_click)
+                    if live_click
+                    else (str(self.titles[because]) if because >= 0 else None),
+                    session=live_click is not None,
                 )
             )
         return out
+
+    def recent_categories(self, session: Sequence[str]) -> list[tuple[str, str]]:
+        """``(category, newest live click of it)`` for the categories of ``session`` (newest first), unknown ids
+        dropped."""
+        out: dict[str, str] = {}
+        ids = [str(i) for i in session]
+        for item in ids:
+            rows = self._lookup_rows([item])  # not rows(): its small memo keeps the request's large look-ups
+            if len(rows):
+                out.setdefault(str(self.categories[int(rows[0])]), item)
+        return list(out.items())
 
     def attributions(self, rows: np.ndarray) -> dict[str, np.ndarray]:
         """Per-component path attributions of feature rows (:mod:`smartreco.models.path_attributions`): one
@@ -494,7 +538,7 @@ class BundleRuntime:
         cb_part = np.asarray([float(cb.get(str(self.item_ids[i]), 0.0)) for i in pool])
         score = 0.6 * pop_part + 0.2 * ctx_part + 0.2 * cb_part
         order = np.lexsort((pool, -score))
-        chosen = order[diversify(order, self.categories[pool[order]], n, max_share)]
+        chosen = order[diversify(self.categories[pool[order]], n, max_share)]
         return [
             RankedItem(
                 item_id=str(self.item_ids[pool[p]]),

@@ -73,7 +73,8 @@ class FakeBundle:
         pool = {i: s for i, s in self.pop.items() if category is None or self.category[i] == category}
         return self._top(pool, k, exclude)
 
-    def rank(self, user_id, history, cf, cb, context, n, exclude, max_category_share=0.5):
+    def rank(self, user_id, history, cf, cb, context, n, exclude, max_category_share=0.5, **session):
+        # ``session``/``session_share``: the runtime's session rule (tests/unit/test_session_intent.py), not faked here
         pool = (set(cf) | set(cb)) - set(exclude)
         rows = []
         for i in pool:

@@ -73,7 +73,7 @@ def _rank_reference(rt, user_id, history, cf, cb, context, n, exclude, max_share
     uc = rt.features(user_id, history, context, exclude, list((cf or {}).keys()) + list((cb or {}).keys()))
     pred = rt.booster.predict(uc.features, num_threads=1)
     order = np.lexsort((uc.items, -pred))
-    chosen = order[R.diversify(order, rt.categories[uc.items[order]], n, max_share)]
+    chosen = order[R.diversify(rt.categories[uc.items[order]], n, max_share)]
     contrib = rt.attributions(uc.features[chosen])
     out = []
     for j, (rank, pos) in enumerate(enumerate(chosen, start=1)):
@@ -151,3 +151,43 @@ def test_rows_of_exact_str_ids_equal_the_per_id_lookup():
         rows = np.asarray([rt._item_rows.get(str(h), -1) for h in ids], dtype=np.int64)
         np.testing.assert_array_equal(history_rows(ids, mapping), rows[rows >= 0])
     assert asked and all(type(k) is str for k in asked)  # each id went through str(): the per-id path
+
+
+def test_diversify_walks_the_score_order():
+    cats = np.asarray(["A", "A", "A", "B", "C", "A"], dtype=object)
+    assert R.diversify(cats, 3, 0.5).tolist() == [0, 3, 4]  # cap 1 per category of 3
+    assert R.diversify(cats, 4, 0.5).tolist() == [0, 1, 3, 4]  # cap 2
+    assert R.diversify(cats[[0, 1, 3, 2]], 3, 0.5).tolist() == [0, 2, 1]  # too few others: cap relaxed, fill-ins last
+    assert R.diversify(cats, 0, 0.5).tolist() == [] and R.diversify(cats[:0], 3, 0.5).tolist() == []
+
+
+def test_rank_serves_the_rankers_best_items_under_the_category_cap():
+    """The served list is the ranker's top-n by score, skipping only items whose category is at its cap: every
+    pool item scored above the list's lowest is in it or of a capped category (a regression: the list was the
+    pool at the wrong positions until session 9)."""
+    model, rt = _runtime()
+    w = model.window
+    checked = 0
+    for row in range(0, len(model.user_ids), 3):
+        user = str(model.user_ids[row])
+        hist = [str(model.item_ids[i]) for i in w.histories.get(row, [])]
+        if not hist:
+            continue
+        seen = {str(model.item_ids[i]) for i in w.seen.get(row, [])}
+        n, share = 10, 0.5
+        got = rt.rank(user, hist, None, None, {"hour": 12}, n, seen, share)
+        uc = rt.features(user, hist, {"hour": 12}, seen, [])
+        if len(uc.items) <= 2 * n:
+            continue
+        scores = rt.booster.predict(uc.features, num_threads=1)
+        pred = dict(zip((str(rt.item_ids[i]) for i in uc.items), scores, strict=True))
+        shown = {g.item_id for g in got}
+        assert len(got) == n and [g.score for g in got] == sorted((g.score for g in got), reverse=True)
+        counts = {c: sum(g.category == c for g in got) for c in {g.category for g in got}}
+        lowest = min(g.score for g in got)
+        for item, score in pred.items():
+            if score > lowest and item not in shown:
+                category = str(rt.categories[rt.rows([item])[0]])
+                assert counts.get(category, 0) >= int(share * n), (item, score, lowest)
+        checked += 1
+    assert checked >= 10
