@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -24,6 +25,32 @@ from smartreco.errors import SmartRecoError
 from smartreco.paths import project_root
 
 
+def set_parent_death_signal() -> None:
+    """Linux: this process gets SIGTERM when its parent dies without stopping it (e.g. SIGKILL)."""
+    try:
+        import ctypes
+
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
+
+
+def dying_with_parent(cmd: Sequence[str]) -> tuple[list[str], Callable[[], None] | None]:
+    """``(command, preexec_fn)`` for a child that gets SIGTERM when this process dies (PR_SET_PDEATHSIG).
+
+    ``setpriv --pdeathsig`` (util-linux) sets the signal in the child itself, so ``Popen`` needs no
+    ``preexec_fn`` and can start the child with vfork. With a ``preexec_fn`` Python must fork(), which runs
+    gRPC's fork handlers in a process that has gRPC threads (the executor, a test process): under load the
+    child aborted before exec (SIGABRT, gRPC's "epoll_wait error: Bad file descriptor"; seen in a serving-env
+    test run, session 9). The signal is set once setpriv runs, a few milliseconds after ``Popen`` returns (a
+    ``preexec_fn`` had set it before): a parent killed within that window leaves the child running. Without setpriv
+    (not Linux), the ``preexec_fn`` as before."""
+    setpriv = shutil.which("setpriv")
+    if setpriv:
+        return [setpriv, "--pdeathsig", "TERM", "--", *cmd], None
+    return list(cmd), set_parent_death_signal
+
+
 class ReadyProcessError(SmartRecoError):
     """The child exited before it wrote its ready file, or never wrote it in time."""
 
@@ -32,7 +59,7 @@ class ReadyFileProcess:
     """``python -m MODULE ARGS... --ready-file F`` in the project root; :meth:`wait_ready` returns ``F``'s JSON.
 
     ``env`` is added to this process's environment (a value of ``None`` removes the variable);
-    ``preexec_fn`` runs in the child before exec (e.g. a parent-death signal)."""
+    ``die_with_parent``: the child gets SIGTERM when this process dies (:func:`dying_with_parent`)."""
 
     def __init__(
         self,
@@ -43,7 +70,7 @@ class ReadyFileProcess:
         name: str,
         python: str | None = None,
         env: Mapping[str, str | None] | None = None,
-        preexec_fn: Callable[[], Any] | None = None,
+        die_with_parent: bool = False,
     ) -> None:
         workdir.mkdir(parents=True, exist_ok=True)
         self.name = name
@@ -58,6 +85,9 @@ class ReadyFileProcess:
                 full_env[key] = value
         full_env["PYTHONPATH"] = os.pathsep.join(p for p in (root, full_env.get("PYTHONPATH", "")) if p)
         cmd = [python or sys.executable, "-m", module, *args, "--ready-file", str(self.ready_file)]
+        preexec_fn = None
+        if die_with_parent:
+            cmd, preexec_fn = dying_with_parent(cmd)
         self._stderr = open(self.stderr_path, "ab")  # noqa: SIM115 - closed in wait()
         self.proc = subprocess.Popen(
             cmd, cwd=root, env=full_env, stdout=subprocess.DEVNULL, stderr=self._stderr, preexec_fn=preexec_fn

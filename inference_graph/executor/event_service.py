@@ -9,7 +9,6 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from inference_graph.executor.processes import _die_with_parent as die_with_parent
 from smartreco.errors import SmartRecoError
 from smartreco.processes import ReadyFileProcess, ReadyProcessError
 
@@ -35,7 +34,7 @@ class EventServiceProcess:
         args = ["--port", str(self.port), "--log-dir", str(self.log_dir), "--log-level", "warning"]
         self.proc = ReadyFileProcess(
             "smartreco.events", args, self.workdir, name="event-service", python=self.python,
-            preexec_fn=die_with_parent,
+            die_with_parent=True,
         )  # fmt: skip
         try:
             self.url = str(self.proc.wait_ready(timeout_s)["url"])

@@ -23,6 +23,7 @@ from inference_graph.executor.graph import GraphNodeSpec
 from smartreco import settings
 from smartreco.errors import SmartRecoError
 from smartreco.paths import project_root
+from smartreco.processes import dying_with_parent
 
 LOOPBACK = "127.0.0.1"
 
@@ -89,16 +90,6 @@ def _group_alive(pgid: int) -> bool:
         return True
 
 
-def _die_with_parent() -> None:
-    """Linux: the node gets SIGTERM if the executor dies without stopping it (e.g. SIGKILL)."""
-    try:
-        import ctypes
-
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
-    except (OSError, AttributeError):
-        pass
-
-
 SELDON_ENV = settings.SELDON.name  # "apache": the Apache-2.0 seldon-core 1.17.1 venv; unset: this venv's 1.19
 SELDON_VENV_ENV = settings.SELDON_VENV.name  # any venv holding seldon-core-microservice (wins over SELDON_ENV)
 APACHE_VENV = ".venv-seldon-apache"
@@ -156,6 +147,7 @@ def start_node(
         "--metrics-port",
         str(metrics_port),
     ]
+    cmd, preexec_fn = dying_with_parent(cmd)
     with open(log_path, "ab") as log:
         proc = subprocess.Popen(
             cmd,
@@ -164,7 +156,7 @@ def start_node(
             stdout=log,
             stderr=subprocess.STDOUT,
             start_new_session=True,
-            preexec_fn=_die_with_parent,
+            preexec_fn=preexec_fn,
         )
     return NodeProcess(node, http_port, grpc_port, metrics_port, proc, log_path)
 
