@@ -4,7 +4,7 @@ VENV := .venv
 SERVING := .venv-serving
 PYTEST_ARGS ?=
 
-.PHONY: setup demo storefront test lint unit clean
+.PHONY: setup demo storefront test lint images unit clean
 
 setup:  ## build the virtual environments and the offline checking tools (idempotent)
 	bash scripts/setup.sh all
@@ -19,7 +19,10 @@ storefront:  ## after `make demo`: the graph + `smartreco web` (storefront, expe
 lint: setup
 	$(VENV)/bin/ruff check .
 
-test: setup lint  ## everything CI runs
+images: setup  ## the project's images (smartreco images build; a no-op when up to date): a step of its own
+	bash scripts/images.sh
+
+test: setup lint images  ## everything CI runs: the images first, then the tests (scripts/test.sh)
 	bash scripts/test.sh $(PYTEST_ARGS)
 
 clean:

@@ -17,11 +17,25 @@ from smartreco.containers.engine import EngineError
 _SKIP = shutil.ignore_patterns("__pycache__", "*.pyc", "*.egg-info")
 
 
+def _find(root: Path) -> dict:
+    meta = tomllib.loads((root / "pyproject.toml").read_text())
+    return meta.get("tool", {}).get("setuptools", {}).get("packages", {}).get("find", {})
+
+
+def excluded_packages(root: Path) -> list[str]:
+    """The package patterns pyproject.toml excludes (``smartreco.testing``: tests' helpers stay out of images)."""
+    return list(_find(root).get("exclude", []))
+
+
+def _is_excluded(root: Path, path: Path, patterns: list[str]) -> bool:
+    package = ".".join(path.relative_to(root).parent.parts)
+    return any(fnmatch.fnmatch(package, pat) for pat in patterns)
+
+
 def project_sources(root: Path) -> list[Path]:
     """pyproject.toml, the readme and the top-level package folders setuptools includes."""
     meta = tomllib.loads((root / "pyproject.toml").read_text())
-    find = meta.get("tool", {}).get("setuptools", {}).get("packages", {}).get("find", {})
-    include = find.get("include", [])
+    include = _find(root).get("include", [])
     dirs = [p for p in sorted(root.iterdir()) if p.is_dir() and (p / "__init__.py").exists()
             and any(fnmatch.fnmatch(p.name, pat) for pat in include)]
     readme = meta["project"].get("readme")
@@ -29,7 +43,8 @@ def project_sources(root: Path) -> list[Path]:
     return files + dirs
 
 
-def _files(sources: list[Path]) -> list[Path]:
+def _files(sources: list[Path], root: Path, excluded: list[str]) -> list[Path]:
+    """The files of the sources that go into the wheel (an excluded package's files do not)."""
     out: list[Path] = []
     for src in sources:
         if src.is_file():
@@ -37,14 +52,15 @@ def _files(sources: list[Path]) -> list[Path]:
             continue
         for path in sorted(src.rglob("*")):
             if path.is_file() and "__pycache__" not in path.parts and path.suffix != ".pyc" \
-                    and not any(part.endswith(".egg-info") for part in path.parts):
+                    and not any(part.endswith(".egg-info") for part in path.parts) \
+                    and not _is_excluded(root, path, excluded):
                 out.append(path)
     return out
 
 
 def source_hash(root: Path) -> str:
     digest = hashlib.sha256()
-    for path in _files(project_sources(root)):
+    for path in _files(project_sources(root), root, excluded_packages(root)):
         digest.update(str(path.relative_to(root)).encode() + b"\0" + path.read_bytes() + b"\0")
     return digest.hexdigest()
 

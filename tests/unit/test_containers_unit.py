@@ -73,6 +73,25 @@ def test_project_wheel_is_rebuilt_only_when_sources_change(tmp_path):
     assert not (root / "build").exists()  # built from a clean copy, nothing left in the tree
 
 
+def test_tests_helpers_stay_out_of_the_wheel_and_its_hash(tmp_path):
+    import zipfile
+
+    root = _mini_project(tmp_path)
+    (root / "pyproject.toml").write_text(
+        (root / "pyproject.toml").read_text() + 'exclude = ["smartreco.testing", "smartreco.testing.*"]\n'
+    )
+    (root / "smartreco" / "testing").mkdir()
+    (root / "smartreco" / "testing" / "__init__.py").write_text("fake = 1\n")
+    h0 = project.source_hash(root)
+    (root / "smartreco" / "testing" / "__init__.py").write_text("fake = 2\n")  # not in the image: same hash
+    assert project.source_hash(root) == h0
+    project.build_project_wheel(root, tmp_path / "wheel")
+    names = zipfile.ZipFile(next((tmp_path / "wheel").glob("*.whl"))).namelist()
+    assert "smartreco/__init__.py" in names and not [n for n in names if n.startswith("smartreco/testing")]
+    # the project's own pyproject keeps smartreco.testing (test fakes, tests' helpers) out of its images
+    assert "smartreco.testing" in project.excluded_packages(ROOT)
+
+
 def test_inputs_hash_changes_with_every_input(tmp_path, monkeypatch):
     monkeypatch.setattr(build, "image_inspect", lambda ref: {"Id": f"sha256:{ref}"})
     root = tmp_path
