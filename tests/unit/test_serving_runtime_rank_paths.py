@@ -94,16 +94,19 @@ def _rank_reference(rt, user_id, history, cf, cb, context, n, exclude, max_share
     return out
 
 
+def _users_with_history(model, step: int):
+    """(row, user id, history ids, seen ids) of every ``step``-th training user with a history."""
+    w = model.window
+    for row in range(0, len(model.user_ids), step):
+        hist = [str(model.item_ids[i]) for i in w.histories.get(row, [])]
+        if hist:
+            yield row, str(model.user_ids[row]), hist, {str(model.item_ids[i]) for i in w.seen.get(row, [])}
+
+
 def test_rank_builds_the_same_items_as_the_per_item_loop():
     model, rt = _runtime()
-    w = model.window
     checked = 0
-    for row in range(0, len(model.user_ids), 2):
-        user = str(model.user_ids[row])
-        hist = [str(model.item_ids[i]) for i in w.histories.get(row, [])]
-        if not hist:
-            continue
-        seen = {str(model.item_ids[i]) for i in w.seen.get(row, [])}
+    for row, user, hist, seen in _users_with_history(model, 2):
         cf = rt.cf_candidates(user, hist, 30, seen)
         cb = rt.cb_candidates(hist, 30, seen)
         for n, share in ((10, 0.5), (25, 1.0)):
@@ -166,14 +169,8 @@ def test_rank_serves_the_rankers_best_items_under_the_category_cap():
     pool item scored above the list's lowest is in it or of a capped category (a regression: the list was the
     pool at the wrong positions until session 9)."""
     model, rt = _runtime()
-    w = model.window
     checked = 0
-    for row in range(0, len(model.user_ids), 3):
-        user = str(model.user_ids[row])
-        hist = [str(model.item_ids[i]) for i in w.histories.get(row, [])]
-        if not hist:
-            continue
-        seen = {str(model.item_ids[i]) for i in w.seen.get(row, [])}
+    for _, user, hist, seen in _users_with_history(model, 3):
         n, share = 10, 0.5
         got = rt.rank(user, hist, None, None, {"hour": 12}, n, seen, share)
         uc = rt.features(user, hist, {"hour": 12}, seen, [])
