@@ -280,16 +280,18 @@ class LiveView:
         session: Sequence[str] = (),
         session_share: float = DEFAULT_SESSION_SHARE,
     ) -> list[Any]:
-        own = {"session": session, "session_share": session_share}
+        session_args = {"session": session, "session_share": session_share}
         live = self.live()
         if not len(live):  # nothing live: the bundle's own ranking, no extra work on the answer path
-            return self._bundle.rank(user_id, history, cf, cb, context, n, exclude, max_category_share, **own)
+            return self._bundle.rank(user_id, history, cf, cb, context, n, exclude, max_category_share, **session_args)
         cb = dict(cb or {})
         banned = set(exclude or ()) | set(history)
         picked = [live.items[live.index[i]] for i in cb if i in live.index and i not in banned]
         bundle_cb = {k: v for k, v in cb.items() if k not in live.index}
         cf = {k: v for k, v in (cf or {}).items() if k not in live.index}
-        ranked = self._bundle.rank(user_id, history, cf, bundle_cb, context, n, exclude, max_category_share, **own)
+        ranked = self._bundle.rank(
+            user_id, history, cf, bundle_cb, context, n, exclude, max_category_share, **session_args
+        )
         if not picked:
             return ranked
         own = getattr(self._bundle, "live_scores", None)

@@ -176,6 +176,46 @@ def test_reserved_slot_only_for_a_new_item_content_puts_in_the_top_n():
     assert reserve_slots(out, [new], bundle_cb, {**bundle_cb, "n": 0.6}, 3, 0, 0.67) == out
 
 
+def test_reserved_slot_never_takes_the_place_the_session_rule_gave():
+    out = [RankedItem("a", "a", "x", 3.0, 0, 0.5), RankedItem("b", "b", "y", 2.0, 0, 0.5)]
+    out.append(RankedItem("s", "s", "z", 1.0, 0, 0.5, because_item="clicked", session=True))
+    new = LiveRankedItem("n", "n", "w", -5.0, 0, 0.1)
+    bundle_cb = {"a": 0.9, "b": 0.5, "s": 0.4}
+    got = reserve_slots(out, [new], bundle_cb, {**bundle_cb, "n": 0.6}, 3, 1, 1.0)
+    assert [r.item_id for r in got] == ["a", "n", "s"]  # the lowest catalogue item outside the rule's goes
+
+
+def test_live_view_keeps_the_session_rules_place_beside_new_items(tiny, tmp_path):
+    train, rt = tiny
+    user, history, row = _user_and_copy(train)
+    store = SqliteLiveStore(tmp_path / "s.sqlite")
+    view = LiveView(rt, store, refresh_s=0.0)
+    add_for_bundle(rt, validate_rows(pd.DataFrame([row])), store, validate_rows(train.items))
+
+    def ranked(hist, hour, **session):
+        cb = view.cb_candidates(hist, 200, set(hist))
+        cf = view.cf_candidates(user, hist, 200, set(hist))
+        return view.rank(user, hist, cf, cb, {"hour": hour}, 10, set(hist), **session)
+
+    items = train.items.set_index(C.ITEM_ID)[C.CATEGORY]
+    fresh = items[~items.index.isin(history)]
+    cases = 0
+    for hour in (3, 9, 15, 21):
+        shown = {r.category for r in ranked(history, hour)}
+        for missing in [c for c in fresh.value_counts().index if c not in shown and (fresh == c).sum() >= 8]:
+            clicks = [str(i) for i in fresh.index[fresh == missing]][:3]
+            after = [*clicks[::-1], *history]
+            plain = ranked(after, hour, session_share=0.0)
+            if missing in {r.category for r in plain} or not any(isinstance(r, LiveRankedItem) for r in plain):
+                continue  # the case wanted: a new item in the list, the clicked category not
+            ruled = ranked(after, hour, session=clicks[::-1])
+            (placed,) = [r for r in ruled if r.session]
+            assert placed.category == missing and placed.because_item in clicks
+            assert [r.rank for r in ruled] == list(range(1, 11))
+            cases += 1
+    assert cases >= 1
+
+
 # ------------------------------------------------------------------------------------------ command line
 def test_items_add_command_on_a_saved_bundle(tmp_path, capsys):
     from smartreco.cli import main
