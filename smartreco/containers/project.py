@@ -17,14 +17,18 @@ from smartreco.containers.engine import EngineError
 _SKIP = shutil.ignore_patterns("__pycache__", "*.pyc", "*.egg-info")
 
 
-def _find(root: Path) -> dict:
-    meta = tomllib.loads((root / "pyproject.toml").read_text())
+def _find(meta: dict) -> dict:
+    """pyproject.toml's ``[tool.setuptools.packages.find]`` table."""
     return meta.get("tool", {}).get("setuptools", {}).get("packages", {}).get("find", {})
+
+
+def _pyproject(root: Path) -> dict:
+    return tomllib.loads((root / "pyproject.toml").read_text())
 
 
 def excluded_packages(root: Path) -> list[str]:
     """The package patterns pyproject.toml excludes (``smartreco.testing``: tests' helpers stay out of images)."""
-    return list(_find(root).get("exclude", []))
+    return list(_find(_pyproject(root)).get("exclude", []))
 
 
 def _is_excluded(root: Path, path: Path, patterns: list[str]) -> bool:
@@ -34,8 +38,8 @@ def _is_excluded(root: Path, path: Path, patterns: list[str]) -> bool:
 
 def project_sources(root: Path) -> list[Path]:
     """pyproject.toml, the readme and the top-level package folders setuptools includes."""
-    meta = tomllib.loads((root / "pyproject.toml").read_text())
-    include = _find(root).get("include", [])
+    meta = _pyproject(root)
+    include = _find(meta).get("include", [])
     dirs = [p for p in sorted(root.iterdir()) if p.is_dir() and (p / "__init__.py").exists()
             and any(fnmatch.fnmatch(p.name, pat) for pat in include)]
     readme = meta["project"].get("readme")
