@@ -238,6 +238,7 @@ def register(bundle_dir: Path | str, evaluation: dict, *, params: dict | None = 
     gate's margin, see smartreco.tracking.gate.promotion_decision)."""
     import mlflow
 
+    from smartreco.provenance import run_tags
     from smartreco.tracking import mlflow_tracking as T
 
     T.configure()
@@ -250,6 +251,7 @@ def register(bundle_dir: Path | str, evaluation: dict, *, params: dict | None = 
 
         gate_margin = DEFAULT_MARGIN
     with mlflow.start_run(run_name=run_name) as run:
+        mlflow.set_tags(run_tags())  # the code that made the run, also where MLflow finds no git (images)
         T.log_params(params or {})
         manifest = json.loads((Path(bundle_dir) / "manifest.json").read_text())
         T.log_params({"hybrid": manifest.get("params", {})}, prefix="bundle.")

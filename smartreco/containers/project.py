@@ -13,6 +13,7 @@ import tomllib
 from pathlib import Path
 
 from smartreco.containers.engine import EngineError
+from smartreco.provenance import SOURCE_FILE, source_record
 
 _SKIP = shutil.ignore_patterns("__pycache__", "*.pyc", "*.egg-info")
 
@@ -83,6 +84,9 @@ def build_project_wheel(root: Path, out: Path) -> str:
                 shutil.copytree(src, Path(tmp) / src.name, ignore=_SKIP)
             else:
                 shutil.copy2(src, Path(tmp) / src.name)
+        package = Path(tmp) / "smartreco"
+        if package.is_dir():  # the hash travels in the wheel: MLflow runs in the image tag it (provenance.py)
+            (package / SOURCE_FILE).write_text(source_record(key))
         proc = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation",
                                "--no-index", "-q", "-w", str(out), tmp], capture_output=True, text=True)
     if proc.returncode != 0:

@@ -129,6 +129,11 @@ def test_steps_reach_mlflow_through_the_tracking_server(docker_run, monkeypatch)
     hybrid = client.get_model_version_by_alias(T.MODEL_NAMES["hybrid"], T.CHALLENGER)
     assert str(hybrid.version) == gate["versions"]["hybrid"]
     assert (runs / "mlflow" / "server.log").exists()
+    # the image has no git: the run names its code by the source hash the image's project wheel was built from
+    from smartreco.containers.project import source_hash
+    from smartreco.provenance import SOURCE_HASH_TAG
+
+    assert client.get_run(hybrid.run_id).data.tags.get(SOURCE_HASH_TAG) == source_hash(ROOT)
 
 
 def test_evaluation_metrics_match_the_subprocess_run(docker_run, request, tmp_path):

@@ -72,6 +72,16 @@ def test_champion_pyfunc_scores_like_the_in_memory_model_and_rollback(store):
     mv = client.get_model_version("smartreco-hybrid", "1")
     run = client.get_run(mv.run_id)
     assert run.data.metrics["hybrid.ndcg_at_10"] == pytest.approx(0.20)
+    # from a source checkout: the version and the checkout's commit (a wheel's source hash names image runs)
+    import subprocess
+
+    from smartreco import __version__
+    from smartreco.provenance import GIT_COMMIT_TAG, GIT_DIRTY_TAG, SOURCE_HASH_TAG, VERSION_TAG
+
+    root = Path(__file__).resolve().parents[2]
+    head = subprocess.run(["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True, text=True).stdout
+    assert run.data.tags[VERSION_TAG] == __version__ and SOURCE_HASH_TAG not in run.data.tags
+    assert run.data.tags[GIT_COMMIT_TAG] == head.strip() and run.data.tags[GIT_DIRTY_TAG] in ("true", "false")
 
 
 

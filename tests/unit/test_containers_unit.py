@@ -92,6 +92,29 @@ def test_tests_helpers_stay_out_of_the_wheel_and_its_hash(tmp_path):
     assert "smartreco.testing" in project.excluded_packages(ROOT)
 
 
+def test_the_wheel_carries_its_source_hash_for_mlflow_run_tags(tmp_path):
+    import zipfile
+
+    from smartreco import provenance
+
+    root = _mini_project(tmp_path)
+    (root / "pyproject.toml").write_text((root / "pyproject.toml").read_text().replace(
+        "[tool.setuptools.packages.find]", f'[tool.setuptools.package-data]\nsmartreco = ["{provenance.SOURCE_FILE}"]\n'
+        "[tool.setuptools.packages.find]"))
+    key = project.build_project_wheel(root, tmp_path / "wheel")
+    zipfile.ZipFile(next((tmp_path / "wheel").glob("*.whl"))).extractall(tmp_path / "installed")
+    package = tmp_path / "installed" / "smartreco"
+    assert provenance.packaged_source_hash(package) == key == project.source_hash(root)
+    assert provenance.run_tags(package)[provenance.SOURCE_HASH_TAG] == key
+    assert not (root / "smartreco" / provenance.SOURCE_FILE).exists()  # written in the build's copy only
+    # a source tree that is no git checkout: the version alone
+    assert provenance.run_tags(root / "smartreco") == {provenance.VERSION_TAG: provenance.__version__}
+    # the project's own wheel ships the file (package data), and its source tree never holds one
+    meta = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    assert provenance.SOURCE_FILE in meta["tool"]["setuptools"]["package-data"]["smartreco"]
+    assert not (ROOT / "smartreco" / provenance.SOURCE_FILE).exists()
+
+
 def test_inputs_hash_changes_with_every_input(tmp_path, monkeypatch):
     monkeypatch.setattr(build, "image_inspect", lambda ref: {"Id": f"sha256:{ref}"})
     root = tmp_path
