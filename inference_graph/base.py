@@ -106,6 +106,9 @@ class GraphNode:
     """Base of the node classes: keeps the parameters and reports per-request metrics and tags."""
 
     node_type = "MODEL"
+    #: whether ``_finish`` records the call's timer and count; False for the parts of a fused arm
+    #: (``HybridRecommender``), whose node reports one call for all of them and dropped the parts' at every flush
+    records_calls = True
 
     def __init__(self, **parameters: Any) -> None:
         self.parameters = parameters
@@ -142,6 +145,8 @@ class GraphNode:
         return time.perf_counter()
 
     def _finish(self, started: float, method: str) -> None:
+        if not self.records_calls:
+            return
         self.add_metric("TIMER", "smartreco_node_ms", (time.perf_counter() - started) * 1000.0, method=method)
         self.add_metric("COUNTER", "smartreco_node_requests_total", 1, method=method)
 

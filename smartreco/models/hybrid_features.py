@@ -209,6 +209,39 @@ def _top_k_banned(
     return ids[order].astype(np.int64), s[order]
 
 
+@dataclass(frozen=True)
+class TopList:
+    """A dense retriever's top list computed elsewhere over the same scores (the fused arm's CB node, before the
+    ranker): ``excluded`` (sorted unique rows it excluded), its ``ids`` best first, padded with -1 where a score
+    was not finite, and their ``scores``."""
+
+    excluded: np.ndarray
+    ids: np.ndarray
+    scores: np.ndarray
+
+
+def _top_k_from(top: TopList | None, k: int, exclude: np.ndarray) -> np.ndarray | None:
+    """The ids ``_top_k_banned(scores, k, ...)`` returns, read from a longer top list over the same scores and
+    exclusions, or None when the list cannot say. Exact: the list holds the ``len(top.ids)`` best admissible
+    scores, so when its ``k``-th and ``k+1``-th finite scores differ its first ``k`` are the only top-``k`` set
+    (argpartition's pick among tied scores is never needed); with fewer finite scores than ``k + 1`` its padding
+    is excluded rows (-inf), so it holds every admissible finite score. Ordered as ``_top_k_banned`` orders (score
+    descending, then id). A list with a nan or +inf score is not read. Saves the request's second partition of
+    the catalogue-wide content row."""
+    if top is None or k <= 0 or len(top.ids) <= k or not np.array_equal(top.excluded, exclude):
+        return None
+    scores = np.asarray(top.scores, dtype=np.float64)
+    if np.isnan(scores).any() or np.isposinf(scores).any():
+        return None
+    finite = top.ids >= 0
+    ids, vals = top.ids[finite], scores[finite]
+    if len(ids) > k:
+        if not vals[k - 1] > vals[k]:  # a tie at the cut: the partition's pick among the tied decides
+            return None
+        ids, vals = ids[:k], vals[:k]
+    return ids[np.lexsort((ids, -vals))].astype(np.int64)
+
+
 def _pool_ranks(pool: np.ndarray, ids: np.ndarray, missing: int) -> np.ndarray:
     """:func:`_ranks` of a retriever's top list (unique ids, as :func:`top_k` returns) that lies inside the
     sorted unique ``pool`` (the candidate pool is the union of those lists): a scatter at the pool positions,
@@ -427,13 +460,18 @@ def candidate_features(
     cfg: CandidateConfig,
     extra_candidates: np.ndarray | None = None,
     content: tuple[np.ndarray | None, np.ndarray | None] | None = None,
+    cb_top: TopList | None = None,
+    pop_score: np.ndarray | None = None,
 ) -> UserCandidates:
     """Retrieve candidates from CF, co-occurrence, content and popularity, then compute the features.
 
     ``history`` holds item indices in time order (oldest first); ``pop_*`` are catalogue-wide counts in
     the windows before ``cutoff_s``; ``exclude`` (indices) are never candidates. ``content``: this
     history's ``(profile, item_vectors @ profile)`` when the caller already computed them
-    (:func:`content_scores`; the serving runtime shares them with its CB candidates).
+    (:func:`content_scores`; the serving runtime shares them with its CB candidates). ``cb_top``: a longer
+    top list over those content scores (the serving runtime's CB candidates), from which the content retriever's
+    top ``k_cb`` is read when it can be (:func:`_top_k_from`). ``pop_score``: ``pop_long + 3.0 * pop_short``
+    as the caller computed it once (the same float32 sums; float64 saves the top-k's conversion).
     """
     history = np.asarray(history, dtype=np.int64)
     exclude = np.unique(np.concatenate([np.asarray(exclude, dtype=np.int64), history]))
@@ -452,11 +490,14 @@ def candidate_features(
     profile, cb_row = content if content is not None else content_scores(history, side.item_vectors)
     cb_all = None
     if profile is not None:
-        cb_all = np.asarray(cb_row, dtype=np.float64)
-        cb_ids, _ = _top_k_banned(cb_all, cfg.k_cb, banned, exclude)
+        cb_all = np.asarray(cb_row)  # the top-k reads it as float64 (an exact conversion), the feature as float32
+        cb_ids = _top_k_from(cb_top, cfg.k_cb, exclude)
+        if cb_ids is None:
+            cb_ids, _ = _top_k_banned(cb_all, cfg.k_cb, banned, exclude)
     else:
         cb_ids = np.empty(0, dtype=np.int64)
-    pop_score = pop_long + 3.0 * pop_short
+    if pop_score is None:
+        pop_score = pop_long + 3.0 * pop_short
     pop_ids, _ = _top_k_banned(pop_score, cfg.k_pop, banned, exclude)
     recent = history[-RECENT_ITEMS:]
     rw = recent_weights(len(history))

@@ -103,7 +103,14 @@ def topk_blocked(
             if kk < stop - start
             else np.broadcast_to(np.arange(stop - start), (b, stop - start))
         )
-        cand_val = np.concatenate([best_val, np.take_along_axis(scores, part, axis=1)], axis=1)
+        vals = np.take_along_axis(scores, part, axis=1)
+        if stop - start == n:  # the only block: nothing to merge, so the running top-k (all -inf) is not sorted in
+            keep = np.argsort(-vals, axis=1, kind="stable")  # the same order: the finite values first, stably
+            best_val = np.take_along_axis(vals, keep, axis=1)
+            best_idx = np.take_along_axis(part, keep, axis=1).astype(np.int64)
+            best_val[np.isnan(best_val)] = -np.inf  # the merge would have placed the running -inf before a nan
+            continue
+        cand_val = np.concatenate([best_val, vals], axis=1)
         cand_idx = np.concatenate([best_idx, part + start], axis=1)
         keep = np.argsort(-cand_val, axis=1, kind="stable")[:, :k]
         best_val = np.take_along_axis(cand_val, keep, axis=1)

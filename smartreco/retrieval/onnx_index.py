@@ -35,7 +35,7 @@ class OnnxScorerIndex(ExactIndex):
         if scores.shape != (len(q), self.n_items):
             raise ValueError(f"cf_scorer.onnx: returned shape {scores.shape}, expected {(len(q), self.n_items)}")
         for row, banned in enumerate(exclude or ()):
-            banned = np.asarray(list(banned), dtype=np.int64)
+            banned = np.asarray(banned if isinstance(banned, np.ndarray) else list(banned), dtype=np.int64)
             if banned.size:
                 scores[row, banned[(banned >= 0) & (banned < self.n_items)]] = -np.inf
         k = int(min(max(k, 0), self.n_items))

@@ -176,6 +176,7 @@ class BundleRuntime:
         self.retrieval = "auto"
         self._pop_order = None
         self._content_memo: tuple | None = None
+        self._cb_top_memo: tuple | None = None
         self._rows_memo: tuple = ()
         return self
 
@@ -336,6 +337,10 @@ class BundleRuntime:
                 products=row[None, :],
                 block_size=int(self.cb_index.params.get("block_size", 65_536)),
             )
+            # the ranker's content retriever reads its top k_cb from this list when it can (F.TopList): one entry,
+            # replaced as a whole, keyed like the content memo
+            top = F.TopList(excluded=ex[0], ids=idx[0].copy(), scores=sc[0].copy())
+            self._cb_top_memo = (np.asarray(hist, dtype=np.int64).tobytes(), top)
         else:
             idx, sc = self.cb_index.search(prof[None, :], int(k), exclude=ex)
         return self._as_dict(idx[0], sc[0])
@@ -420,7 +425,24 @@ class BundleRuntime:
                 cb_index=self.cb_index,
                 pop_order=self.pop_order,
             )
-        return F.candidate_features(*args, extra_candidates=self.rows(extra), content=self.content(hist))
+        memo = getattr(self, "_cb_top_memo", None)  # this history's CB candidates (the fused arm's CB part)
+        cb_top = memo[1] if memo is not None and memo[0] == np.asarray(hist, dtype=np.int64).tobytes() else None
+        return F.candidate_features(
+            *args,
+            extra_candidates=self.rows(extra),
+            content=self.content(hist),
+            cb_top=cb_top,
+            pop_score=self._ranker_pop_score(),
+        )
+
+    def _ranker_pop_score(self) -> np.ndarray:
+        """``pop_long + 3.0 * pop_short`` as ``candidate_features`` computes it, as float64 (what its top-k reads),
+        computed once per pair of arrays instead of per request (kept with the arrays it was computed from)."""
+        memo = getattr(self, "_pop_score_memo", None)
+        if memo is None or memo[0] is not self.pop_short or memo[1] is not self.pop_long:
+            score = np.asarray(self.pop_long + 3.0 * self.pop_short, dtype=np.float64)
+            memo = self._pop_score_memo = (self.pop_short, self.pop_long, score)
+        return memo[2]
 
     def rank(
         self,

@@ -111,6 +111,54 @@ def test_best_contribution_for_the_pool_equals_neighbour_scores_max(seed, dense,
     _assert_same(F._best_contribution(history, nbr_ids, nbr_scores, empty), (np.zeros(0), empty))
 
 
+def _read_from_longer_lists(seed: int) -> tuple[int, int]:
+    """``_top_k_from`` over random rows and top lists of several lengths, checked against ``_top_k_banned``
+    wherever it answers; returns (answered, refused)."""
+    from smartreco.models.serving_math import topk_blocked
+
+    rng = np.random.default_rng(400 + seed)
+    n = int(rng.integers(2, 300))
+    scores = rng.normal(size=n).astype(np.float32)
+    if seed % 2:  # many ties, some right at the cut
+        scores = np.round(scores * 3).astype(np.float32)
+    if seed % 5 == 0:
+        scores[rng.integers(0, n, 2)] = [np.nan, -np.inf]
+    if seed % 7 == 0:  # a +inf score in the list: not read (its finite part is not the finite top)
+        scores[rng.integers(0, n)] = np.inf
+    exclude = np.unique(rng.integers(0, n, int(rng.integers(0, n)))).astype(np.int64)
+    banned = F._banned_rows(exclude, n)
+    answered = refused = 0
+    for long_k in (1, 5, 40, n, n + 9):
+        idx, val = topk_blocked(np.ones((1, 1)), np.ones((n, 1)), long_k, exclude=[exclude], products=scores[None, :])
+        top = F.TopList(exclude, idx[0], val[0])
+        for k in (1, 4, 30, n):
+            got = F._top_k_from(top, k, exclude)
+            if got is None:
+                refused += 1
+                continue
+            answered += 1
+            want, _ = F._top_k_banned(scores, k, banned, exclude)
+            assert got.dtype == want.dtype
+            np.testing.assert_array_equal(got, want)
+        assert F._top_k_from(top, 0, exclude) is None
+        if len(exclude):  # a list made under other exclusions is never read
+            assert F._top_k_from(top, 1, exclude[:-1]) is None
+    return answered, refused
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_top_k_read_from_a_longer_top_list_equals_top_k(seed):
+    """The fused arm's ranker reads its content top-k from the CB part's longer list (``_top_k_from``): the same
+    ids in the same order as ``_top_k_banned`` over the whole row whenever it answers."""
+    _read_from_longer_lists(seed)
+
+
+def test_the_longer_list_cases_reach_both_answers():
+    """Both branches are exercised: lists read, and lists refused (a tie at the cut, a +inf, too short)."""
+    answered, refused = map(sum, zip(*(_read_from_longer_lists(seed) for seed in range(40)), strict=True))
+    assert answered > 50 and refused > 50
+
+
 def test_the_random_cases_reach_ties_between_history_items():
     """The tie-break is exercised: some pool item gets its best contribution from two history items at once."""
     rng = np.random.default_rng(303)

@@ -6,7 +6,8 @@
   ``with_best=False`` gives the same sums;
 * ``topk_blocked(products=...)`` selects exactly what the blocked matrix product selects;
 * a runtime with the id dicts and the shared content scores ranks, explains and retrieves CB candidates
-  exactly (same items, scores, reasons) as one on the pandas ``get_indexer`` path that scores content twice.
+  exactly (same items, scores, reasons) as one on the pandas ``get_indexer`` path that scores content twice,
+  also where its ranker reads the content top-k from the CB candidates' list (``F._top_k_from``).
 """
 
 from __future__ import annotations
@@ -142,7 +143,10 @@ def _reference_runtime(model):
     return rt
 
 
-def test_runtime_answers_exactly_as_before():
+def test_runtime_answers_exactly_as_before(monkeypatch):
+    read = []
+    top_k_from = F._top_k_from
+    monkeypatch.setattr(F, "_top_k_from", lambda *a: read.append(top_k_from(*a)) or read[-1])
     _, model = fitted()
     fast, ref = model.runtime(), _reference_runtime(model)
     assert fast._item_rows is not None and fast._dense_content()
@@ -163,5 +167,6 @@ def test_runtime_answers_exactly_as_before():
             assert got == want
             checked += bool(got)
     assert checked >= 40
+    assert sum(r is not None for r in read) >= 20  # the fast runtime's ranker read the CB candidates' list
     assert fast.title(str(model.item_ids[5])) == ref.title(str(model.item_ids[5]))
     assert fast.title("not-an-item") == "not-an-item" and not fast.has_user("not-a-user")
