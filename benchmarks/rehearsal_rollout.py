@@ -14,6 +14,7 @@ Usage (engine needed, heavy: only in a slot you were given, at normal priority: 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import http.client
 import json
 import os
@@ -32,6 +33,7 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from smartreco.rehearse import docker_args as da  # noqa: E402 - after the path
 from smartreco.rehearse import kubelet, runner  # noqa: E402 - after the path
 from smartreco.testing.tiny_bundle import save_tiny_bundle  # noqa: E402 - after the path
 
@@ -45,6 +47,42 @@ def cli(*args: str, env: dict[str, str], timeout: float) -> subprocess.Completed
     return subprocess.run(
         [sys.executable, "-m", "smartreco", *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout
     )
+
+
+def cli_timed(*args: str, env: dict[str, str], since: float, timeout: float) -> tuple[int, str, list[list]]:
+    """:func:`cli` with each ``[rehearse]`` line of its stderr stamped (s since ``since``) as it comes."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "smartreco", *args], cwd=ROOT, env=env, stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    lines: list[list] = []
+
+    def read() -> None:
+        assert proc.stderr is not None
+        for line in proc.stderr:
+            lines.append([round(time.time() - since, 1), line.rstrip()])
+
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
+    stdout, _ = proc.communicate(timeout=timeout)
+    reader.join(timeout=30)
+    return proc.returncode, stdout, lines
+
+
+def container_cpu(rehearsal: str, pod_prefix: str) -> dict[str, float]:
+    """CPU seconds each running container of the pods named ``pod_prefix*`` has used so far (cgroup v1)."""
+    proc = subprocess.run(
+        ["docker", "ps", "--no-trunc", "--filter", f"label={da.LABEL}={rehearsal}",
+         "--format", '{{.ID}} {{.Label "' + da.LABEL_POD + '"}} {{.Label "' + da.LABEL_CONTAINER + '"}}'],
+        capture_output=True, text=True, timeout=30,
+    )  # fmt: skip
+    out: dict[str, float] = {}
+    for line in proc.stdout.splitlines():
+        cid, pod, container = (line.split(" ") + ["", ""])[:3]
+        if pod.startswith(pod_prefix):
+            with contextlib.suppress(OSError, ValueError):
+                out[f"{pod}/{container}"] = round(int((CpuSampler.ROOT / cid / "cpuacct.usage").read_text()) / 1e9, 2)
+    return dict(sorted(out.items()))
 
 
 def classify(exc: BaseException | None, status: int, answer: dict) -> str:
@@ -94,6 +132,8 @@ class Stream:
             conn.close()
         row = {"t": sent, "kind": classify(exc, status, answer), "client": client_port,
                "ms": round((time.time() - sent) * 1000, 1)}  # fmt: skip
+        if row["kind"] != "ok":  # what the graph or the connection said
+            row["info"] = str((answer.get("status") or {}).get("info") or exc or status)[:300]
         with self.lock:
             self.results.append(row)
 
@@ -147,6 +187,68 @@ class LoadSampler(threading.Thread):
         return round(max(got), 2) if got else None
 
 
+class CpuSampler(threading.Thread):
+    """Each pod's CPU seconds (all its containers, the pause one included) every ``period`` s, from the engine's
+    cgroups (v1 ``cpuacct.usage``, cgroupfs driver): which pod used the cores while a new one started."""
+
+    ROOT = Path("/sys/fs/cgroup/cpuacct/docker")
+
+    def __init__(self, rehearsal: str, since: float, period: float = 1.0) -> None:
+        super().__init__(daemon=True)
+        self.rehearsal, self.since, self.period = rehearsal, since, period
+        self.halt = threading.Event()
+        self.series: dict[str, list[tuple[float, float]]] = {}  # pod -> [(s since start, CPU s so far)]
+        self.gone: dict[str, float] = {}  # CPU s of containers no longer there, per pod (a removed pod keeps its sum)
+        self.last: dict[str, tuple[str, float]] = {}  # container id -> (pod, its last CPU s)
+
+    def containers(self) -> dict[str, str]:
+        proc = subprocess.run(
+            ["docker", "ps", "--no-trunc", "--filter", f"label={da.LABEL}={self.rehearsal}",
+             "--format", '{{.ID}} {{.Label "' + da.LABEL_POD + '"}}'],
+            capture_output=True, text=True, timeout=30,
+        )  # fmt: skip
+        return dict(line.split(" ", 1) for line in proc.stdout.splitlines() if " " in line and line.split(" ", 1)[1])
+
+    def sample(self, ids: dict[str, str]) -> None:
+        now = round(time.time() - self.since, 1)
+        per_pod: dict[str, float] = dict(self.gone)
+        for cid, pod in ids.items():
+            try:
+                cpu = int((self.ROOT / cid / "cpuacct.usage").read_text()) / 1e9
+            except (OSError, ValueError):
+                continue
+            self.last[cid] = (pod, cpu)
+        for cid in [c for c in self.last if c not in ids]:  # removed since: keep what it used
+            pod, cpu = self.last.pop(cid)
+            self.gone[pod] = self.gone.get(pod, 0.0) + cpu
+            per_pod[pod] = per_pod.get(pod, 0.0) + cpu
+        for pod, cpu in self.last.values():
+            per_pod[pod] = per_pod.get(pod, 0.0) + cpu
+        for pod, cpu in per_pod.items():
+            series = self.series.setdefault(pod, [])
+            if not series or series[-1][1] != round(cpu, 2):
+                series.append((now, round(cpu, 2)))
+
+    def run(self) -> None:
+        ids: dict[str, str] = {}
+        n = 0
+        while not self.halt.is_set():
+            if n % 3 == 0:  # new containers appear when a pod starts: look every 3 periods
+                ids = self.containers()
+            self.sample(ids)
+            n += 1
+            self.halt.wait(self.period)
+
+    def window(self, pod: str, start: float, end: float) -> float | None:
+        """CPU s pod used between ``start`` and ``end`` (s since start), from its samples."""
+        series = self.series.get(pod) or []
+        before = [c for t, c in series if t <= start]
+        inside = [c for t, c in series if t <= end]
+        if not inside:
+            return None
+        return round(inside[-1] - (before[-1] if before else 0.0), 2)
+
+
 def pods_of_failures(proxy: str, since: float, failed: list[dict]) -> dict[str, int]:
     """Which pod the proxy sent each failed connection to ("none": no ready endpoint), from its log read once."""
     logs = subprocess.run(["docker", "logs", "--since", f"{since:.3f}", proxy], capture_output=True, text=True)
@@ -181,25 +283,32 @@ def write_md(path: Path, out: dict) -> None:
         f"{', '.join(SKIP)}) in {out['up_seconds']} s; a stream at {out['rate']} req/s from the host through the "
         f"Service {SERVICE} (one connection per request, no retry); `rehearse apply` of the live SeldonDeployment "
         f"(replicas 2, new annotation), rolled as the operator's Deployment: surge {out['rollouts'][0]['surge']}, "
-        f"unavailable {out['rollouts'][0]['unavailable']}."
+        f"unavailable {out['rollouts'][0]['unavailable']}; a deleted old pod leaves the Service while it is killed "
+        f"as the kubelet kills it (the graph nodes' preStop sleep 10 that the operator adds, the executor SIGTERM "
+        f"at once, SIGKILL after the 30 s grace period), and the rollout does not wait for it ('rollout s': new pods "
+        f"ready and old ones deleted; 'old pods gone s': apply returned, every old container gone)."
         if out["rollouts"]
         else "",
         "",
-        "| rollout | requests during | failed | by kind | rollout s | load before | max load during | load after |",
-        "|---|---|---|---|---|---|---|---|",
+        "| rollout | requests during | failed | by kind | rollout s | old pods gone s | load before | max load during "
+        "| load after |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for i, r in enumerate(out["rollouts"], 1):
         d = r["during"]
         lines.append(
-            f"| {i} | {d['requests']} | {d['failed']} | {json.dumps(d['by_kind'])} | {r['rollout_seconds']} | "
-            f"{r['load_before']} | {r['max_load_during']} | {r['load_after']} |"
+            f"| {i} | {d['requests']} | {d['failed']} | {json.dumps(d['by_kind'])} | {r.get('rollout_seconds')} | "
+            f"{r.get('terminated_seconds')} | {r['load_before']} | {r['max_load_during']} | {r['load_after']} |"
         )
     t = out["total"]
     lines += [
         "",
         f"Whole stream: {t['requests']} requests, {t['failed']} failed {json.dumps(t['by_kind'])}, "
         f"p50/p99 {t['p50_ms']}/{t['p99_ms']} ms. Load average {out['load_before']} before, {out['load_after']} after.",
-        f"Failed requests by the pod the Service sent them to: {json.dumps(out['failed_by_pod'])}.",
+        f"Failed requests by the pod the Service sent them to: {json.dumps(out['failed_by_pod'])}; when (s after "
+        f"the stream started), kind, ms: {json.dumps(out['failed_at_s_after_start'][:40])}.",
+        f"Start-up CPU of the graph pods of `up` (CPU s per pod, all containers, until every pod was ready; no "
+        f"request yet): {json.dumps(out.get('startup_cpu_s_per_pod'))}; per container in the JSON.",
         f"`rehearse down` left: {json.dumps(out['left_after_down'])}.",
         "",
     ]
@@ -241,12 +350,22 @@ def main(argv: list[str] | None = None) -> int:
             shutil.copytree(bundle, models / slot)
         skips = [a for s in SKIP for a in ("--skip", s)]
         began = time.monotonic()
+        cpu = CpuSampler(args.name, since=time.time())
+        cpu.start()
         print("[rollout] rehearse up --overlay production --replicas 2 ...", flush=True)
         up = cli("rehearse", "up", "--overlay", "production", "--replicas", "2", "--models", str(models),
                  "--name", args.name, *skips, "--json", "--timeout", "1200", env=env, timeout=1800)  # fmt: skip
         if up.returncode != 0:
             raise SystemExit(f"rehearse up failed:\n{up.stderr[-4000:]}")
         out["up_seconds"] = round(time.monotonic() - began, 1)
+        # the graph pods' start-up CPU: what each container used from its start until every pod was ready and in
+        # the Service (no request yet, only probes)
+        out["startup_cpu_s"] = container_cpu(args.name, SERVICE)
+        per_pod: dict[str, float] = {}
+        for key, value in out["startup_cpu_s"].items():
+            per_pod[key.split("/")[0]] = round(per_pod.get(key.split("/")[0], 0.0) + value, 2)
+        out["startup_cpu_s_per_pod"] = per_pod
+        print(f"[rollout] up in {out['up_seconds']} s; start-up CPU per graph pod {per_pod}", flush=True)
         state = json.loads(up.stdout)
         host, port = state["endpoints"]["services"][f"{SERVICE}:http"].split(":")
         folder = Path(state["kubelet"]).parent
@@ -270,25 +389,29 @@ def main(argv: list[str] | None = None) -> int:
             start_wall, start = time.time(), time.monotonic()
             print(f"[rollout] {i}/{args.rollouts}: rehearse apply, {len(stream.results)} requests so far, "
                   f"load {load_before}", flush=True)  # fmt: skip
-            done = cli("rehearse", "apply", "-f", str(applied), "--models", str(models), "--name", args.name,
-                       env=env, timeout=1800)  # fmt: skip
+            code, stdout, stamped = cli_timed("rehearse", "apply", "-f", str(applied), "--models", str(models),
+                                              "--name", args.name, env=env, since=since, timeout=1800)  # fmt: skip
             seconds = round(time.monotonic() - start, 1)
             end_wall = time.time()
-            row = {"rollout_seconds": seconds, "load_before": load_before, "returncode": done.returncode}
-            if done.returncode == 0:
-                row.update({k: v for k, v in json.loads(done.stdout).items() if k != "new_pods"})
+            row = {"apply_seconds": seconds, "load_before": load_before, "returncode": code}
+            if code == 0:
+                row.update(json.loads(stdout))
             else:
-                row["error"] = done.stderr[-3000:]
+                row["error"] = "\n".join(line for _, line in stamped[-40:])
             time.sleep(2.0)  # the last answers of requests sent during the rollout
             row["during"] = stream.between(start_wall, end_wall)
             row["load_after"] = round(os.getloadavg()[0], 2)
             row["max_load_during"] = sampler.max_between(start_wall, end_wall)
-            row["apply_log"] = [ln for ln in done.stderr.splitlines() if ln.startswith("[rehearse]")][-20:]
+            row["apply_log"] = [[t, ln] for t, ln in stamped if ln.startswith("[rehearse]")][-30:]
+            window = (round(start_wall - since, 1), round(end_wall - since, 1))
+            row["window_s_after_start"] = window
+            in_cpu = (start_wall - cpu.since, end_wall - cpu.since)
+            row["cpu_s_during"] = {pod: cpu.window(pod, *in_cpu) for pod in sorted(cpu.series) if SERVICE in pod}
             out["rollouts"].append(row)
             d = row["during"]
             print(f"[rollout] {i}/{args.rollouts}: {seconds} s, {d['requests']} requests during it, {d['failed']} "
                   f"failed {d['by_kind']}, load {row['load_after']}", flush=True)  # fmt: skip
-            if done.returncode != 0:
+            if code != 0:
                 break
         time.sleep(args.settle)
         stream.stop.set()
@@ -300,7 +423,14 @@ def main(argv: list[str] | None = None) -> int:
         out["total"]["achieved_rps"] = round(stream.sent / max(time.time() - since, 1e-9), 2)
         failed = [r for r in stream.results if r["kind"] != "ok"]
         out["failed_by_pod"] = pods_of_failures(f"{args.name}-svc-{SERVICE}", since, failed)
-        out["failed_at_s_after_start"] = [(round(r["t"] - since, 1), r["kind"]) for r in failed][:200]
+        out["failed_at_s_after_start"] = [(round(r["t"] - since, 1), r["kind"], r["ms"]) for r in failed][:200]
+        out["failed_info"] = [r.get("info") for r in failed][:200]
+        cpu.halt.set()
+        out["pod_cpu_series"] = {  # (s since the stream started, CPU s so far): every 2nd sample, to keep it short
+            pod: [(round(t - (since - cpu.since), 1), c) for t, c in series[::2]]
+            for pod, series in sorted(cpu.series.items())
+            if SERVICE in pod
+        }
         events = (folder / kubelet.LOG_FILE).read_text().splitlines() if (folder / kubelet.LOG_FILE).exists() else []
         out["kubelet_events"] = events[-60:]
     finally:

@@ -16,9 +16,11 @@ A pod is ready when every container is; each Service's endpoints file (``endpoin
 selected, ready, not terminating pods per Service port with the resolved target port, and the Service proxies
 (:mod:`smartreco.rehearse.service_proxy`) follow it. Probes run from the host at the pod's IP (HTTP/TCP) or inside
 the container (exec), in a thread pool so a hanging probe delays no other pod. What it reads and writes, all in the
-rehearsal's state folder: ``pods.json`` (``up``/``apply`` write it: pods, containers, probes, Services;
-``terminating`` pods leave every Service before ``apply`` stops them), ``endpoints/``, ``kubelet.json`` (each
-container's state, readiness and restarts: what ``kubectl get pods`` shows) and ``kubelet.log`` (events)."""
+rehearsal's state folder: ``pods.json`` (``up``/``apply`` write it: pods, containers, probes, preStop hooks,
+Services; a ``terminating`` pod leaves every Service on the next pass while ``apply`` kills it, as the Endpoints
+controller and the kubelet both act on a pod's deletion, neither waiting for the other; none of its containers is
+restarted), ``endpoints/``, ``kubelet.json`` (each container's state, readiness and restarts: what ``kubectl get
+pods`` shows) and ``kubelet.log`` (events)."""
 
 from __future__ import annotations
 
@@ -40,7 +42,7 @@ from pathlib import Path
 from typing import Any
 
 from smartreco.containers.engine import docker
-from smartreco.rehearse.translate import Probe, selector_matches
+from smartreco.rehearse.translate import Hook, Probe, selector_matches
 
 SPEC_FILE = "pods.json"
 STATUS_FILE = "kubelet.json"
@@ -76,8 +78,20 @@ def probe_once(probe: Probe, ip: str, container: str) -> bool:
     return False
 
 
-def probe_to_json(probe: Probe | None) -> dict[str, Any] | None:
+def probe_to_json(probe: Probe | Hook | None) -> dict[str, Any] | None:
     return None if probe is None else dataclasses.asdict(probe)
+
+
+def hook_from_json(data: dict[str, Any] | None) -> Hook | None:
+    if not data:
+        return None
+    return Hook(
+        **{
+            **data,
+            "command": tuple(data.get("command") or ()),
+            "headers": tuple(tuple(h) for h in data.get("headers") or ()),
+        }
+    )
 
 
 def probe_from_json(data: dict[str, Any] | None) -> Probe | None:
@@ -309,7 +323,8 @@ class Kubelet:
                 self._restart(engine, cs, "startup probe failed: restarted", int(pod.get("grace_s", 30)), False)
             return
         liveness = probe_from_json(c.get("liveness"))
-        if liveness is not None:
+        # a terminating pod is being killed: the kubelet restarts none of its containers, whatever liveness says
+        if liveness is not None and not pod.get("terminating"):
             self._probe(cs, "liveness", liveness, ip, engine, now)
             if cs.counts.get("liveness", [0, 0])[1] >= liveness.failure_threshold:
                 failures = cs.counts["liveness"][1]

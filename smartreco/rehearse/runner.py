@@ -6,11 +6,14 @@ so ``down`` (and the next ``up``) removes it all, whatever state an earlier run 
 from __future__ import annotations
 
 import json
+import math
 import os
 import shutil
 import subprocess
 import time
+import urllib.request
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -18,7 +21,7 @@ from smartreco.containers.engine import EngineError, docker, require_engine
 from smartreco.rehearse import docker_args as da
 from smartreco.rehearse import kubelet, patches
 from smartreco.rehearse.kubelet import probe_once
-from smartreco.rehearse.translate import ContainerSpec, Plan, PodSpec
+from smartreco.rehearse.translate import ContainerSpec, Hook, Plan, PodSpec
 
 Log = Callable[[str], None]
 
@@ -89,6 +92,58 @@ def remove_pod(name: str, pod: str) -> None:
     ).stdout.split()
     if vols:
         docker(["volume", "rm", "-f", *vols], check=False)
+
+
+#: the kubelet's floor for the SIGTERM-to-SIGKILL time left after a preStop hook (``minimumGracePeriodInSeconds``)
+MIN_GRACE_S = 2
+
+
+def run_hook(hook: Hook, ip: str, container: str, timeout_s: float) -> None:
+    """A preStop hook as the kubelet runs it: ``exec`` inside the container, ``httpGet`` at the pod's IP, ``sleep``
+    in the kubelet; bounded by the grace period, and a failing hook does not stop the kill (the kubelet records
+    an event and sends SIGTERM anyway)."""
+    timeout_s = max(timeout_s, 0.0)
+    try:
+        if hook.kind == "exec":
+            docker(["exec", container, *hook.command], check=False, timeout=timeout_s)
+        elif hook.kind == "http":
+            req = urllib.request.Request(f"http://{ip}:{hook.port}{hook.path}", headers=dict(hook.headers))
+            with urllib.request.urlopen(req, timeout=max(timeout_s, 1.0)) as r:
+                r.read()
+        elif hook.kind == "sleep":
+            time.sleep(min(hook.seconds, timeout_s))
+    except (OSError, subprocess.TimeoutExpired):
+        pass
+
+
+def kill_container(engine: str, hook: Hook | None, ip: str, grace_s: float, began: float) -> None:
+    """One container of a pod being deleted, as the kubelet's ``killContainer``: its preStop hook, then SIGTERM
+    with what is left of the pod's grace period (at least :data:`MIN_GRACE_S`), then SIGKILL (``docker stop -t``)."""
+    if hook is not None:
+        run_hook(hook, ip, engine, grace_s)
+    left = max(MIN_GRACE_S, math.ceil(grace_s - (time.monotonic() - began)))
+    docker(["stop", "-t", str(left), engine], check=False, timeout=left + 60)
+
+
+def terminate_pod(name: str, pod: str, spec: dict | None) -> float:
+    """Kill pod ``pod`` of rehearsal ``name`` as the kubelet kills a deleted pod: every container at once, each with
+    its preStop hook first (``spec``: the pod's entry in the kubelet's pods file, :func:`pod_specs`); then the
+    sandbox and the pod's emptyDir volumes go (:func:`remove_pod`). Returns the seconds it took. Without a spec
+    (a pod this rehearsal did not record) the containers get SIGTERM at once, with their ``--stop-timeout``."""
+    began = time.monotonic()
+    containers = (spec or {}).get("containers") or []
+    grace = float((spec or {}).get("grace_s", 30))
+    if containers:
+        with ThreadPoolExecutor(len(containers), thread_name_prefix="kill") as pool:
+            for f in [
+                pool.submit(
+                    kill_container, c["engine"], kubelet.hook_from_json(c.get("pre_stop")), spec["ip"], grace, began
+                )
+                for c in containers
+            ]:
+                f.result()
+    remove_pod(name, pod)
+    return time.monotonic() - began
 
 
 def leftovers(name: str) -> dict[str, list[str]]:
@@ -381,6 +436,7 @@ def pod_specs(pods: dict[str, RunningPod]) -> dict[str, dict]:
                     "readiness": kubelet.probe_to_json(c.readiness),
                     "liveness": kubelet.probe_to_json(c.liveness),
                     "startup": kubelet.probe_to_json(c.startup),
+                    "pre_stop": kubelet.probe_to_json(c.pre_stop),
                 }
                 for c in r.pod.containers
             ],

@@ -1,10 +1,11 @@
 """A SeldonDeployment's predictor as the Seldon v1 operator makes it: one pod per replica holding the
-componentSpec's containers (with the ``PREDICTIVE_UNIT_*`` / ``SELDON_*`` environment the operator adds to each
-graph node) and the executor container next to them, behind the Service ``<deployment>-<predictor>`` (REST
-8000, gRPC 5001). The one stand-in: the executor container runs the local executor
-(``python -m inference_graph.executor --attach``, Seldon's semantics only) instead of Seldon's Go executor,
-reading the same SeldonDeployment the operator would hand its executor (here as a mounted file) and calling
-the nodes on the pod's loopback at their manifest ports, as Seldon's does. Pure: no engine, no files."""
+componentSpec's containers (with the ``PREDICTIVE_UNIT_*`` / ``SELDON_*`` environment and the ``preStop`` sleep the
+operator adds to each graph node) and the executor container next to them (with the operator's probe timing),
+behind the Service ``<deployment>-<predictor>`` (REST 8000, gRPC 5001). The one stand-in: the executor container
+runs the local executor (``python -m inference_graph.executor --attach``, Seldon's semantics only) instead of
+Seldon's Go executor, reading the same SeldonDeployment the operator would hand its executor (here as a mounted
+file) and calling the nodes on the pod's loopback at their manifest ports, as Seldon's does. Pure: no engine, no
+files."""
 
 from __future__ import annotations
 
@@ -30,6 +31,18 @@ GRPC_PORT = 5001
 GRAPH_DIR = "/etc/seldon-rehearsal"
 GRAPH_FILE = "seldondeployment.json"
 MODEL_FETCH = "model-fetch"
+#: the timing of the operator's probes of its executor container
+EXECUTOR_PROBE_TIMING = {
+    "initialDelaySeconds": 20,
+    "periodSeconds": 5,
+    "failureThreshold": 3,
+    "successThreshold": 1,
+    "timeoutSeconds": 60,
+}
+#: the preStop hook the operator gives every graph node's container that has no ``lifecycle`` of its own
+#: (seldon-core 1.x ``createContainerService``: "Add lifecycle probe"); the executor container gets none, so on a
+#: cluster it has SIGTERM at once while the nodes keep serving its in-flight calls for 10 s
+NODE_PRE_STOP = {"preStop": {"exec": {"command": ["/bin/sh", "-c", "/bin/sleep 10"]}}}
 
 
 def service_name(sdep: dict[str, Any], predictor: dict[str, Any]) -> str:
@@ -114,19 +127,16 @@ def executor_container(sdep: dict[str, Any], predictor: dict[str, Any]) -> dict[
             *list(orch.get("env") or []),
         ],
         "ports": [{"name": "http", "containerPort": REST_PORT}, {"name": "grpc", "containerPort": GRPC_PORT}],
-        # the local executor answers loopback Host names and SMARTRECO_ALLOWED_HOSTS only (its DNS-rebinding guard):
-        # the probe names localhost, clients the Service's names
+        # the operator's probes for its executor (seldon-core 1.x ``createExecutorContainer``): readiness GET /ready
+        # and liveness GET /live, both initialDelaySeconds 20, periodSeconds 5, failureThreshold 3, timeoutSeconds
+        # 60. The local executor answers loopback Host names and SMARTRECO_ALLOWED_HOSTS only (its DNS-rebinding
+        # guard): the probe names localhost, clients the Service's names; it has no /live, so liveness is a TCP
+        # connect to the same port with the same timing
         "readinessProbe": {
             "httpGet": {"path": "/ready", "port": REST_PORT, "httpHeaders": [{"name": "Host", "value": "localhost"}]},
-            "periodSeconds": 5,
-            "failureThreshold": 3,
+            **EXECUTOR_PROBE_TIMING,
         },
-        "livenessProbe": {
-            "tcpSocket": {"port": REST_PORT},
-            "initialDelaySeconds": 20,
-            "periodSeconds": 10,
-            "failureThreshold": 6,
-        },
+        "livenessProbe": {"tcpSocket": {"port": REST_PORT}, **EXECUTOR_PROBE_TIMING},
         "resources": copy.deepcopy(orch.get("resources") or {}),
         "securityContext": {
             "allowPrivilegeEscalation": False,
@@ -182,6 +192,8 @@ def predictor_pods(
         for node_name, node in nodes.items():
             c = by_name[node_name]
             c["env"] = [*(c.get("env") or []), *operator_env(sdep, predictor, node, c)]
+            if not c.get("lifecycle"):
+                c["lifecycle"] = copy.deepcopy(NODE_PRE_STOP)
         graph_cm = f"{name}-{pname}-rehearsal-graph"
         spec["containers"] = [*spec.get("containers", []), executor_container(sdep, predictor)]
         spec["volumes"] = [

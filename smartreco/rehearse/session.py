@@ -4,6 +4,7 @@ Secrets, translate, run, wait for readiness, and say what ran, where, and what w
 from __future__ import annotations
 
 import json
+import threading
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import replace
@@ -209,9 +210,8 @@ def down(name: str = DEFAULT_NAME, keep_data: bool = False) -> dict:
     return removed
 
 
-#: after the old pods left their Services (the proxies follow within 0.2 s): what a connection just made to one
-#: has to finish before its containers get SIGTERM
-DRAIN_S = 2.0
+#: the apply process's writes to the kubelet's pods file (the rollout and the pods it is killing, in threads)
+_SPEC_LOCK = threading.Lock()
 
 
 def _spec_update(
@@ -221,14 +221,15 @@ def _spec_update(
     drop: Iterable[str] = (),
 ) -> None:
     """The kubelet's pods file after an ``apply`` step (it reads it on its next pass)."""
-    spec = kubelet.read_spec(folder) or {"pods": {}, "services": []}
-    spec["pods"].update(add or {})
-    for pod in terminating:
-        if pod in spec["pods"]:
-            spec["pods"][pod]["terminating"] = True
-    for pod in drop:
-        spec["pods"].pop(pod, None)
-    kubelet.write_spec(folder, spec)
+    with _SPEC_LOCK:
+        spec = kubelet.read_spec(folder) or {"pods": {}, "services": []}
+        spec["pods"].update(add or {})
+        for pod in terminating:
+            if pod in spec["pods"]:
+                spec["pods"][pod]["terminating"] = True
+        for pod in drop:
+            spec["pods"].pop(pod, None)
+        kubelet.write_spec(folder, spec)
 
 
 def _saved(name: str) -> tuple[Path, dict, dict]:
@@ -256,10 +257,12 @@ def apply(
 ) -> dict:
     """``kubectl apply -f FILE`` for the SeldonDeployment of a running rehearsal, rolled out as the Deployment the
     Seldon operator makes for the predictor is (:mod:`smartreco.rehearse.rollout`): at most ``surge`` new pods
-    start at a time, each batch ready and in its Service before old pods leave the Service (drained, then
-    stopped), never fewer ready pods than ``replicas - unavailable``. If a batch does not become ready, its pods
-    are removed and the pods serving now (the old ones left and the new ones already rolled) keep serving, as a
-    stuck Deployment keeps them. The predictor's pods roll as one Deployment (the overlays have one predictor)."""
+    start at a time, each batch ready and in its Service before old pods are deleted, never fewer ready pods than
+    ``replicas - unavailable``. A deleted old pod is terminated as on a cluster (:func:`_retire`): it leaves the
+    Service while it is killed (preStop hooks, then SIGTERM, SIGKILL after the grace period), and the rollout goes
+    on without waiting for it; ``apply`` returns once every old pod is gone. If a batch does not become ready, its
+    pods are removed and the pods serving now (the old ones left and the new ones already rolled) keep serving, as
+    a stuck Deployment keeps them. The predictor's pods roll as one Deployment (the overlays have one predictor)."""
     folder, saved, made = _saved(name)
     new = [o for o in render.load_file(file) if o.get("kind") == "SeldonDeployment"]
     if len(new) != 1:
@@ -292,39 +295,48 @@ def apply(
     old, waiting, seconds = list(running_old), list(plan.pods), 0.0
     ready: list[str] = []  # new pods ready and in their Services
     pending: list[runner.Rehearsal] = []  # batches started, not yet ready
-    while old or waiting or pending:
-        step = rollout.next_step(replicas, surge, unavailable, len(old), replicas - len(waiting), len(ready))
-        if step.start:
-            batch = runner.Rehearsal(replace(plan, pods=waiting[: step.start]), folder, models_dir, log)
-            del waiting[: step.start]
-            pending.append(batch)
+    killing: list[threading.Thread] = []  # old pods being terminated
+    try:
+        while old or waiting or pending:
+            step = rollout.next_step(replicas, surge, unavailable, len(old), replicas - len(waiting), len(ready))
+            if step.start:
+                batch = runner.Rehearsal(replace(plan, pods=waiting[: step.start]), folder, models_dir, log)
+                del waiting[: step.start]
+                pending.append(batch)
+                try:
+                    t0 = time.monotonic()
+                    batch.start_more()
+                    _spec_update(folder, add=runner.pod_specs(batch.pods))
+                    names = ", ".join(p.name for p in batch.plan.pods)
+                    log(f"[rehearse] {names} started in {time.monotonic() - t0:.0f} s")
+                except BaseException:
+                    _give_up(folder, name, plan, ready, old, log)
+                    raise
+            if step.remove:
+                gone, old = old[: step.remove], old[step.remove :]
+                killing += _retire(folder, name, gone, log)
+            if step.start or step.remove:
+                continue
+            if not pending:
+                raise runner.RehearsalError(f"rollout of {replicas} stalled with {len(old)} old pod(s) left")
             try:
-                t0 = time.monotonic()
-                batch.start_more()
-                _spec_update(folder, add=runner.pod_specs(batch.pods))
-                log(f"[rehearse] {', '.join(p.name for p in batch.plan.pods)} started in {time.monotonic() - t0:.0f} s")
+                for batch in pending:  # in their Service before any old pod leaves it: no moment without an endpoint
+                    took = batch.wait_ready(max(timeout_s - (time.monotonic() - began), 60.0))
+                    took += batch.wait_services(max(timeout_s - (time.monotonic() - began), 60.0))
+                    seconds += took
+                    rolled.pods.update(batch.pods)
+                    ready += [p.name for p in batch.plan.pods]
+                    names = ", ".join(p.name for p in batch.plan.pods)
+                    log(f"[rehearse] {names} ready and in the Service in {took:.0f} s")
             except BaseException:
                 _give_up(folder, name, plan, ready, old, log)
                 raise
-        if step.remove:
-            gone, old = old[: step.remove], old[step.remove :]
-            _retire(folder, name, rolled, gone)
-        if step.start or step.remove:
-            continue
-        if not pending:
-            raise runner.RehearsalError(f"rollout of {replicas} stalled with {len(old)} old pod(s) left")
-        try:
-            for batch in pending:  # in their Service before any old pod leaves it: no moment without an endpoint
-                took = batch.wait_ready(max(timeout_s - (time.monotonic() - began), 60.0))
-                took += batch.wait_services(max(timeout_s - (time.monotonic() - began), 60.0))
-                seconds += took
-                rolled.pods.update(batch.pods)
-                ready += [p.name for p in batch.plan.pods]
-                log(f"[rehearse] {', '.join(p.name for p in batch.plan.pods)} ready and in the Service in {took:.0f} s")
-        except BaseException:
-            _give_up(folder, name, plan, ready, old, log)
-            raise
-        pending.clear()
+            pending.clear()
+        rolled_s = time.monotonic() - began  # what `kubectl rollout status` waits for: new pods available, old deleted
+    finally:
+        for thread in killing:  # the Deployment controller does not wait for terminating pods; apply does, at the end
+            thread.join()
+    rolled.wait_services(120.0, absent=frozenset(running_old))
     # the applied object is now the live one (the next deploy patches it), as the API server would keep it
     for key, applied in (
         ("rendered", sdep),
@@ -335,11 +347,13 @@ def apply(
     total = time.monotonic() - began
     log(
         f"[rehearse] rolled out {seldon.service_name(sdep, (sdep.get('spec') or {}).get('predictors', [{}])[0])}: "
-        f"new pods ready in {seconds:.0f} s, {len(running_old)} old pod(s) removed, rollout {total:.0f} s"
+        f"new pods ready in {seconds:.0f} s, rollout {rolled_s:.0f} s, {len(running_old)} old pod(s) gone after "
+        f"{total:.0f} s"
     )
     return {
         "ready_seconds": round(seconds, 1),
-        "rollout_seconds": round(total, 1),
+        "rollout_seconds": round(rolled_s, 1),
+        "terminated_seconds": round(total, 1),
         "new_pods": [p.name for p in plan.pods],
         "removed": running_old,
         "surge": surge,
@@ -347,16 +361,31 @@ def apply(
     }
 
 
-def _retire(folder: Path, name: str, rolled: runner.Rehearsal, pods: list[str]) -> None:
-    """Old pods as a Deployment's old pods terminate: out of every Service first, drained, then stopped with
-    their grace period."""
+def _retire(folder: Path, name: str, pods: list[str], log: Log) -> list[threading.Thread]:
+    """Old pods deleted as the Deployment controller deletes them. The deletion is one event that two parties act on
+    at once, neither waiting for the other: the Endpoints controller takes the pods out of every Service (here the
+    kubelet's next pass, then the proxies' next look at their file) and the kubelet kills them
+    (:func:`runner.terminate_pod`: each container's preStop hook, then SIGTERM, SIGKILL after the grace period).
+    So a container without a preStop hook may stop listening before its Service stops sending to it, as on a
+    cluster. The kills run in threads (returned): the rollout's next step does not wait for them."""
+    spec = (kubelet.read_spec(folder) or {}).get("pods") or {}
+    entries = {pod: spec.get(pod) for pod in pods}
     _spec_update(folder, terminating=set(pods))
-    rolled.wait_services(120.0, absent=frozenset(pods))
-    time.sleep(DRAIN_S)
-    for pod_name in pods:
-        runner.remove_pod(name, pod_name)
-    _spec_update(folder, drop=set(pods))
-    rolled.log(f"[rehearse] old pod(s) {', '.join(pods)} out of the Service and removed")
+    threads = []
+    for pod in pods:
+        thread = threading.Thread(
+            target=_terminate, args=(folder, name, pod, entries[pod], log), name=f"terminate-{pod}", daemon=True
+        )
+        thread.start()
+        threads.append(thread)
+    log(f"[rehearse] old pod(s) {', '.join(pods)} deleted: leaving the Service and terminating")
+    return threads
+
+
+def _terminate(folder: Path, name: str, pod: str, entry: dict[str, Any] | None, log: Log) -> None:
+    took = runner.terminate_pod(name, pod, entry)
+    _spec_update(folder, drop={pod})
+    log(f"[rehearse] old pod {pod} terminated in {took:.0f} s")
 
 
 def _give_up(folder: Path, name: str, plan: Plan, ready: list[str], old: list[str], log: Log) -> None:

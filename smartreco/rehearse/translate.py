@@ -7,8 +7,9 @@ entries see earlier ones), ``envFrom`` ConfigMaps and Secrets (``optional``, ``p
 source wins over an earlier one), Service links (``<SVC>_SERVICE_HOST`` ..., with the Service name for the
 cluster IP the rehearsal does not have), ports (named ports resolved for probes), volumes (``configMap`` and
 ``secret`` as files, ``emptyDir`` as a volume every container of the pod shares, a PVC or a StatefulSet's
-claim template as a named volume), probes, CPU/memory limits and the securityContext (user, group, fsGroup,
-non-root, read-only root file system, capabilities, no privilege escalation). The SeldonDeployment's
+claim template as a named volume), probes, ``lifecycle.preStop`` (exec, httpGet, sleep: run before the container's
+SIGTERM when its pod terminates), CPU/memory limits and the securityContext (user, group, fsGroup, non-root,
+read-only root file system, capabilities, no privilege escalation). The SeldonDeployment's
 predictor is made into a pod by :mod:`smartreco.rehearse.seldon`.
 """
 
@@ -72,6 +73,19 @@ class Probe:
 
 
 @dataclass(frozen=True)
+class Hook:
+    """A container's ``lifecycle.preStop`` handler: what the kubelet runs before it sends the container SIGTERM
+    (the hook and the SIGTERM that follows share the pod's ``terminationGracePeriodSeconds``)."""
+
+    kind: str  # exec | http | sleep
+    command: tuple[str, ...] = ()
+    port: int | None = None
+    path: str = "/"
+    headers: tuple[tuple[str, str], ...] = ()
+    seconds: float = 0.0  # sleep
+
+
+@dataclass(frozen=True)
 class Volume:
     name: str  # the pod's volume name
     kind: str  # emptyDir | pvc | configMap | secret
@@ -100,6 +114,7 @@ class ContainerSpec:
     readiness: Probe | None = None
     liveness: Probe | None = None
     startup: Probe | None = None
+    pre_stop: Hook | None = None
     user: int | None = None
     group: int | None = None
     groups: list[int] = field(default_factory=list)  # fsGroup + supplementalGroups
@@ -352,6 +367,31 @@ def _probe(raw: dict[str, Any] | None, ports: dict[str, int], where: str) -> Pro
     raise TranslationError(f"{where}: probe kind not rehearsed ({sorted(raw)})")
 
 
+def _pre_stop(raw: dict[str, Any] | None, ports: dict[str, int], where: str) -> Hook | None:
+    """``lifecycle``: its ``preStop`` as a :class:`Hook`. ``postStart`` is refused: the rehearsal would start the
+    container without it, which is not what the kubelet does."""
+    if not raw:
+        return None
+    if raw.get("postStart"):
+        raise TranslationError(f"{where}.postStart: not rehearsed")
+    hook = raw.get("preStop")
+    if not hook:
+        return None
+    if "exec" in hook:
+        return Hook("exec", command=tuple(str(a) for a in hook["exec"]["command"]))
+    if "httpGet" in hook:
+        h = hook["httpGet"]
+        port = h["port"]
+        if not (isinstance(port, int) or str(port).isdigit()) and port not in ports:
+            raise TranslationError(f"{where}.preStop: port {port!r} is not a named port of the container")
+        number = int(port) if isinstance(port, int) or str(port).isdigit() else ports[port]
+        headers = tuple((str(x["name"]), str(x["value"])) for x in h.get("httpHeaders") or [])
+        return Hook("http", port=number, path=str(h.get("path", "/")), headers=headers)
+    if "sleep" in hook:
+        return Hook("sleep", seconds=float(hook["sleep"]["seconds"]))
+    raise TranslationError(f"{where}.preStop: handler not rehearsed ({sorted(hook)})")
+
+
 def _int_or_none(value: Any) -> int | None:
     return None if value is None else int(value)
 
@@ -404,6 +444,7 @@ def make_container(
         readiness=None if init else _probe(c.get("readinessProbe"), ports, f"{where}.readinessProbe"),
         liveness=None if init else _probe(c.get("livenessProbe"), ports, f"{where}.livenessProbe"),
         startup=None if init else _probe(c.get("startupProbe"), ports, f"{where}.startupProbe"),
+        pre_stop=None if init else _pre_stop(c.get("lifecycle"), ports, f"{where}.lifecycle"),
         user=user,
         group=group,
         groups=groups,

@@ -152,7 +152,7 @@ def test_rehearsal_target_rolls_the_rehearsal_to_the_deployed_versions(manifest_
     monkeypatch.setattr(runner.Rehearsal, "start_more", start_more)
     monkeypatch.setattr(runner.Rehearsal, "wait_ready", lambda self, timeout_s: events.append(("ready", 0)) or 12.5)
     monkeypatch.setattr(runner, "workload_pods", lambda name, workload: ["smartreco-default-0"])
-    monkeypatch.setattr(runner, "remove_pod", lambda name, pod: events.append(("remove", pod)))
+    monkeypatch.setattr(runner, "terminate_pod", lambda name, pod, entry: events.append(("remove", pod)) or 0.0)
 
     uris = {k: f"models:/smartreco-{k}/4" for k in D.KINDS}
     res = D.deploy(uris, version="4", target="rehearsal", rehearsal="rh", out_dir=tmp_path / "out")

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from smartreco.rehearse import kubelet, service_proxy
-from smartreco.rehearse.translate import Probe
+from smartreco.rehearse.translate import Hook, Probe
 
 READY = Probe("http", 8000, "/ready", period_s=1.0, failure_threshold=2)
 LIVE = Probe("tcp", 8000, initial_delay_s=5.0, period_s=1.0, failure_threshold=3)
@@ -271,3 +271,63 @@ def test_proxy_round_robins_over_ready_endpoints_and_follows_the_file(tmp_path: 
 
 def service_proxy_generation(path: Path) -> int:
     return json.loads(path.read_text())["generation"]
+
+
+def test_a_terminating_pod_is_not_restarted_by_its_liveness_probe(tmp_path: Path, engine: Engine) -> None:
+    """While a deleted pod is killed (preStop hooks, then SIGTERM) its probes fail; the kubelet restarts nothing."""
+    spec = {"pods": {"p0": _pod("10.0.0.2", ["a"], terminating=True)}, "services": [SERVICE]}
+    kubelet.write_spec(tmp_path, spec)
+    k = kubelet.Kubelet("rh", tmp_path)
+    engine.probe_ok[("rh-10.0.0.2-a", "tcp")] = False
+    status = _run(k, T0, 12)
+    assert engine.calls == [] and status["services"]["svc"]["80"] == []
+
+
+def test_hook_json_round_trip() -> None:
+    for hook in (
+        Hook("exec", command=("/bin/sh", "-c", "/bin/sleep 10")),
+        Hook("http", port=9000, path="/drain", headers=(("Host", "localhost"),)),
+        Hook("sleep", seconds=3.0),
+    ):
+        assert kubelet.hook_from_json(json.loads(json.dumps(kubelet.probe_to_json(hook)))) == hook
+    assert kubelet.hook_from_json(None) is None
+
+
+def test_terminate_pod_kills_as_the_kubelet_does(monkeypatch) -> None:
+    """Every container at once; a container's preStop hook runs before its SIGTERM, which gets what is left of the
+    grace period (at least 2 s); a container without a hook gets SIGTERM at once; then the pod is removed."""
+    from smartreco.rehearse import runner
+
+    calls: list[tuple[float, list[str]]] = []
+    lock = threading.Lock()
+    began = time.monotonic()
+
+    def docker(args: list[str], **_: object) -> None:
+        with lock:
+            calls.append((time.monotonic() - began, list(args)))
+        if args[0] == "exec":
+            time.sleep(float(args[-1].rsplit(" ", 1)[-1]) / 10)  # "/bin/sleep N": N/10 s here
+
+    monkeypatch.setattr(runner, "docker", docker)
+    removed: list[str] = []
+    monkeypatch.setattr(runner, "remove_pod", lambda name, pod: removed.append(pod))
+    hook = {"kind": "exec", "command": ["/bin/sh", "-c", "/bin/sleep 10"]}
+    long_hook = {"kind": "exec", "command": ["/bin/sh", "-c", "/bin/sleep 40"]}  # 4 s here, past a 3 s grace
+    entry = {
+        "ip": "10.0.0.2",
+        "grace_s": 3,
+        "containers": [
+            {"name": "node", "engine": "rh-node", "pre_stop": hook},
+            {"name": "slow", "engine": "rh-slow", "pre_stop": long_hook},
+            {"name": "executor", "engine": "rh-executor", "pre_stop": None},
+        ],
+    }
+    took = runner.terminate_pod("rh", "p0", entry)
+    by = {(args[0], args[1] if args[0] == "exec" else args[-1]): (t, args) for t, args in calls}
+    t_exec, _ = by[("exec", "rh-node")]
+    t_stop, stop = by[("stop", "rh-node")]
+    assert stop == ["stop", "-t", "2", "rh-node"] and t_stop >= t_exec + 1.0  # ceil(3 - 1.0) after the hook
+    assert by[("stop", "rh-executor")][1] == ["stop", "-t", "3", "rh-executor"]
+    assert by[("stop", "rh-executor")][0] < t_exec + 1.0  # at once, while the node's hook still runs
+    assert by[("stop", "rh-slow")][1] == ["stop", "-t", str(runner.MIN_GRACE_S), "rh-slow"]  # the floor
+    assert removed == ["p0"] and took >= 3.0

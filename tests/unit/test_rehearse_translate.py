@@ -236,7 +236,14 @@ def test_seldon_predictor_pod(rendered) -> None:
         assert c.env["SMARTRECO_EVENTS_URL"] == "http://smartreco-events:8080"  # smartreco-node-env
         assert c.command is None and c.args is None  # the serving image's CMD runs seldon-core-microservice
         assert c.readiness.kind == "http" and c.readiness.path == "/health/status"
+        # the operator's default preStop on every graph node without a lifecycle of its own
+        assert c.pre_stop == translate.Hook("exec", command=("/bin/sh", "-c", "/bin/sleep 10"))
     executor = pod.containers[-1]
+    assert executor.pre_stop is None  # the operator gives its executor none: SIGTERM at once on deletion
+    # the operator's probe timing for its executor (readiness /ready; liveness a TCP connect: no /live here)
+    assert (executor.readiness.kind, executor.readiness.path) == ("http", "/ready")
+    for probe in (executor.readiness, executor.liveness):
+        assert (probe.initial_delay_s, probe.period_s, probe.failure_threshold, probe.timeout_s) == (20, 5, 3, 60)
     assert executor.image == sdep["spec"]["predictors"][0]["componentSpecs"][0]["spec"]["containers"][0]["image"]
     assert executor.command == ["python", "-m", "inference_graph.executor"]
     assert "--attach" in executor.args and executor.args[executor.args.index("--port") + 1] == str(seldon.REST_PORT)
@@ -249,6 +256,28 @@ def test_seldon_predictor_pod(rendered) -> None:
     assert [p["port"] for p in svc.ports] == [seldon.REST_PORT, seldon.GRPC_PORT]
     assert svc.pods == ["smartreco-default-0"]
     assert plan.pod("smartreco-default-0").volumes["models"].docker_volume == "rh-smartreco-default-0-models"
+
+
+def test_a_nodes_own_lifecycle_is_kept_and_every_prestop_handler_is_read(rendered) -> None:
+    objects = [dict(o) for o in rendered["local"]]
+    i = next(i for i, o in enumerate(objects) if o["kind"] == "SeldonDeployment")
+    sdep = json.loads(json.dumps(objects[i]))
+    containers = sdep["spec"]["predictors"][0]["componentSpecs"][0]["spec"]["containers"]
+    by_name = {c["name"]: c for c in containers}
+    by_name["cf-a"]["lifecycle"] = {"preStop": {"httpGet": {"path": "/drain", "port": "http"}}}
+    by_name["cb-a"]["lifecycle"] = {"preStop": {"sleep": {"seconds": 3}}}
+    objects[i] = sdep
+    pod = _plan(objects)[0].pod("smartreco-default-0")
+    hooks = {c.name: c.pre_stop for c in pod.containers}
+    assert hooks["cf-a"] == translate.Hook("http", port=9003, path="/drain")  # the named port resolved
+    assert hooks["cb-a"] == translate.Hook("sleep", seconds=3.0)
+    assert hooks["hybrid-a"] == translate.Hook("exec", command=("/bin/sh", "-c", "/bin/sleep 10"))
+    by_name["cf-a"]["lifecycle"] = {"postStart": {"exec": {"command": ["true"]}}}
+    with pytest.raises(TranslationError, match="postStart: not rehearsed"):
+        _plan(objects)
+    by_name["cf-a"]["lifecycle"] = {"preStop": {"tcpSocket": {"port": 9003}}}
+    with pytest.raises(TranslationError, match=r"preStop: handler not rehearsed \(\['tcpSocket'\]\)"):
+        _plan(objects)
 
 
 def test_models_patch_drops_model_fetch_and_says_so(rendered) -> None:
