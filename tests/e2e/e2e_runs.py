@@ -6,6 +6,12 @@ test_containers_pipeline needs the subprocess runner's metrics on the parity con
 are the same pipeline on the same data and seeds, and the gate's margin is read only after ``evaluate``, so
 one run serves both: CI pays for one subprocess pipeline, not two (~6 min each at the load CI sees,
 benchmarks/results/containers.json). Session scope; the environment is set only while the run runs.
+
+Every e2e run (both runners, every module) shares one MiniLM vector cache, the project's ``runs/embeddings``
+(:func:`shared_embedding_cache`): the cache is keyed by the text's content hash, so a hit returns the vectors an
+encode of the same text wrote, and what the runs prove (steps, runners, gate, deploy, metric parity) does not
+depend on whether the vectors were encoded in this run or an earlier one. A fresh clone still encodes once (the
+first run's first encoding step), so the MiniLM path itself runs in CI.
 """
 
 from __future__ import annotations
@@ -29,6 +35,24 @@ PARITY = json.loads((ROOT / "benchmarks" / "results" / "containers.json").read_t
 PROMOTE, REJECT = "1.0", "-1.0"
 
 
+def shared_embedding_cache(runs: Path) -> Path:
+    """The project's ``runs/embeddings`` (created), also as ``<runs>/cache/minilm``; returns it (for the pipeline's
+    ``embedding_cache_dir``).
+
+    Why: the pipeline's ``embedding_cache_dir`` reaches build-features only; train-cb and evaluate encode with the
+    content model's default cache, ``<SMARTRECO_RUNS>/cache/minilm``, which is empty in each test's fresh runs
+    folder, and in a fresh clone ``runs/embeddings`` did not exist, so the docker runner (which mounts only existing
+    argument folders) lost what the build-features container encoded: 4 encodes of the same ~5k MovieLens item
+    texts per CI run, one needed. The link is absolute: the docker runner mounts both folders at their host paths."""
+    cache = project_root() / "runs" / "embeddings"
+    cache.mkdir(parents=True, exist_ok=True)
+    link = runs / "cache" / "minilm"
+    link.parent.mkdir(parents=True, exist_ok=True)
+    if not link.exists():
+        link.symlink_to(cache, target_is_directory=True)
+    return cache
+
+
 def sample_users() -> str:
     """``SMARTRECO_E2E_SAMPLE_USERS`` (0: all of MovieLens), else the parity configuration's sample."""
     return os.environ.get("SMARTRECO_E2E_SAMPLE_USERS", str(PARITY["sample_users"]))
@@ -37,6 +61,7 @@ def sample_users() -> str:
 def train(runs: Path, gate_margin: str, *extra: str) -> dict:
     """One `smartreco pipeline run training --local --runner subprocess` into ``runs`` (its own MLflow
     registry and deploy record); the run's JSON."""
+    cache = shared_embedding_cache(runs)
     buf = io.StringIO()
     with pytest.MonkeyPatch.context() as mp, contextlib.redirect_stdout(buf):
         mp.setenv("SMARTRECO_RUNS", str(runs))
@@ -58,7 +83,7 @@ def train(runs: Path, gate_margin: str, *extra: str) -> dict:
                 f"gate_margin={gate_margin}",
                 # MiniLM vectors are cached by content hash in the project's runs folder across test runs
                 "--param",
-                f"embedding_cache_dir={project_root() / 'runs' / 'embeddings'}",
+                f"embedding_cache_dir={cache}",
                 *extra,
             ]
         )

@@ -19,7 +19,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from e2e_runs import sample_users
+from e2e_runs import sample_users, shared_embedding_cache
 
 from smartreco.containers.spec import IMAGES
 
@@ -48,6 +48,7 @@ def _reference() -> dict:
 
 def _run(runner: str, runs: Path, config: dict) -> tuple[dict, str]:
     runs.mkdir(parents=True, exist_ok=True)
+    cache = shared_embedding_cache(runs)  # one MiniLM cache for every e2e run (e2e_runs.py says why)
     env = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}
     env["SMARTRECO_RUNS"] = str(runs)
     proc = subprocess.Popen(
@@ -69,7 +70,7 @@ def _run(runner: str, runs: Path, config: dict) -> tuple[dict, str]:
             "--param",
             "deploy_target=local",
             "--param",
-            f"embedding_cache_dir={ROOT / 'runs' / 'embeddings'}",
+            f"embedding_cache_dir={cache}",
         ],  # MiniLM vectors cached by content
         cwd=ROOT,
         env=env,
