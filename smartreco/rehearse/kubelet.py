@@ -39,10 +39,12 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from smartreco.containers.engine import docker
 from smartreco.rehearse.translate import Hook, Probe, selector_matches
+
+_Action = TypeVar("_Action", Hook, Probe)
 
 SPEC_FILE = "pods.json"
 STATUS_FILE = "kubelet.json"
@@ -82,28 +84,25 @@ def probe_to_json(probe: Probe | Hook | None) -> dict[str, Any] | None:
     return None if probe is None else dataclasses.asdict(probe)
 
 
-def hook_from_json(data: dict[str, Any] | None) -> Hook | None:
+def _from_json(cls: type[_Action], data: dict[str, Any] | None) -> _Action | None:
+    """A probe or hook back from pods.json (JSON made its tuples lists)."""
     if not data:
         return None
-    return Hook(
+    return cls(
         **{
             **data,
             "command": tuple(data.get("command") or ()),
             "headers": tuple(tuple(h) for h in data.get("headers") or ()),
         }
     )
+
+
+def hook_from_json(data: dict[str, Any] | None) -> Hook | None:
+    return _from_json(Hook, data)
 
 
 def probe_from_json(data: dict[str, Any] | None) -> Probe | None:
-    if not data:
-        return None
-    return Probe(
-        **{
-            **data,
-            "command": tuple(data.get("command") or ()),
-            "headers": tuple(tuple(h) for h in data.get("headers") or ()),
-        }
-    )
+    return _from_json(Probe, data)
 
 
 # ------------------------------------------------------------------------------------------------ spec
