@@ -471,7 +471,7 @@ def candidate_features(
     (:func:`content_scores`; the serving runtime shares them with its CB candidates). ``cb_top``: a longer
     top list over those content scores (the serving runtime's CB candidates), from which the content retriever's
     top ``k_cb`` is read when it can be (:func:`_top_k_from`). ``pop_score``: ``pop_long + 3.0 * pop_short``
-    as the caller computed it once (the same float32 sums; float64 saves the top-k's conversion).
+    as the caller computed it once (the serving runtime, at load: the same float32 sums).
     """
     history = np.asarray(history, dtype=np.int64)
     exclude = np.unique(np.concatenate([np.asarray(exclude, dtype=np.int64), history]))

@@ -338,17 +338,22 @@ def container_env(
     return env
 
 
+def _port(value: Any, ports: dict[str, int], where: str) -> int:
+    """A probe's or hook's port: a number, or the name of one of the container's ports."""
+    if isinstance(value, int) or str(value).isdigit():
+        return int(value)
+    if value not in ports:
+        raise TranslationError(f"{where}: port {value!r} is not a named port of the container")
+    return ports[value]
+
+
+def _http_headers(http_get: dict[str, Any]) -> tuple[tuple[str, str], ...]:
+    return tuple((str(x["name"]), str(x["value"])) for x in http_get.get("httpHeaders") or [])
+
+
 def _probe(raw: dict[str, Any] | None, ports: dict[str, int], where: str) -> Probe | None:
     if not raw:
         return None
-
-    def port_of(value: Any) -> int:
-        if isinstance(value, int) or str(value).isdigit():
-            return int(value)
-        if value not in ports:
-            raise TranslationError(f"{where}: port {value!r} is not a named port of the container")
-        return ports[value]
-
     common = {
         "initial_delay_s": float(raw.get("initialDelaySeconds", 0)),
         "period_s": float(raw.get("periodSeconds", 10)),
@@ -358,10 +363,10 @@ def _probe(raw: dict[str, Any] | None, ports: dict[str, int], where: str) -> Pro
     }
     if "httpGet" in raw:
         h = raw["httpGet"]
-        headers = tuple((str(x["name"]), str(x["value"])) for x in h.get("httpHeaders") or [])
-        return Probe("http", port_of(h["port"]), str(h.get("path", "/")), headers=headers, **common)
+        return Probe("http", _port(h["port"], ports, where), str(h.get("path", "/")), headers=_http_headers(h),
+                     **common)
     if "tcpSocket" in raw:
-        return Probe("tcp", port_of(raw["tcpSocket"]["port"]), **common)
+        return Probe("tcp", _port(raw["tcpSocket"]["port"], ports, where), **common)
     if "exec" in raw:
         return Probe("exec", command=tuple(raw["exec"]["command"]), **common)
     raise TranslationError(f"{where}: probe kind not rehearsed ({sorted(raw)})")
@@ -381,12 +386,8 @@ def _pre_stop(raw: dict[str, Any] | None, ports: dict[str, int], where: str) -> 
         return Hook("exec", command=tuple(str(a) for a in hook["exec"]["command"]))
     if "httpGet" in hook:
         h = hook["httpGet"]
-        port = h["port"]
-        if not (isinstance(port, int) or str(port).isdigit()) and port not in ports:
-            raise TranslationError(f"{where}.preStop: port {port!r} is not a named port of the container")
-        number = int(port) if isinstance(port, int) or str(port).isdigit() else ports[port]
-        headers = tuple((str(x["name"]), str(x["value"])) for x in h.get("httpHeaders") or [])
-        return Hook("http", port=number, path=str(h.get("path", "/")), headers=headers)
+        return Hook("http", port=_port(h["port"], ports, f"{where}.preStop"), path=str(h.get("path", "/")),
+                    headers=_http_headers(h))
     if "sleep" in hook:
         return Hook("sleep", seconds=float(hook["sleep"]["seconds"]))
     raise TranslationError(f"{where}.preStop: handler not rehearsed ({sorted(hook)})")

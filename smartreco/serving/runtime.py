@@ -432,17 +432,8 @@ class BundleRuntime:
             extra_candidates=self.rows(extra),
             content=self.content(hist),
             cb_top=cb_top,
-            pop_score=self._ranker_pop_score(),
+            pop_score=self.pop_score,
         )
-
-    def _ranker_pop_score(self) -> np.ndarray:
-        """``pop_long + 3.0 * pop_short`` as ``candidate_features`` computes it, as float64 (what its top-k reads),
-        computed once per pair of arrays instead of per request (kept with the arrays it was computed from)."""
-        memo = getattr(self, "_pop_score_memo", None)
-        if memo is None or memo[0] is not self.pop_short or memo[1] is not self.pop_long:
-            score = np.asarray(self.pop_long + 3.0 * self.pop_short, dtype=np.float64)
-            memo = self._pop_score_memo = (self.pop_short, self.pop_long, score)
-        return memo[2]
 
     def rank(
         self,
