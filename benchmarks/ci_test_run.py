@@ -91,7 +91,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--remark", default="", help="what else ran on the machine, if anything")
     ap.add_argument("--out", type=Path, default=RESULTS)
     args = ap.parse_args(argv)
-    parsed = parse_log(args.log.read_text(errors="replace"))
+    try:
+        parsed = parse_log(args.log.read_text(errors="replace"))
+    except OSError as exc:
+        raise SystemExit(f"--log {args.log}: cannot read it ({exc.strerror})") from None
     if len(parsed["pytest"]) != 2 or any(c["seconds"] is None for c in parsed["pytest"]):
         raise SystemExit(f"{args.log}: expected two finished pytest calls, found {parsed['pytest']!r:.300}")
     path = args.out / "ci_test_run.json"

@@ -16,12 +16,15 @@ predictor is made into a pod by :mod:`smartreco.rehearse.seldon`.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from smartreco.errors import SmartRecoError
 from smartreco.rehearse import public_images
 from smartreco.rehearse.secrets import SecretData
+
+_T = TypeVar("_T")
 
 #: kinds that describe nothing to run, and kinds that run but are not rehearsed: why, as `up` prints it
 NOT_REHEARSED: dict[str, str] = {
@@ -351,6 +354,15 @@ def _http_headers(http_get: dict[str, Any]) -> tuple[tuple[str, str], ...]:
     return tuple((str(x["name"]), str(x["value"])) for x in http_get.get("httpHeaders") or [])
 
 
+def _handler(read: Callable[[Any, dict[str, int], str], _T], raw: Any, ports: dict[str, int], where: str) -> _T:
+    """A probe or a lifecycle hook read from the manifest; a malformed one (a field missing or of the wrong type,
+    e.g. an ``exec`` without ``command``) is a TranslationError naming where, as the API server would refuse it."""
+    try:
+        return read(raw, ports, where)
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        raise TranslationError(f"{where}: malformed ({type(exc).__name__}: {exc})") from None
+
+
 def _probe(raw: dict[str, Any] | None, ports: dict[str, int], where: str) -> Probe | None:
     if not raw:
         return None
@@ -442,10 +454,10 @@ def make_container(
         env=env,
         ports=ports,
         mounts=mounts,
-        readiness=None if init else _probe(c.get("readinessProbe"), ports, f"{where}.readinessProbe"),
-        liveness=None if init else _probe(c.get("livenessProbe"), ports, f"{where}.livenessProbe"),
-        startup=None if init else _probe(c.get("startupProbe"), ports, f"{where}.startupProbe"),
-        pre_stop=None if init else _pre_stop(c.get("lifecycle"), ports, f"{where}.lifecycle"),
+        readiness=None if init else _handler(_probe, c.get("readinessProbe"), ports, f"{where}.readinessProbe"),
+        liveness=None if init else _handler(_probe, c.get("livenessProbe"), ports, f"{where}.livenessProbe"),
+        startup=None if init else _handler(_probe, c.get("startupProbe"), ports, f"{where}.startupProbe"),
+        pre_stop=None if init else _handler(_pre_stop, c.get("lifecycle"), ports, f"{where}.lifecycle"),
         user=user,
         group=group,
         groups=groups,

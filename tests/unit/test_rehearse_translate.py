@@ -278,6 +278,17 @@ def test_a_nodes_own_lifecycle_is_kept_and_every_prestop_handler_is_read(rendere
     by_name["cf-a"]["lifecycle"] = {"preStop": {"tcpSocket": {"port": 9003}}}
     with pytest.raises(TranslationError, match=r"preStop: handler not rehearsed \(\['tcpSocket'\]\)"):
         _plan(objects)
+    # malformed handlers: a clear error naming where, never a KeyError/ValueError traceback
+    by_name["cf-a"]["lifecycle"] = {"preStop": {"exec": {}}}
+    with pytest.raises(TranslationError, match=r"cf-a.*\.lifecycle: malformed \(KeyError: 'command'\)"):
+        _plan(objects)
+    by_name["cf-a"]["lifecycle"] = {"preStop": {"sleep": {"seconds": "soon"}}}
+    with pytest.raises(TranslationError, match=r"\.lifecycle: malformed \(ValueError"):
+        _plan(objects)
+    by_name["cf-a"].pop("lifecycle")
+    by_name["cf-a"]["readinessProbe"] = {"httpGet": {"path": "/health/status"}}
+    with pytest.raises(TranslationError, match=r"\.readinessProbe: malformed \(KeyError: 'port'\)"):
+        _plan(objects)
 
 
 def test_models_patch_drops_model_fetch_and_says_so(rendered) -> None:
