@@ -206,7 +206,7 @@ def named_step_containers(run_id: str, echo: Callable[[str], None], steps: dict[
 def tracking_server(runs: Path, echo: Callable[[str], None], timeout_s: float = 120.0) -> Iterator[str]:
     """``mlflow server`` over the runs folder's store on a free loopback port (what steps reach as on a
     cluster); yields its URI and stops it at the end. Artifacts go straight to the (mounted) store."""
-    from inference_graph.executor.processes import free_port
+    from smartreco.ports import free_port
 
     folder = runs / "mlflow"
     (folder / "artifacts").mkdir(parents=True, exist_ok=True)

@@ -30,10 +30,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from inference_graph.executor.graph import GraphNodeSpec
-from inference_graph.executor.processes import EXECUTOR_SECRETS, LOOPBACK, NodeStartError, free_port
+from inference_graph.executor.processes import EXECUTOR_SECRETS, LOOPBACK, NodeStartError
 from smartreco import settings
 from smartreco.errors import SmartRecoError
 from smartreco.paths import runs_dir
+from smartreco.ports import free_port
 
 LABEL_KIND = "org.smartreco.launcher"
 LABEL_RUN = "org.smartreco.run"

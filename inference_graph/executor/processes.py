@@ -11,7 +11,6 @@ import contextlib
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -23,6 +22,7 @@ from inference_graph.executor.graph import GraphNodeSpec
 from smartreco import settings
 from smartreco.errors import SmartRecoError
 from smartreco.paths import project_root
+from smartreco.ports import free_port
 from smartreco.processes import dying_with_parent
 
 LOOPBACK = "127.0.0.1"
@@ -30,12 +30,6 @@ LOOPBACK = "127.0.0.1"
 
 class NodeStartError(SmartRecoError):
     """A node process exited or never became healthy."""
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind((LOOPBACK, 0))
-        return s.getsockname()[1]
 
 
 @dataclass

@@ -29,12 +29,13 @@ from inference_graph.executor.engine import GraphEngine
 from inference_graph.executor.event_service import EventServiceProcess
 from inference_graph.executor.graph import GraphSpec, load_graph, override_parameters
 from inference_graph.executor.grpc_server import start_grpc
-from inference_graph.executor.processes import LOOPBACK, ProcessGroup, free_port
+from inference_graph.executor.processes import LOOPBACK, ProcessGroup
 from inference_graph.executor.request_logger import RequestLogger
 from inference_graph.executor.rest import make_app
 from inference_graph.executor.transport import InProcessTransport, RestTransport
 from smartreco import settings
 from smartreco.paths import runs_dir
+from smartreco.ports import free_port
 
 log = logging.getLogger(__name__)
 

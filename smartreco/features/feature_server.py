@@ -4,7 +4,6 @@ feast-free ``OnlineFeatureClient`` talks to (tests and the features benchmark st
 from __future__ import annotations
 
 import contextlib
-import socket
 import subprocess
 import sys
 import time
@@ -13,13 +12,7 @@ from pathlib import Path
 
 from smartreco.errors import SmartRecoError
 from smartreco.features.online_client import OnlineFeatureClient
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
+from smartreco.ports import free_port
 
 #: options every ``feast serve`` of the project gets (this helper, ``scripts/demo.sh``, the Feast Deployment):
 #: Feast's default ``--max-requests 1000`` makes gunicorn recycle a worker every ~1,000 lookups, and a new worker

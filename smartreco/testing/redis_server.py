@@ -14,11 +14,7 @@ import subprocess
 import time
 from pathlib import Path
 
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+from smartreco.ports import free_port
 
 
 def redis_server_binary() -> str | None:

@@ -12,7 +12,6 @@ import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -32,6 +31,7 @@ from seldon_core.proto import prediction_pb2, prediction_pb2_grpc  # noqa: E402
 
 from inference_graph.executor.containers import KIND, LABEL_KIND, LABEL_OWNER, LABEL_RUN, remove_leftovers  # noqa: E402
 from smartreco.images import SERVING_IMAGE  # noqa: E402
+from smartreco.ports import free_port
 
 pytestmark = [pytest.mark.serving, pytest.mark.integration, pytest.mark.container, pytest.mark.timeout(900)]
 
@@ -42,12 +42,6 @@ NODES = ("feature-transformer", "ab-router", "hybrid-a", "cf-a", "cb-a", "hybrid
 
 def _docker(*args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
     return subprocess.run(["docker", *args], capture_output=True, text=True, timeout=timeout)
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _run_containers(label: str) -> list[str]:
@@ -67,7 +61,7 @@ class Executor:
 
     def __init__(self, tmp: Path, extra: tuple[str, ...] = ()) -> None:
         self.tmp = tmp
-        self.port, self.grpc_port = _free_port(), _free_port()
+        self.port, self.grpc_port = free_port(), free_port()
         self.ready = tmp / f"ready-{self.port}.json"
         bundle = write(tmp / "bundle")
         store = tmp / "arms"

@@ -6,7 +6,6 @@ a prediction."""
 from __future__ import annotations
 
 import json
-import socket
 import subprocess
 import sys
 import time
@@ -17,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from smartreco.containers.spec import HASH_LABEL, IMAGES
+from smartreco.ports import free_port
 
 pytestmark = [pytest.mark.integration, pytest.mark.container, pytest.mark.timeout(3600)]
 
@@ -115,12 +115,6 @@ class EchoSum:
 '''
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def _get(url: str, body: dict | None = None) -> tuple[int, str]:
     data = json.dumps(body).encode() if body is not None else None
     req = urllib.request.Request(url, data=data, headers={"Content-Type": "application/json"})
@@ -134,7 +128,7 @@ def test_serving_image_runs_a_graph_node_as_non_root(built, tmp_path):
     (node_dir / "EchoSum.py").write_text(_NODE)
     node_dir.chmod(0o755)
     (node_dir / "EchoSum.py").chmod(0o644)
-    http, grpc, metrics = _free_port(), _free_port(), _free_port()
+    http, grpc, metrics = free_port(), free_port(), free_port()
     name = f"smartreco-test-{uuid.uuid4().hex[:8]}"
     run = _docker("run", "-d", "--name", name, "--network", "host", "-v", f"{node_dir}:/node:ro", "-w", "/node",
                   "-e", "MODEL_NAME=EchoSum", "-e", f"PREDICTIVE_UNIT_HTTP_SERVICE_PORT={http}",

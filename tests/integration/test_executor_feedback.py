@@ -192,7 +192,7 @@ def test_a_feedback_the_event_service_did_not_store_is_not_acknowledged_and_a_re
     """The appending node is called first; if its append fails the feedback is a non-200 and the nodes above
     it never run; the retry (same id) once the event service is back applies everything exactly once."""
     from inference_graph.executor.event_service import EventServiceProcess
-    from inference_graph.executor.processes import free_port
+    from smartreco.ports import free_port
     from smartreco.serving.graph_state import GraphState
 
     port = free_port()

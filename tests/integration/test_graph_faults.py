@@ -192,7 +192,7 @@ def test_redis_stopped_during_load_degrades_the_cache_and_fails_nothing(tmp_path
     SIGKILL of it mid-load turns cache reads into misses: every request still answers 200."""
     import shutil
 
-    from inference_graph.executor.processes import free_port
+    from smartreco.ports import free_port
 
     if shutil.which("redis-server") is None:
         pytest.fail("redis-server not installed (scripts/services.sh installs it)")

@@ -27,7 +27,8 @@ from graph_fake_bundle import CATEGORIES, write  # noqa: E402
 
 from smartreco.feedback import FEEDBACK, IMPRESSION  # noqa: E402
 from smartreco.feedback.stream_log import iter_stream_records  # noqa: E402
-from smartreco.testing.redis_server import RedisServer, free_port  # noqa: E402
+from smartreco.ports import free_port  # noqa: E402
+from smartreco.testing.redis_server import RedisServer  # noqa: E402
 
 pytestmark = [pytest.mark.redis, pytest.mark.serving, pytest.mark.integration]
 

@@ -84,6 +84,21 @@ class Rehearsal:
             f"not within {within_s:.0f} s: {what}; kubelet status: {json.dumps(self.status())[-3000:]}"
         )
 
+    def proxy_sends_to(self) -> list[str]:
+        """The pods the Service proxy itself last loaded for port 8000 (its log): the data plane follows the
+        kubelet's endpoints file within a poll, as kube-proxy follows an Endpoints object, so a check of who gets
+        traffic waits for this, not only for the kubelet's status."""
+        logs = subprocess.run(["docker", "logs", "--tail", "400", self.proxy], capture_output=True, text=True)
+        for line in reversed(logs.stdout.splitlines()):
+            if line.startswith("{") and '"endpoints"' in line:
+                return sorted(json.loads(line)["endpoints"].get("8000", []))
+        return []
+
+    def wait_serving(self, what: str, pods: list[str], within_s: float = 180.0) -> None:
+        """Until the kubelet lists exactly ``pods`` behind the Service and the proxy has loaded that list."""
+        want = sorted(pods)
+        self.wait(what, lambda s: sorted(self.in_service()) == want and self.proxy_sends_to() == want, within_s)
+
     def two_pods(self) -> list[str]:
         return self.wait(
             "two ready pods behind the Service", lambda s: len(self.in_service()) == 2 and self.in_service()
@@ -267,7 +282,7 @@ def test_a_pod_whose_readiness_probe_fails_gets_no_traffic(rehearsal) -> None:
         # readiness probes fail failureThreshold times (the executor's /ready asks its nodes, so it is out first;
         # the node's own /health/status times out): out of the Service; the node's liveness probe (TCP) still
         # connects (the kernel accepts for a paused process), so the kubelet restarts nothing
-        rehearsal.wait(f"{hung} out of the Service", lambda s: rehearsal.in_service() == [pods[0]], within_s=120)
+        rehearsal.wait_serving(f"{hung} out of the Service", [pods[0]], within_s=120)
         containers = rehearsal.status()["pods"][hung]["containers"]
         events = {name: c["last_event"] for name, c in containers.items() if not c["ready"]}
         assert events and all(re.match(r"readiness \w+ probe failed", e) for e in events.values()), containers
@@ -282,7 +297,7 @@ def test_a_pod_whose_readiness_probe_fails_gets_no_traffic(rehearsal) -> None:
         assert all(c["state"] in kubelet.RUNNING for c in containers.values()), containers
     finally:
         subprocess.run(["docker", "unpause", node], capture_output=True)
-    rehearsal.wait(f"{hung} back in the Service", lambda s: sorted(rehearsal.in_service()) == sorted(pods))
+    rehearsal.wait_serving(f"{hung} back in the Service", pods)
     got = {rehearsal.via("POST", "/api/v1.0/predictions", _ask(f"u{i + 1}"))[2] for i in range(4)}
     assert got == set(pods)
 

@@ -21,7 +21,7 @@ FORBIDDEN = ("benchmarks", "tests", "smartreco.testing")
 LAYERS: dict[str, int] = {
     # 0 foundation: no smartreco imports beyond each other
     "smartreco": 0, "smartreco.errors": 0, "smartreco.settings": 0, "smartreco.paths": 0, "smartreco.images": 0,
-    "smartreco.run_summary": 0, "smartreco.processes": 0, "smartreco.provenance": 0,
+    "smartreco.run_summary": 0, "smartreco.processes": 0, "smartreco.provenance": 0, "smartreco.ports": 0,
     # 1 data: canonical tables, request schema, validation, the durable feedback log's records
     "smartreco.data": 1, "smartreco.schema": 1, "smartreco.validation": 1, "smartreco.feedback": 1,
     # 2 features (and the explanations built from them)

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from smartreco.ports import free_port
 from smartreco.rehearse import kubelet, service_proxy
 from smartreco.rehearse.translate import Hook, Probe
 
@@ -215,12 +216,6 @@ def _ask(port: int) -> str:
         return b"".join(chunks).decode()
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def _write(path: Path, eps: list[Backend], generation: int) -> None:
     ports = {"80": [{"pod": b.name, "ip": "127.0.0.1", "port": b.port} for b in eps]}
     kubelet.write_json(path, {"generation": generation, "ports": ports})
@@ -230,7 +225,7 @@ def test_proxy_round_robins_over_ready_endpoints_and_follows_the_file(tmp_path: 
     a, b = Backend("pod-a"), Backend("pod-b")
     path = tmp_path / "svc.json"
     _write(path, [a, b], 1)
-    port = _free_port()
+    port = free_port()
     monkeypatch.setattr(service_proxy, "POLL_S", 0.05)
     real = service_proxy.Proxy.handle
 
