@@ -100,7 +100,9 @@ def training_pipeline(
     README "Promotion gate"); ``content_encoder``: the CB node's vectors (MiniLM + TF-IDF + numeric;
     ``hashed`` for smoke runs);
     ``deploy_target``: auto | local | cluster | rehearsal (``smartreco rehearse apply``); ``embedding_cache_dir``:
-    MiniLM vectors cached by content hash (local runs pass ``<runs>/embeddings``; empty = no cache)."""
+    MiniLM vectors cached by content hash, one cache for every step that encodes item text (build-features,
+    train-cb, evaluate), so a run encodes each text once (local runs pass ``<runs>/embeddings``; empty:
+    build-features caches nothing and train-cb/evaluate use ``<runs>/cache/minilm`` of their own runs folder)."""
     ing = configure(
         ingest(source=source, events=events, live_items=live_items, sample_users=sample_users, seed=seed), "ingest"
     )
@@ -113,7 +115,10 @@ def training_pipeline(
         materialize_features(features=feats.outputs["features"], online_store=online_store), "materialize-features"
     )
     cf = configure(train_cf(dataset=ing.outputs["dataset"], n_factors=embedding_dim, epochs=epochs), "train-cf")
-    cb = configure(train_cb(dataset=ing.outputs["dataset"], encoder=content_encoder), "train-cb")
+    cb = configure(
+        train_cb(dataset=ing.outputs["dataset"], encoder=content_encoder, embedding_cache_dir=embedding_cache_dir),
+        "train-cb",
+    )
     for t in (cf, cb):
         t.after(val)
     hyb = configure(
@@ -121,7 +126,10 @@ def training_pipeline(
         "train-hybrid",
     )
     hyb.after(mat)  # serve only what the online store can feed
-    ev = configure(evaluate(dataset=ing.outputs["dataset"], models=eval_models), "evaluate")
+    ev = configure(
+        evaluate(dataset=ing.outputs["dataset"], models=eval_models, embedding_cache_dir=embedding_cache_dir),
+        "evaluate",
+    )
     ev.after(hyb)
     reg = configure(
         register(bundle=hyb.outputs["bundle"], report=ev.outputs["report"], gate_margin=gate_margin), "register"

@@ -220,8 +220,9 @@ def deploy(
     rehearsal: str | None = None,
     timeout_s: float = 900.0,
 ) -> DeployResult:
-    """Render, then ``kubectl apply`` (cluster), ``rehearse apply`` (rehearsal: ``rehearsal`` names it, default
-    the CLI's) or record it for the local graph (local)."""
+    """Render, then write it where ``target`` says: cluster, the live SeldonDeployment patched (:func:`patch_live`)
+    and written back with ``kubectl replace``; rehearsal, ``rehearse apply`` (``rehearsal`` names it, default the
+    CLI's); local, a record for the local graph."""
     if target not in TARGETS:
         raise DeployError(f"deploy target: must be one of {', '.join(TARGETS)}, got {target!r}")
     resolved = ("cluster" if cluster_configured() else "local") if target == "auto" else target

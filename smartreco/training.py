@@ -42,14 +42,18 @@ def load(source: str) -> CanonicalData:
     return load_source(source)
 
 
-def content_vectors(items: pd.DataFrame, encoder: str = DEFAULT_ENCODER, dims: int = 256) -> np.ndarray:
+def content_vectors(items: pd.DataFrame, encoder: str = DEFAULT_ENCODER, dims: int = 256,
+                    cache_dir: Path | str | None = None) -> np.ndarray:
     """Item content vectors by encoder name: ``minilm+tfidf+numeric`` (served: MiniLM sentence embeddings,
-    cached by content hash, + TF-IDF + numeric item features; ``minilm`` is the same) or ``hashed``."""
+    cached by content hash, + TF-IDF + numeric item features; ``minilm`` is the same) or ``hashed``.
+
+    ``cache_dir``: the MiniLM content-hash cache (the pipeline's ``embedding_cache_dir``, which build-features
+    fills); None: ContentConfig's default, ``<runs>/cache/minilm``."""
     from smartreco.models.content import content_encoder
 
     if encoder not in ENCODERS:
         raise DataError(f"--encoder: expected one of {', '.join(ENCODERS)}, got {encoder!r}")
-    encode = content_encoder(encoder, dims=dims)  # MiniLM cache: ContentConfig's default (runs/cache/minilm)
+    encode = content_encoder(encoder, cache_dir=str(cache_dir) if cache_dir else None, dims=dims)
     return np.asarray(encode(items), dtype=np.float32)
 
 
@@ -131,15 +135,17 @@ def train_cf(data: CanonicalData, out_dir: Path | str, n_factors: int = served.C
     return info
 
 
-def train_cb(data: CanonicalData, out_dir: Path | str, encoder: str = DEFAULT_ENCODER) -> dict:
-    """Content item vectors (L2-normalised) in the serving_math layout (item_vectors.npy + ids)."""
+def train_cb(data: CanonicalData, out_dir: Path | str, encoder: str = DEFAULT_ENCODER, *,
+             cache_dir: Path | str | None = None) -> dict:
+    """Content item vectors (L2-normalised) in the serving_math layout (item_vectors.npy + ids);
+    ``cache_dir``: the MiniLM content-hash cache (see :func:`content_vectors`)."""
     from smartreco.models import serving_math as SM
     from smartreco.models.content import describe_encoder
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
-    vecs = content_vectors(data.items, encoder)
+    vecs = content_vectors(data.items, encoder, cache_dir=cache_dir)
     np.save(out / SM.ITEM_VECTORS, vecs)
     SM.write_ids(out / SM.ITEM_IDS, data.items[C.ITEM_ID].astype(str))
     info = {"encoder": _canonical_encoder(encoder), "dims": int(vecs.shape[1]), "items": int(len(vecs)),
@@ -149,20 +155,24 @@ def train_cb(data: CanonicalData, out_dir: Path | str, encoder: str = DEFAULT_EN
 
 
 def evaluate(data: CanonicalData, out_dir: Path | str, models: tuple[str, ...] | list[str] = DEFAULT_EVAL_MODELS,
-             progress: bool = True, champion: dict | None = None, ablation: bool = False) -> dict:
+             progress: bool = True, champion: dict | None = None, ablation: bool = False, *,
+             cache_dir: Path | str | None = None) -> dict:
     """The §5 protocol over ``models`` (shared evaluator); writes evaluation.json / .md / .html.
 
     ``champion`` (``{"version", "params"}``, :func:`smartreco.tracking.mlflow_tracking.champion_params`):
     the current champion's recipe is refitted and scored on the SAME split, and the paired bootstrap of
-    hybrid - champion lands in ``comparisons["champion"]`` (what the promotion gate tests)."""
+    hybrid - champion lands in ``comparisons["champion"]`` (what the promotion gate tests).
+    ``cache_dir``: the MiniLM content-hash cache every content encoding here reads (the hybrid's, the ``cb``
+    row's, the champion's); None: ContentConfig's default, ``<runs>/cache/minilm``."""
     from smartreco.evaluation.report import markdown_summary, write_html
     from smartreco.evaluation.run import run_evaluation, write_json
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    result = run_evaluation(data, list(models), progress=progress, ablation=ablation)
+    result = run_evaluation(data, list(models), progress=progress, ablation=ablation, embedding_cache_dir=cache_dir)
     if champion and "hybrid" in result.models:
-        result.comparisons["champion"] = _champion_comparison(data, result.models["hybrid"], champion, progress)
+        result.comparisons["champion"] = _champion_comparison(data, result.models["hybrid"], champion, progress,
+                                                              cache_dir=cache_dir)
     payload = result.to_json()
     write_json(payload, out / "evaluation.json")
     md = markdown_summary(payload, title=f"Evaluation: {data.source}")
@@ -179,25 +189,29 @@ def evaluate(data: CanonicalData, out_dir: Path | str, models: tuple[str, ...] |
     return payload
 
 
-def hybrid_from_params(params: dict):
+def hybrid_from_params(params: dict, cache_dir: Path | str | None = None):
     """A fresh :class:`HybridRanker` with the recipe recorded in a bundle manifest's ``params`` (keys
-    this code does not know are ignored; a content encoder name selects the encoder)."""
+    this code does not know are ignored; a content encoder name selects the encoder); ``cache_dir``: its
+    content encoder's MiniLM cache (None: ContentConfig's default)."""
     from dataclasses import fields
 
+    from smartreco.evaluation.run import use_embedding_cache
     from smartreco.models.hybrid import HybridConfig, HybridRanker
 
     known = {f.name for f in fields(HybridConfig)}
-    return HybridRanker(HybridConfig(**{k: v for k, v in params.items() if k in known}), progress=False)
+    model = HybridRanker(HybridConfig(**{k: v for k, v in params.items() if k in known}), progress=False)
+    return use_embedding_cache({"champion": model}, cache_dir)["champion"]
 
 
-def _champion_comparison(data: CanonicalData, hybrid_result, champion: dict, progress: bool) -> dict:
+def _champion_comparison(data: CanonicalData, hybrid_result, champion: dict, progress: bool, *,
+                         cache_dir: Path | str | None = None) -> dict:
     """The champion's recipe refitted and scored on the split ``run_evaluation`` used (the same
     deterministic temporal split), then the paired bootstrap of challenger - champion."""
     from smartreco.evaluation.evaluator import Evaluator, compare
     from smartreco.evaluation.split import temporal_split
 
     evaluator = Evaluator(temporal_split(data.interactions), data.items, progress=progress)
-    res = evaluator.evaluate(hybrid_from_params(champion.get("params") or {}), "champion")
+    res = evaluator.evaluate(hybrid_from_params(champion.get("params") or {}, cache_dir), "champion")
     out = compare(hybrid_result, res)
     return {**out, "version": str(champion.get("version")), "champion_value": float(res.metrics[out["metric"]])}
 

@@ -8,11 +8,13 @@ from components.common import component
 @component()
 def evaluate(dataset: Input[Dataset], report: Output[Dataset], metrics: Output[Metrics], html: Output[HTML],
              summary: Output[Markdown], models: str = "hybrid,mostpop,ease", compare_champion: bool = True,
-             tracking_uri: str = "") -> float:
+             tracking_uri: str = "", embedding_cache_dir: str = "") -> float:
     """Writes evaluation.json/.md/.html into ``report``; returns the hybrid's NDCG@10 (0 if absent).
 
     ``compare_champion``: the registry's current champion recipe is refitted on the same split and the
     paired bootstrap of hybrid - champion is written for the gate (reads the registry: not cached).
+    ``embedding_cache_dir``: the MiniLM content-hash cache build-features and train-cb fill; every model
+    here that encodes item text (the hybrid, ``cb``, the champion) reads it; empty: ``<runs>/cache/minilm``.
     Metrics: every model's ranking metrics and each model's paired CI against MostPopular and EASE."""
     import os
     import shutil
@@ -30,7 +32,8 @@ def evaluate(dataset: Input[Dataset], report: Output[Dataset], metrics: Output[M
 
         champion = champion_params()
     names = [m.strip() for m in models.split(",") if m.strip()]
-    payload = run(load_folder(Path(dataset.path)), report.path, names, progress=False, champion=champion)
+    payload = run(load_folder(Path(dataset.path)), report.path, names, progress=False, champion=champion,
+                  cache_dir=embedding_cache_dir or None)
     for name, values in payload["models"].items():
         for key in ("ndcg@10", "recall@10", "precision@10", "map@10", "hitrate@10", "coverage"):
             if isinstance(values.get(key), (int, float)):

@@ -29,18 +29,21 @@ def run_evaluation(
     ablation: bool = True,
     validation: bool = False,
     hybrid_config: dict | None = None,
+    embedding_cache_dir: Path | str | None = None,
 ) -> EvaluationResult:
     """Evaluate ``model_names`` (default: every registered model) in one run on the §5 protocol.
 
     Models that cannot be imported are skipped with a warning and listed under ``skipped``.
     ``ablation``: also the hybrid without each retriever / feature group, each vs the full hybrid.
     ``validation``: train and score inside the training window (the same rule cut once more), so
-    choices can be tuned without reading the test split; the result says which split it read."""
+    choices can be tuned without reading the test split; the result says which split it read.
+    ``embedding_cache_dir``: the MiniLM cache of the models that encode item text (:func:`use_embedding_cache`)."""
     models, skipped = build_models(model_names, warn=warn)
     if hybrid_config and "hybrid" in models:  # e.g. {"cf_backend": "svd"}: a non-default hybrid, said so below
         from smartreco.models.hybrid import HybridConfig
 
         models["hybrid"] = HybridRanker(HybridConfig(**hybrid_config))
+    models = use_embedding_cache(models, embedding_cache_dir)
     split = temporal_split(data.interactions)
     if validation:
         split = validation_split(split.train)
@@ -75,6 +78,28 @@ def run_evaluation(
         "rule": "each reported configuration scored once against the held-out targets",
     }
     return result
+
+
+def use_embedding_cache(models: dict[str, Recommender], cache_dir: Path | str | None) -> dict[str, Recommender]:
+    """Point every model that encodes item text with MiniLM at ``cache_dir`` (the pipeline's
+    ``embedding_cache_dir``); returns ``models``. None leaves them on ContentConfig's default cache.
+
+    Why: the cache is keyed by content hash, so the steps of one pipeline run (build-features, train-cb,
+    evaluate) that share it encode each catalogue text once; without it each step re-encodes the catalogue.
+    The hybrid gets the encoder its ``fit`` would build, with the cache (same name, same vectors); the
+    standalone content model gets it in its config (``cache_dir`` is not one of its recorded params).
+    A model given its own encoder (``content_encoder`` / ``embed_fn``) or cache is left alone."""
+    if not cache_dir:
+        return models
+    from smartreco.models.content import ContentRecommender, content_encoder
+
+    for model in models.values():
+        if isinstance(model, HybridRanker) and model.content_encoder is None:
+            cfg = model.config
+            model.content_encoder = content_encoder(cfg.content, cache_dir=str(cache_dir), dims=cfg.cb_dims)
+        elif isinstance(model, ContentRecommender) and model.embed_fn is None and not model.config.cache_dir:
+            model.config.cache_dir = str(cache_dir)
+    return models
 
 
 def _served_cf_for_hybrid(models: dict[str, Recommender], evaluator: Evaluator

@@ -18,6 +18,7 @@ import hashlib
 import json
 import os
 import shutil
+import uuid
 from collections.abc import Sequence
 from functools import lru_cache
 from pathlib import Path
@@ -119,8 +120,12 @@ def _load_cache(path: Path) -> tuple[pd.Index, np.ndarray]:
 
 
 def _save_cache(path: Path, hashes: pd.Index, vectors: np.ndarray) -> None:
+    """Write then rename: a reader sees the old or the new file, never half of one. The temporary name is
+    the writer's own, since steps sharing one cache (the pipeline's ``embedding_cache_dir``: build-features and
+    train-cb may run at once on a cluster) would otherwise write into each other's file; the last rename wins
+    and what it dropped is encoded again next time."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp.npz")
+    tmp = path.with_name(f"{path.stem}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp.npz")
     np.savez(tmp, hashes=np.asarray(hashes, dtype=str), vectors=vectors.astype(np.float32))
     os.replace(tmp, path)
 

@@ -35,21 +35,16 @@ PARITY = json.loads((ROOT / "benchmarks" / "results" / "containers.json").read_t
 PROMOTE, REJECT = "1.0", "-1.0"
 
 
-def shared_embedding_cache(runs: Path) -> Path:
-    """The project's ``runs/embeddings`` (created), also as ``<runs>/cache/minilm``; returns it (for the pipeline's
-    ``embedding_cache_dir``).
+def shared_embedding_cache() -> Path:
+    """The project's ``runs/embeddings`` (created); returns it, for the pipeline's ``embedding_cache_dir``, which
+    every step that encodes item text reads (build-features, train-cb, evaluate: pipelines/training.py).
 
-    Why: the pipeline's ``embedding_cache_dir`` reaches build-features only; train-cb and evaluate encode with the
-    content model's default cache, ``<SMARTRECO_RUNS>/cache/minilm``, which is empty in each test's fresh runs
-    folder, and in a fresh clone ``runs/embeddings`` did not exist, so the docker runner (which mounts only existing
-    argument folders) lost what the build-features container encoded: 4 encodes of the same ~5k MovieLens item
-    texts per CI run, one needed. The link is absolute: the docker runner mounts both folders at their host paths."""
+    Why the project's folder and not ``<runs>/embeddings``: each test's runs folder is fresh, so a cache inside
+    it would be empty at every run (one encode of the ~5k MovieLens item texts per run, not per CI run). Why
+    created here: in a fresh clone ``runs/embeddings`` does not exist, and the docker runner mounts only argument
+    folders that exist, so what the first step encoded would stay in its container."""
     cache = project_root() / "runs" / "embeddings"
     cache.mkdir(parents=True, exist_ok=True)
-    link = runs / "cache" / "minilm"
-    link.parent.mkdir(parents=True, exist_ok=True)
-    if not link.exists():
-        link.symlink_to(cache, target_is_directory=True)
     return cache
 
 
@@ -61,7 +56,7 @@ def sample_users() -> str:
 def train(runs: Path, gate_margin: str, *extra: str) -> dict:
     """One `smartreco pipeline run training --local --runner subprocess` into ``runs`` (its own MLflow
     registry and deploy record); the run's JSON."""
-    cache = shared_embedding_cache(runs)
+    cache = shared_embedding_cache()
     buf = io.StringIO()
     with pytest.MonkeyPatch.context() as mp, contextlib.redirect_stdout(buf):
         mp.setenv("SMARTRECO_RUNS", str(runs))

@@ -48,7 +48,7 @@ def _reference() -> dict:
 
 def _run(runner: str, runs: Path, config: dict) -> tuple[dict, str]:
     runs.mkdir(parents=True, exist_ok=True)
-    cache = shared_embedding_cache(runs)  # one MiniLM cache for every e2e run (e2e_runs.py says why)
+    cache = shared_embedding_cache()  # one MiniLM cache for every e2e run (e2e_runs.py says why)
     env = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}
     env["SMARTRECO_RUNS"] = str(runs)
     proc = subprocess.Popen(

@@ -19,8 +19,7 @@ feedback; `smartreco ab report` runs over it; `rehearse down` leaves no containe
 
 "MovieLens" here is a sample: the first 120 users of the bundled ml-latest-small (data/ml-latest-small, ~19k
 ratings, ~4.7k movies; CI has no network) and a small hybrid (PureSVD CF, hashed content, 60 trees) fitted by the
-test, not the make demo bundle. Measured (session 7, 2 shared cores): 3 tests in 281 s at load ~12-17 with the images
-up to date (276 s at load ~9-15 when the image fixture rebuilt the project layers, 61 s of it)."""
+test, not the make demo bundle. Its time in the fresh-clone CI runs: benchmarks/results/ci_test_run.md."""
 
 from __future__ import annotations
 

@@ -82,3 +82,77 @@ def test_training_components_chain(folder, tmp_path, monkeypatch):
     r_sum = Markdown(uri=str(tmp_path / "r.md"))
     version = register.python_func(bundle=bundle, report=report, summary=r_sum, tracking_uri=uri)
     assert version == "1" and "smartreco-hybrid" in (tmp_path / "r.md").read_text()
+
+
+def _counting_minilm(calls: list[int]):
+    """Stands in for ``smartreco.features.embeddings.encode_texts`` (MiniLM): a unit vector seeded by each
+    text's hash, and the number of texts of each call appended to ``calls``."""
+    import hashlib
+
+    import numpy as np
+
+    from smartreco.features.embeddings import DIM
+
+    def encode_texts(texts, batch_size: int = 128, show_progress: bool = False):
+        texts = [texts] if isinstance(texts, str) else list(texts)
+        calls.append(len(texts))
+        seeds = [int(hashlib.sha256(t.encode()).hexdigest()[:15], 16) for t in texts]
+        vecs = np.stack([np.random.default_rng(s).standard_normal(DIM) for s in seeds]).astype(np.float32)
+        return vecs / np.linalg.norm(vecs, axis=1, keepdims=True)
+
+    return encode_texts
+
+
+def test_train_cb_and_evaluate_read_the_cache_build_features_fills(folder, tmp_path, monkeypatch):
+    """The pipeline's one ``embedding_cache_dir`` (pipelines/training.py passes it to all three): build-features
+    encodes the catalogue, then train-cb and evaluate (its hybrid and ``cb`` rows, and the champion's refit)
+    read the cached vectors and encode nothing; the runs folder's default cache is never touched."""
+    from dataclasses import asdict, replace
+
+    from hybrid_tiny import tiny_config
+
+    from components.build_features.component import build_features
+    from components.evaluate.component import evaluate
+    from components.train_cb.component import train_cb
+    from smartreco.features import embeddings
+    from smartreco.models import registry, served
+    from smartreco.models.hybrid import HybridRanker
+    from smartreco.training import hybrid_from_params
+
+    calls: list[int] = []
+    monkeypatch.setattr(embeddings, "encode_texts", _counting_minilm(calls))
+    monkeypatch.setenv("SMARTRECO_RUNS", str(tmp_path / "runs"))  # where the default cache would be
+    cache = tmp_path / "embeddings"
+    ds = Dataset(uri=str(folder))
+    n_texts = tiny_data().items.shape[0]
+
+    build_features.python_func(dataset=ds, features=Dataset(uri=str(tmp_path / "feats")),
+                               metrics=Metrics(uri=str(tmp_path / "f_m")), embedding_cache_dir=str(cache))
+    assert len(calls) == 1 and 0 < calls[0] <= n_texts and (cache / embeddings.CACHE_FILE).exists()
+
+    cb = Model(uri=str(tmp_path / "cb"))
+    train_cb.python_func(dataset=ds, vectors=cb, metrics=Metrics(uri=str(tmp_path / "cb_m")),
+                         encoder=served.CONTENT_ENCODER, embedding_cache_dir=str(cache))
+    assert cb.metadata["encoder"] == served.CONTENT_ENCODER and cb.metadata["dims"] > embeddings.DIM
+    assert len(calls) == 1, f"train-cb encoded {calls[1:]} texts the cache already had"
+
+    # the evaluate step's hybrid with the tiny recipe but the served (MiniLM) content encoder
+    hybrid = replace(tiny_config(), content=served.CONTENT_ENCODER)
+    monkeypatch.setitem(registry.MODEL_FACTORIES, "hybrid", lambda **_: HybridRanker(hybrid, progress=False))
+    evaluate.python_func(dataset=ds, report=Dataset(uri=str(tmp_path / "report")),
+                         metrics=Metrics(uri=str(tmp_path / "e_m")), html=HTML(uri=str(tmp_path / "e.html")),
+                         summary=Markdown(uri=str(tmp_path / "e.md")), models="hybrid,cb,mostpop",
+                         compare_champion=False, embedding_cache_dir=str(cache))
+    payload = json.loads((tmp_path / "report" / "evaluation.json").read_text())
+    assert {"hybrid", "cb", "mostpop"} <= set(payload["models"])
+    assert payload["models"]["hybrid"]["params"]["content"] == served.CONTENT_ENCODER
+    assert len(calls) == 1, f"evaluate encoded {calls[1:]} texts the cache already had"
+
+    # evaluate's champion refit (compare_champion reads the registry: the library call it makes, here)
+    from smartreco.models.base import TrainData
+
+    champion = hybrid_from_params({**asdict(hybrid), "content": served.CONTENT_ENCODER}, cache)
+    champion.fit(TrainData.from_interactions(tiny_data().interactions, tiny_data().items))
+    assert champion.params()["content"] == served.CONTENT_ENCODER
+    assert len(calls) == 1, f"the champion's refit encoded {calls[1:]} texts the cache already had"
+    assert not (tmp_path / "runs" / "cache").exists(), "a step used the runs folder's default cache"

@@ -100,6 +100,21 @@ def test_training_parameters_cover_data_sizes_model_gate_and_deploy(compiled):
         assert key in params, key
 
 
+def test_one_embedding_cache_reaches_every_step_that_encodes(compiled):
+    """build-features, train-cb and evaluate encode item text with MiniLM: each gets the pipeline's own
+    ``embedding_cache_dir`` (not a default of its component), so a run encodes each text once; so does any
+    later step whose component takes the input."""
+    doc = compiled["training"]
+    assert "embedding_cache_dir" in doc["root"]["inputDefinitions"]["parameters"]
+    takes = {name for name, task in _tasks(doc).items()
+             if "embedding_cache_dir" in (doc["components"][task["componentRef"]["name"]].get("inputDefinitions")
+                                          or {}).get("parameters", {})}
+    assert takes >= {"build-features", "train-cb", "evaluate"}
+    for name in takes:
+        given = _tasks(doc)[name]["inputs"]["parameters"].get("embedding_cache_dir")
+        assert given == {"componentInputParameter": "embedding_cache_dir"}, (name, given)
+
+
 def test_the_ui_gets_metrics_html_and_markdown_artifacts(compiled):
     types = set()
     for comp in compiled["training"]["components"].values():
