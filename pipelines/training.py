@@ -7,8 +7,10 @@ Cluster settings live here, per step:
   store), register (MLflow registry), deploy (kubectl / local graph), summary (cheap, always fresh);
 * retries: on the steps that touch flaky services (ingest, materialize_features, register, deploy);
 * resources: CPU/memory requests and limits sized from the MovieLens run (kfp.local ignores them);
-* the gate: ``evaluate`` refits the current champion's recipe on the same split (paired bootstrap of
-  challenger - champion; it reads the registry, so it is not cached); ``register`` registers every model
+* the gate: ``evaluate`` takes train-hybrid's bundle and refits the recipe its manifest records (this run's
+  content encoder and CF sizes, not the defaults) and the current champion's recipe on the same split, by one
+  function (paired bootstrap of challenger - champion; it reads the registry, so it is not cached);
+  ``register`` registers every model
   as ``challenger`` and promotes to ``champion`` only when the hybrid beats MostPopular and the CI's lower
   bound is above -``gate_margin`` (non-inferiority); ``summary`` adds the absolute floor
   ``gate_min_ndcg`` (demoting a promoted version that misses it) and returns ``promoted``; ``deploy``
@@ -126,11 +128,11 @@ def training_pipeline(
         "train-hybrid",
     )
     hyb.after(mat)  # serve only what the online store can feed
-    ev = configure(
-        evaluate(dataset=ing.outputs["dataset"], models=eval_models, embedding_cache_dir=embedding_cache_dir),
+    ev = configure(  # scores the recipe train-hybrid's bundle records (this run's content encoder and CF sizes)
+        evaluate(dataset=ing.outputs["dataset"], bundle=hyb.outputs["bundle"], models=eval_models,
+                 embedding_cache_dir=embedding_cache_dir),
         "evaluate",
     )
-    ev.after(hyb)
     reg = configure(
         register(bundle=hyb.outputs["bundle"], report=ev.outputs["report"], gate_margin=gate_margin), "register"
     )

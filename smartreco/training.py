@@ -6,7 +6,8 @@ thin shells over the step functions here, so a pipeline run and a CLI run do the
 1. :func:`train_cf` / :func:`train_cb`: the standalone retrievers on all data (CF factors in the
    :mod:`smartreco.models.serving_math` artifact layout; content item vectors);
 2. :func:`evaluate`: the ARCHITECTURE §5 protocol with the shared evaluator (hybrid + peers, paired
-   bootstrap vs the best peer; the hybrid refits its retrievers on the split's own windows);
+   bootstrap vs the best peer; the hybrid, the recipe the bundle records (content encoder, CF recipe),
+   refits its retrievers on the split's own windows);
 3. :func:`train_hybrid`: the hybrid on ALL data (retrievers on the earlier window, ranker on the later
    one, retrievers refitted) written as the serving bundle;
 4. :func:`register`: MLflow run (params, metrics, reports, three pyfunc models) + registry aliases.
@@ -156,9 +157,13 @@ def train_cb(data: CanonicalData, out_dir: Path | str, encoder: str = DEFAULT_EN
 
 def evaluate(data: CanonicalData, out_dir: Path | str, models: tuple[str, ...] | list[str] = DEFAULT_EVAL_MODELS,
              progress: bool = True, champion: dict | None = None, ablation: bool = False, *,
-             cache_dir: Path | str | None = None) -> dict:
+             cache_dir: Path | str | None = None, recipe: dict | None = None) -> dict:
     """The §5 protocol over ``models`` (shared evaluator); writes evaluation.json / .md / .html.
 
+    ``recipe``: the challenger's recipe, a bundle manifest's ``params`` (the pipeline passes train-hybrid's
+    bundle): the ``hybrid`` row is that recipe refitted on the split, by the function that refits the
+    champion (:func:`hybrid_from_params` + the standalone CF its bundle served), so the gate judges the model
+    it registers; None: the default recipe (HybridConfig + the served CF), e.g. `smartreco evaluate`.
     ``champion`` (``{"version", "params"}``, :func:`smartreco.tracking.mlflow_tracking.champion_params`):
     the current champion's recipe is refitted and scored on the SAME split, and the paired bootstrap of
     hybrid - champion lands in ``comparisons["champion"]`` (what the promotion gate tests).
@@ -169,13 +174,18 @@ def evaluate(data: CanonicalData, out_dir: Path | str, models: tuple[str, ...] |
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    result = run_evaluation(data, list(models), progress=progress, ablation=ablation, embedding_cache_dir=cache_dir)
+    result = run_evaluation(data, list(models), progress=progress, ablation=ablation, embedding_cache_dir=cache_dir,
+                            hybrid_params=recipe)
     if champion and "hybrid" in result.models:
         result.comparisons["champion"] = _champion_comparison(data, result.models["hybrid"], champion, progress,
                                                               cache_dir=cache_dir)
     payload = result.to_json()
     write_json(payload, out / "evaluation.json")
     md = markdown_summary(payload, title=f"Evaluation: {data.source}")
+    scored = payload["protocol"].get("hybrid_recipe") or {}
+    if "content" in scored:
+        md += (f"\nHybrid scored: the {scored['source']} recipe (content {scored['content']}, CF "
+               f"{scored['cf_backend']}, standalone CF {scored['standalone_cf']}).\n")
     if "champion" in result.comparisons:
         c = result.comparisons["champion"]
         md += (f"\nChallenger (hybrid) vs the current champion v{c['version']} refitted on the same split: "
@@ -190,30 +200,30 @@ def evaluate(data: CanonicalData, out_dir: Path | str, models: tuple[str, ...] |
 
 
 def hybrid_from_params(params: dict, cache_dir: Path | str | None = None):
-    """A fresh :class:`HybridRanker` with the recipe recorded in a bundle manifest's ``params`` (keys
-    this code does not know are ignored; a content encoder name selects the encoder); ``cache_dir``: its
-    content encoder's MiniLM cache (None: ContentConfig's default)."""
-    from dataclasses import fields
+    """A fresh :class:`HybridRanker` with the recipe recorded in a bundle manifest's ``params``
+    (:func:`smartreco.evaluation.run.hybrid_from_params`, here for the steps that import it from training)."""
+    from smartreco.evaluation.run import hybrid_from_params as from_params
 
-    from smartreco.evaluation.run import use_embedding_cache
-    from smartreco.models.hybrid import HybridConfig, HybridRanker
-
-    known = {f.name for f in fields(HybridConfig)}
-    model = HybridRanker(HybridConfig(**{k: v for k, v in params.items() if k in known}), progress=False)
-    return use_embedding_cache({"champion": model}, cache_dir)["champion"]
+    return from_params(params, cache_dir)
 
 
 def _champion_comparison(data: CanonicalData, hybrid_result, champion: dict, progress: bool, *,
                          cache_dir: Path | str | None = None) -> dict:
     """The champion's recipe refitted and scored on the split ``run_evaluation`` used (the same
-    deterministic temporal split), then the paired bootstrap of challenger - champion."""
+    deterministic temporal split), then the paired bootstrap of challenger - champion. Refitted as the
+    challenger's recipe is (:func:`hybrid_from_params`, given the standalone CF its bundle served)."""
     from smartreco.evaluation.evaluator import Evaluator, compare
+    from smartreco.evaluation.run import describe_recipe, recipe_cf, served_cf_for_hybrid
     from smartreco.evaluation.split import temporal_split
 
+    params = champion.get("params") or {}
     evaluator = Evaluator(temporal_split(data.interactions), data.items, progress=progress)
-    res = evaluator.evaluate(hybrid_from_params(champion.get("params") or {}, cache_dir), "champion")
+    model, cf = hybrid_from_params(params, cache_dir), recipe_cf(params)
+    _, _, cf_line = served_cf_for_hybrid({"hybrid": model}, evaluator, cf)
+    res = evaluator.evaluate(model, "champion")
     out = compare(hybrid_result, res)
-    return {**out, "version": str(champion.get("version")), "champion_value": float(res.metrics[out["metric"]])}
+    return {**out, "version": str(champion.get("version")), "champion_value": float(res.metrics[out["metric"]]),
+            "champion_recipe": {**describe_recipe(model, cf, "registry tag"), "cf_line": cf_line}}
 
 
 def train_hybrid(data: CanonicalData, out_dir: Path | str, *, cb_dir: Path | str | None = None,
@@ -226,12 +236,10 @@ def train_hybrid(data: CanonicalData, out_dir: Path | str, *, cb_dir: Path | str
     output): the content vectors the CB node serves."""
     from smartreco.models import serving_math as SM
     from smartreco.models.content import describe_encoder
-    from smartreco.models.hybrid import HybridRanker
 
     train = TrainData.from_interactions(data.interactions, data.items)
-    cf_model = SM.CFArtifacts.load(cf_dir) if cf_dir else None
-    encode = _encoder_from(Path(cb_dir) if cb_dir else None, encoder)
-    model = HybridRanker(config, content_encoder=encode, progress=progress, cf_model=cf_model)
+    model = unfitted_hybrid(cb_dir=cb_dir, cf_dir=cf_dir, encoder=encoder, config=config, progress=progress)
+    cf_model, encode = model.cf_model, model.content_encoder
     model.fit(train)
     extra = {}
     same_items = cf_model is not None and list(cf_model.item_ids) == [str(i) for i in model.item_ids]
@@ -242,6 +250,18 @@ def train_hybrid(data: CanonicalData, out_dir: Path | str, *, cb_dir: Path | str
               "cb": {"encoder": encode.__name__, **describe_encoder(encode.__name__)}}
     return model.save_bundle(Path(out_dir), meta={"source": data.source, "served": served, **(meta or {})},
                              extra_files=extra or None)
+
+
+def unfitted_hybrid(*, cb_dir: Path | str | None = None, cf_dir: Path | str | None = None,
+                    encoder: str = DEFAULT_ENCODER, config=None, progress: bool = False):
+    """The unfitted hybrid :func:`train_hybrid` fits: its ``params()`` are the recipe its bundle records,
+    which is what `smartreco train` evaluates before the bundle exists."""
+    from smartreco.models import serving_math as SM
+    from smartreco.models.hybrid import HybridRanker
+
+    cf_model = SM.CFArtifacts.load(cf_dir) if cf_dir else None
+    encode = _encoder_from(Path(cb_dir) if cb_dir else None, encoder)
+    return HybridRanker(config, content_encoder=encode, progress=progress, cf_model=cf_model)
 
 
 def register(bundle_dir: Path | str, evaluation: dict, *, params: dict | None = None,
@@ -321,7 +341,10 @@ def train_all(source: str, out_dir: Path | str | None = None, *, models: tuple[s
                 from smartreco.tracking.mlflow_tracking import champion_params
 
                 champion = champion_params()
-            evaluation = evaluate(data, out / "evaluation", models, progress=progress, champion=champion)
+            # the recipe train_hybrid will record (this run's content encoder and CF), not the default one
+            recipe = unfitted_hybrid(cb_dir=out / "cb", cf_dir=out / "cf", encoder=encoder).params()
+            evaluation = evaluate(data, out / "evaluation", models, progress=progress, champion=champion,
+                                  recipe=recipe)
             summary["metrics"] = {name: {k: m.get(k) for k in ("ndcg@10", "recall@10")}
                                   for name, m in evaluation["models"].items()}
             summary["comparisons"] = evaluation.get("comparisons", {})

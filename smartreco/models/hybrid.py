@@ -341,7 +341,12 @@ class HybridRanker(Recommender):
         if self.content_encoder is not None:
             p["content"] = getattr(self.content_encoder, "__name__", "custom")
         if self.cf_model is not None:
-            p["cf_model"] = {k: v for k, v in self.cf_model.meta.items() if isinstance(v, (str, int, float))}
+            meta = self.cf_model.meta
+            p["cf_model"] = {k: v for k, v in meta.items() if isinstance(v, (str, int, float))}
+            if isinstance(meta.get("params"), dict):  # its own recipe (factors, epoch cap, ...): what a
+                # re-evaluation of this bundle refits (smartreco.evaluation.run.recipe_cf)
+                p["cf_model"]["params"] = {k: v for k, v in meta["params"].items()
+                                           if v is None or isinstance(v, (str, int, float))}
         return p
 
     # ----------------------------------------------------------------------------- fitting

@@ -76,4 +76,9 @@ def test_every_training_step_ran_and_left_its_ui_artifacts(failed_gate_run):
     ):
         assert (run.run_dir / task).is_dir(), task
     assert run.artifact("evaluate", "html").stat().st_size > 0
+    # the gate judged the run's recipe (hashed content, 8 factors, 2 epochs), not the default MiniLM one
+    recipe = json.loads((run.artifact("evaluate", "report") / "evaluation.json").read_text())["protocol"][
+        "hybrid_recipe"]
+    assert (recipe["source"], recipe["content"]) == ("bundle manifest", "hashed"), recipe
+    assert (recipe["standalone_cf"]["dim"], recipe["standalone_cf"]["max_epochs"]) == (8, 2), recipe
     assert (run.artifact("train-hybrid", "bundle") / "manifest.json").is_file()

@@ -48,6 +48,14 @@ def test_training_components_chain(folder, tmp_path, monkeypatch):
     assert params["cf_backend"] == "lightning" and params["content"] == "hashed"
     assert served["cf"]["source"] == "train_cf" and served["cb"]["encoder"] == "hashed"
     assert params["cf_model"]["model"] == "lightning-mf" and "extra/cf_scorer.onnx" in loaded.manifest["files"]
+    # the manifest records train_cf's recipe, so the evaluate step (and a later champion refit) refits it
+    from smartreco.evaluation.run import recipe_cf
+
+    assert {k: recipe_cf(params)[k] for k in ("dim", "max_epochs")} == {"dim": 8, "max_epochs": 2}
+    # and `smartreco train`, which evaluates before the bundle exists, evaluates that same recorded recipe
+    from smartreco.training import unfitted_hybrid
+
+    assert json.loads(json.dumps(unfitted_hybrid(cb_dir=cb.path, cf_dir=cf.path).params())) == params
     import numpy as np
 
     assert np.allclose(loaded.side.item_factors, np.load(tmp_path / "cf" / "item_factors.npy"))

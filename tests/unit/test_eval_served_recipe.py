@@ -54,6 +54,7 @@ def test_the_scored_hybrid_serves_the_scored_standalone_cf(monkeypatch):
     )
     assert list(result.models) == ["cf", "hybrid", "mostpop"]  # cf fitted first, then handed over
     assert "standalone `cf`" in result.protocol["hybrid_cf"]
+    assert result.protocol["hybrid_recipe"]["source"] == "default"  # no bundle given: HybridConfig + overrides
     hybrid_params = result.models["hybrid"].params
     assert hybrid_params["cf_model"]["model"] == "lightning-mf" and hybrid_params["cf_model"]["dim"] == 8
     assert result.protocol["target_reads"]["count"] == 3

@@ -115,6 +115,21 @@ def test_one_embedding_cache_reaches_every_step_that_encodes(compiled):
         assert given == {"componentInputParameter": "embedding_cache_dir"}, (name, given)
 
 
+def test_evaluate_scores_the_bundle_register_registers_and_deploy_deploys(compiled):
+    """The gate judges the model it promotes: evaluate's ``bundle`` (the recipe it refits) is train-hybrid's
+    bundle output, the same artifact register registers and deploy deploys."""
+    tasks = _tasks(compiled["training"])
+    hybrid_bundle = {"taskOutputArtifact": {"outputArtifactKey": "bundle", "producerTask": "train-hybrid"}}
+    for name in ("evaluate", "register"):
+        assert tasks[name]["inputs"]["artifacts"].get("bundle") == hybrid_bundle, name
+    # deploy sits in the gate's dsl.If: its bundle is the condition's channel of the same output
+    channel = tasks["deploy"]["inputs"]["artifacts"]["bundle"]["componentInputArtifact"]
+    gate = next(t for n, t in compiled["training"]["root"]["dag"]["tasks"].items() if n.startswith("condition"))
+    assert gate["inputs"]["artifacts"][channel] == hybrid_bundle
+    evaluate = compiled["training"]["components"][tasks["evaluate"]["componentRef"]["name"]]
+    assert evaluate["inputDefinitions"]["artifacts"]["bundle"]["artifactType"]["schemaTitle"] == "system.Model"
+
+
 def test_the_ui_gets_metrics_html_and_markdown_artifacts(compiled):
     types = set()
     for comp in compiled["training"]["components"].values():
