@@ -410,6 +410,9 @@ _declare("GUNICORN_THREADS", "int", None, "Threads per Seldon wrapper REST worke
          reader="seldon-core")
 _declare("GRPC_WORKERS", "int", None, "Seldon wrapper gRPC worker processes per node.", ("node:*",), cluster="config",
          reader="seldon-core")
+_declare("GUNICORN_KEEPALIVE", "int", None, "Seconds the Seldon wrapper keeps an idle REST connection open (2 "
+         "unset): above the executor's idle-connection timeout, so the executor closes first and never sends a "
+         "request on a connection the node is closing.", ("node:*",), cluster="config", reader="seldon-core")
 SELDON_LOG_LEVEL = _declare("SELDON_LOG_LEVEL", "str", None, "Log level of the Seldon wrapper (the local executor "
                             "passes it on, WARNING when unset).", ("node:*", "executor"), cluster="config",
                             reader="seldon-core", default_doc="seldon-core's own (local executor: WARNING)")

@@ -88,6 +88,11 @@ class ServeConfig:
 # LightGBM otherwise, and 2 cores gain nothing from more)
 NODE_ENV_DEFAULTS = {"GUNICORN_KEEPALIVE": "60", "OMP_NUM_THREADS": "1"}
 
+#: seconds calls in flight may take to finish once the executor is told to stop: Seldon's executor closes its REST
+#: and gRPC listeners together on SIGTERM and drains for up to 15 s (executor/cmd/executor/main.go, seldon-core
+#: 1.17-1.19; its --shutdown_delay flag stays 0, the operator never sets it), and the stand-in does the same
+SHUTDOWN_DRAIN_S = 15.0
+
 
 def default_feedback_log() -> str:
     return str(runs_dir() / "feedback")
@@ -188,7 +193,9 @@ class LocalGraph:
             self.graph, transport, default_timeout_ms=cfg.timeout_ms, request_logger=self.request_logger
         )
         self.grpc_port = self.grpc_port or free_port()
-        self._runner = web.AppRunner(make_app(self.engine, token=token), access_log=None)
+        self._runner = web.AppRunner(
+            make_app(self.engine, token=token), access_log=None, shutdown_timeout=SHUTDOWN_DRAIN_S
+        )
         await self._runner.setup()
         await web.TCPSite(self._runner, cfg.host, self.port).start()
         self._grpc = await start_grpc(self.engine, self.grpc_port, cfg.host, token=token)
@@ -208,11 +215,15 @@ class LocalGraph:
         log.warning("graph ready: %s", json.dumps(info))
 
     async def stop(self) -> None:
+        """Stop as Seldon's executor does on SIGTERM: both listeners close at once (no new connection from then
+        on, REST or gRPC), calls in flight drain for up to :data:`SHUTDOWN_DRAIN_S`; then the node processes go."""
         try:
+            closing = []
             if self._grpc is not None:
-                await self._grpc.stop(grace=1)
+                closing.append(self._grpc.stop(grace=SHUTDOWN_DRAIN_S))
             if self._runner is not None:
-                await self._runner.cleanup()
+                closing.append(self._runner.cleanup())
+            await asyncio.gather(*closing)
             if self.request_logger is not None:
                 await self.request_logger.close()
             if self.engine is not None:

@@ -133,6 +133,10 @@ class InProcessTransport:
 class RestTransport:
     """Calls ``seldon-core-microservice`` nodes over REST with a keep-alive aiohttp session."""
 
+    #: seconds an idle pooled connection to a node is kept; a node must keep it open longer (GUNICORN_KEEPALIVE),
+    #: or a POST can go out on a connection the node is closing and fail (aiohttp re-sends none)
+    KEEPALIVE_S = 30.0
+
     def __init__(self, urls: dict[str, str], pool: int = 64) -> None:
         self.urls = urls
         self.pool = pool
@@ -144,7 +148,7 @@ class RestTransport:
 
             self._session = aiohttp.ClientSession(
                 connector=aiohttp.TCPConnector(
-                    limit=self.pool, limit_per_host=self.pool // 4 or 1, keepalive_timeout=30
+                    limit=self.pool, limit_per_host=self.pool // 4 or 1, keepalive_timeout=self.KEEPALIVE_S
                 ),
                 json_serialize=json.dumps,
             )

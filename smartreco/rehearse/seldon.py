@@ -1,11 +1,11 @@
 """A SeldonDeployment's predictor as the Seldon v1 operator makes it: one pod per replica holding the
 componentSpec's containers (with the ``PREDICTIVE_UNIT_*`` / ``SELDON_*`` environment and the ``preStop`` sleep the
-operator adds to each graph node) and the executor container next to them (with the operator's probe timing),
-behind the Service ``<deployment>-<predictor>`` (REST 8000, gRPC 5001). The one stand-in: the executor container
-runs the local executor (``python -m inference_graph.executor --attach``, Seldon's semantics only) instead of
-Seldon's Go executor, reading the same SeldonDeployment the operator would hand its executor (here as a mounted
-file) and calling the nodes on the pod's loopback at their manifest ports, as Seldon's does. Pure: no engine, no
-files."""
+operator adds to each graph node; its 20 s grace period where the componentSpec gives none) and the executor
+container next to them (with the operator's probe timing, and no preStop: the operator gives it none), behind the
+Service ``<deployment>-<predictor>`` (REST 8000, gRPC 5001). The one stand-in: the executor container runs the local
+executor (``python -m inference_graph.executor --attach``, Seldon's semantics only) instead of Seldon's Go executor,
+reading the same SeldonDeployment the operator would hand its executor (here as a mounted file) and calling the nodes
+on the pod's loopback at their manifest ports, as Seldon's does. Pure: no engine, no files."""
 
 from __future__ import annotations
 
@@ -43,6 +43,9 @@ EXECUTOR_PROBE_TIMING = {
 #: (seldon-core 1.x ``createContainerService``: "Add lifecycle probe"); the executor container gets none, so on a
 #: cluster it has SIGTERM at once while the nodes keep serving its in-flight calls for 10 s
 NODE_PRE_STOP = {"preStop": {"exec": {"command": ["/bin/sh", "-c", "/bin/sleep 10"]}}}
+#: the pod's grace period when the componentSpec gives none: the operator sets 20 s, not Kubernetes' 30 (seldon-core
+#: 1.x ``createDeploymentWithoutEngine``: "Set TerminationGracePeriodSeconds")
+OPERATOR_GRACE_S = 20
 
 
 def service_name(sdep: dict[str, Any], predictor: dict[str, Any]) -> str:
@@ -173,6 +176,8 @@ def predictor_pods(
                 "the rehearsal runs one (every node in one pod)"
             )
         spec = copy.deepcopy(components[0].get("spec") or {})
+        if spec.get("terminationGracePeriodSeconds") is None:
+            spec["terminationGracePeriodSeconds"] = OPERATOR_GRACE_S
         for key, why in (
             ("hpaSpec", "not rehearsed: no autoscaler, replicas stay as rendered (or --replicas)"),
             ("kedaSpec", "not rehearsed: no autoscaler"),
@@ -183,6 +188,15 @@ def predictor_pods(
         notes.extend(scheduling_notes(f"SeldonDeployment/{name}", spec))
         nodes = {n["name"]: n for n in graph_nodes(predictor.get("graph") or {})}
         by_name = {c["name"]: c for c in spec.get("containers") or []}
+        if EXECUTOR in by_name:
+            # the operator's addEngineToDeployment returns at once when the pod already has a container of this
+            # name: no executor, args, ENGINE_PREDICTOR, probes or ``seldon-app`` label of its own; that container
+            # runs as written. An undocumented side effect, not a way to configure Seldon's executor
+            raise TranslationError(
+                f"SeldonDeployment/{name} predictor {pname}: a componentSpecs container is named {EXECUTOR!r}; "
+                "the operator then adds no executor of its own (nor the seldon-app label its Service selects) and "
+                "runs that container as written: the rehearsal stands in for the operator's executor only"
+            )
         missing = sorted(set(nodes) - set(by_name))
         if missing:
             raise TranslationError(

@@ -187,6 +187,23 @@ def test_every_pod_is_locked_down(built):
                 assert {"cpu", "memory"} <= set(c["resources"]["requests"]) & set(c["resources"]["limits"]), label
 
 
+#: how long Seldon's executor keeps an idle connection to a node pooled: it calls nodes through Go's
+#: http.DefaultTransport (seldon-core executor/api/rest/client.go, getMetricsRoundTripper), IdleConnTimeout 90 s
+SELDON_EXECUTOR_IDLE_S = 90
+
+
+def test_nodes_keep_idle_connections_open_longer_than_either_executor_pools_them(built):
+    # a node that closes first can cut off a POST the executor has just sent on that connection (neither Go's
+    # client nor aiohttp re-sends a POST): a failed node call, a 503 when it was the only path
+    from inference_graph.executor.transport import RestTransport
+
+    for overlay, objs in built.items():
+        env = next(o["data"] for o in objs
+                   if o["kind"] == "ConfigMap" and o["metadata"]["name"].startswith("smartreco-node-env"))
+        keepalive = int(env["GUNICORN_KEEPALIVE"])
+        assert keepalive > SELDON_EXECUTOR_IDLE_S and keepalive > RestTransport.KEEPALIVE_S, overlay
+
+
 def test_long_running_containers_have_probes(built):
     for overlay, objs in built.items():
         for where, pod in _pod_specs(objs):

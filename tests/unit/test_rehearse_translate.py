@@ -291,6 +291,24 @@ def test_a_nodes_own_lifecycle_is_kept_and_every_prestop_handler_is_read(rendere
         _plan(objects)
 
 
+def test_operator_grace_period_and_no_user_supplied_executor(rendered) -> None:
+    objects = [dict(o) for o in rendered["local"]]
+    i = next(i for i, o in enumerate(objects) if o["kind"] == "SeldonDeployment")
+    sdep = json.loads(json.dumps(objects[i]))
+    spec = sdep["spec"]["predictors"][0]["componentSpecs"][0]["spec"]
+    objects[i] = sdep
+    given = spec["terminationGracePeriodSeconds"]
+    assert given != seldon.OPERATOR_GRACE_S  # the manifest's own value, kept (not the operator's 20)
+    assert _plan(objects)[0].pod("smartreco-default-0").termination_grace_s == given
+    spec.pop("terminationGracePeriodSeconds")  # none given: the operator's 20 s, not Kubernetes' 30
+    assert _plan(objects)[0].pod("smartreco-default-0").termination_grace_s == seldon.OPERATOR_GRACE_S == 20
+    # a container named like the executor is not merged into the operator's: the operator adds none at all
+    spec["containers"].append({"name": seldon.EXECUTOR, "image": "seldonio/seldon-core-executor:1.19.0",
+                               "lifecycle": {"preStop": {"sleep": {"seconds": 10}}}})
+    with pytest.raises(TranslationError, match="the operator then adds no executor of its own"):
+        _plan(objects)
+
+
 def test_models_patch_drops_model_fetch_and_says_so(rendered) -> None:
     plan, _, _ = _plan(rendered["local"], models_patch=True)
     assert plan.pod("smartreco-default-0").init_containers == []
