@@ -279,6 +279,9 @@ def write_md(path: Path, out: dict) -> None:
         "",
         f"{out['machine']}. Commit {out['commit']}, {out['started_utc']}. Not a CI test: a load measurement.",
         "",
+        "Images: " + ("; ".join(f"{i['image']} {i['note']}" for i in out.get("image_sources") or [])
+                      or "which code they held was not recorded") + ".",
+        "",
         f"`rehearse up --overlay production --replicas 2` (tiny hybrid bundle via --models; skipped: "
         f"{', '.join(SKIP)}) in {out['up_seconds']} s; a stream at {out['rate']} req/s from the host through the "
         f"Service {SERVICE} (one connection per request, no retry); `rehearse apply` of the live SeldonDeployment "
@@ -367,6 +370,8 @@ def main(argv: list[str] | None = None) -> int:
         out["startup_cpu_s_per_pod"] = per_pod
         print(f"[rollout] up in {out['up_seconds']} s; start-up CPU per graph pod {per_pod}", flush=True)
         state = json.loads(up.stdout)
+        # whether the images it ran hold this checkout's code (the rehearsal runs the engine's images as they are)
+        out["image_sources"] = state.get("image_sources", [])
         host, port = state["endpoints"]["services"][f"{SERVICE}:http"].split(":")
         folder = Path(state["kubelet"]).parent
         stream = Stream(host, int(port), args.rate)

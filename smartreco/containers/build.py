@@ -24,7 +24,7 @@ from smartreco.containers.engine import (
 )
 from smartreco.containers.project import build_project_wheel
 from smartreco.containers.requirements import constraint_lines, project_version, requirement_lines
-from smartreco.containers.spec import HASH_LABEL, IMAGES, ImageSpec
+from smartreco.containers.spec import HASH_LABEL, IMAGES, SOURCE_LABEL, ImageSpec
 from smartreco.containers.stream import run_logged
 from smartreco.containers.wheel_server import INDEX_NAME, serve_wheels, write_wheel_index
 from smartreco.containers.wheelhouse import build_wheelhouse
@@ -80,7 +80,9 @@ def build_one(root: Path, spec: ImageSpec, base_mode: str, log: Log, force: bool
     project_key = build_project_wheel(root, ctx / "project")
     version = project_version(root)
     digest = inputs_hash(root, spec, base_ref, wheel_key, project_key, version)
-    if not force and image_label(spec.tag, HASH_LABEL) == digest:
+    # the source label too: an image built before it was written is built once more, so every image says what
+    # sources it holds (rehearse up compares them with the checkout)
+    if not force and image_label(spec.tag, HASH_LABEL) == digest and image_label(spec.tag, SOURCE_LABEL) == project_key:
         size = int((image_inspect(spec.tag) or {}).get("Size", 0))
         log(f"[build] {spec.tag}: up to date (inputs {digest[:12]}), not rebuilt")
         return BuildResult(spec.name, spec.tag, base_ref, False, time.perf_counter() - start, 0.0, size,
@@ -93,7 +95,8 @@ def build_one(root: Path, spec: ImageSpec, base_mode: str, log: Log, force: bool
            "--build-arg", f"BASE_IMAGE={base_ref}", "--build-arg", f"VERSION={version}",
            "--build-arg", f"SOURCE_URL={source}",
            "--build-arg", f"REVISION={_git(root, 'rev-parse', 'HEAD')}",
-           "--label", f"{HASH_LABEL}={digest}", "--label", f"org.smartreco.base-image={base_ref}"]
+           "--label", f"{HASH_LABEL}={digest}", "--label", f"{SOURCE_LABEL}={project_key}",
+           "--label", f"org.smartreco.base-image={base_ref}"]
     log(f"[build] {spec.tag} from {base_ref} ({spec.dockerfile}) ...")
     t0 = time.perf_counter()
 

@@ -32,3 +32,6 @@ IMAGES: dict[str, ImageSpec] = {
 
 #: image label holding the content hash of everything the image was built from
 HASH_LABEL = "org.smartreco.inputs-hash"
+#: image label holding the source hash of the project wheel inside (smartreco.containers.project.source_hash): what
+#: ``rehearse up`` compares with the checkout, so a rehearsal of stale images says so
+SOURCE_LABEL = "org.smartreco.source-hash"

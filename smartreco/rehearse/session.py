@@ -12,6 +12,8 @@ from pathlib import Path
 from typing import Any
 
 from smartreco import settings
+from smartreco.containers import freshness
+from smartreco.paths import project_root
 from smartreco.rehearse import kubelet, patches, public_images, render, rollout, runner, secrets, seldon, translate
 from smartreco.rehearse.translate import Plan
 
@@ -175,6 +177,9 @@ def up(
     (folder / OBJECTS_FILE).write_text(json.dumps({"overlay": overlay, "objects": patched, "rendered": objects}))
     for row in public_images.table(public_images.plan_images(plan.pods)):
         log(f"[rehearse] image {row['manifest']} -> {row['rehearsal']} ({row['differs']})")
+    sources = image_sources(plan)
+    for src in sources:
+        log(f"[rehearse] image {src['image']}: {src['note']}")
     for ident, why in plan.not_rehearsed:
         log(f"[rehearse] {ident}: {why}")
     for note in plan.notes:
@@ -193,8 +198,16 @@ def up(
     seconds = time.monotonic() - start
     log(f"[rehearse] every pod ready and behind its Services in {seconds:.0f} s")
     out = summary(plan, rehearsal, secrets_file, seconds)
+    out["image_sources"] = sources
     runner.save_state(folder, out)
     return out
+
+
+def image_sources(plan: Plan) -> list[dict[str, str]]:
+    """Whether each project image the plan runs holds this checkout's code (:mod:`smartreco.containers.freshness`):
+    the rehearsal runs the engine's images as they are, so a stale one is said, not hidden."""
+    used = {c.image for p in plan.pods for c in p.all_containers()}
+    return [src.as_dict() for src in freshness.project_image_sources(project_root(), used)]
 
 
 def down(name: str = DEFAULT_NAME, keep_data: bool = False) -> dict:

@@ -234,6 +234,12 @@ def _feedback(user: str, answer: dict, item: str, kind: str, reward: float, fid:
             "truth": {"jsonData": {"item_id": item, "interaction_type": kind, "feedback_id": fid}}}  # fmt: skip
 
 
+def test_up_says_the_graph_image_holds_this_checkouts_code(rehearsal) -> None:
+    # the session's images were built from this checkout (smartreco_images), so the rehearsal ran this code
+    sources = {s["image"]: s for s in rehearsal.out["image_sources"]}
+    assert sources and all(s["state"] == "current" for s in sources.values()), sources
+
+
 def test_two_replicas_learn_as_one_through_the_service(rehearsal) -> None:
     a, b = rehearsal.two_pods()
     assert rehearsal.out["workloads"][WORKLOAD][0]["pod"].startswith(SERVICE)
