@@ -21,63 +21,44 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import json
 import os
 import random
-import signal
-import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from importlib import metadata
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from inference_graph.executor import processes  # noqa: E402 - after the path
 from inference_graph.executor.graph import GraphNodeSpec  # noqa: E402 - after the path
+from inference_graph.executor.processes import NodeProcess  # noqa: E402 - after the path
 from inference_graph.executor.transport import NodeCallError, RestTransport  # noqa: E402 - after the path
-from smartreco.ports import free_port  # noqa: E402 - after the path
+from smartreco.provenance import checkout_label  # noqa: E402 - after the path
 
 ECHO = "class Echo:\n    def predict(self, X, features_names=None, meta=None):\n        return X\n"
 
 
-def start_node(workdir: Path, keepalive: int) -> tuple[subprocess.Popen, int]:
-    port = free_port()
-    env = {**os.environ, "PYTHONPATH": str(workdir), "GUNICORN_WORKERS": "1", "GUNICORN_THREADS": "4",
-           "GRPC_WORKERS": "0", "GUNICORN_KEEPALIVE": str(keepalive), "SELDON_LOG_LEVEL": "WARNING",
-           "PREDICTIVE_UNIT_ID": "echo"}  # fmt: skip
-    wrapper = Path(sys.executable).parent / "seldon-core-microservice"
-    cmd = [str(wrapper), "echo_node.Echo", "--http-port", str(port), "--grpc-port", str(free_port()),
-           "--metrics-port", str(free_port())]  # fmt: skip
-    log = open(workdir / f"node-{keepalive}.log", "ab")  # noqa: SIM115 - the child keeps it
-    proc = subprocess.Popen(cmd, env=env, cwd=workdir, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        with contextlib.suppress(OSError):
-            urllib.request.urlopen(f"http://127.0.0.1:{port}/health/ping", timeout=1).close()
-            return proc, port
-        if proc.poll() is not None:
-            break
-        time.sleep(0.1)
-    stop_node(proc)
-    raise RuntimeError(f"node did not start: {(workdir / f'node-{keepalive}.log').read_text()[-1500:]}")
+NODE = GraphNodeSpec(name="echo", type="MODEL", class_name="echo_node.Echo", image="echo")
 
 
-def stop_node(proc: subprocess.Popen) -> None:
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(proc.pid, signal.SIGTERM)
+def start_node(workdir: Path, keepalive: int) -> NodeProcess:
+    """The echo node as the local executor starts a node (processes.start_node: the same wrapper and environment),
+    1 worker x 4 threads, no gRPC server, the given keep-alive; returned once healthy."""
+    node = processes.start_node(NODE, workdir / f"logs-{keepalive}", threads=4, grpc_workers=0,
+                                extra_env={"GUNICORN_KEEPALIVE": str(keepalive), "PYTHONPATH": str(workdir)})
     try:
-        proc.wait(15)
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait(5)
+        processes.wait_healthy([node], timeout_s=60.0)
+    except BaseException:
+        node.stop()
+        raise
+    return node
 
 
 async def drive(port: int, clients: int, seconds: float, lo: float, hi: float, block_s: float) -> dict:
-    node = GraphNodeSpec(name="echo", type="MODEL", class_name="echo_node.Echo", image="echo")
     msg = {"jsonData": {"x": 1}, "meta": {}}
     reuses: list[tuple[float, str]] = []  # (idle s before the call, "ok" or the error)
     end = time.monotonic() + seconds
@@ -90,12 +71,12 @@ async def drive(port: int, clients: int, seconds: float, lo: float, hi: float, b
     async def client() -> None:
         transport = RestTransport({"echo": f"http://127.0.0.1:{port}"}, pool=4)
         try:
-            await transport.call(node, "predict", msg)  # opens the one connection this client reuses
+            await transport.call(NODE, "predict", msg)  # opens the one connection this client reuses
             while time.monotonic() < end:
                 idle = random.uniform(lo, hi)
                 await asyncio.sleep(idle)
                 try:
-                    await transport.call(node, "predict", msg)
+                    await transport.call(NODE, "predict", msg)
                     reuses.append((idle, "ok"))
                 except NodeCallError as exc:
                     reuses.append((idle, str(exc).split(": ", 1)[-1][:100]))
@@ -144,13 +125,6 @@ def write_md(path: Path, out: dict) -> None:
     path.write_text("\n".join(lines) + "\n")
 
 
-def commit() -> str:
-    head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True)
-    dirty = subprocess.run(["git", "status", "--porcelain", "--", "inference_graph/executor/transport.py"], cwd=ROOT,
-                           capture_output=True, text=True)  # fmt: skip
-    return head.stdout.strip() + ("+uncommitted transport.py" if dirty.stdout.strip() else "")
-
-
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--seconds", type=float, default=60.0, help="seconds per (keep-alive, busy) row")
@@ -164,7 +138,7 @@ def main(argv: list[str] | None = None) -> int:
     out: dict = {
         "benchmark": "node_keepalive_race",
         "machine": "2 CPU cores (24 GiB) shared with other sessions' jobs (the load averages say how loaded)",
-        "commit": commit(),
+        "commit": checkout_label(ROOT),
         "started_utc": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime()),
         "versions": {p: metadata.version(p) for p in ("seldon-core", "gunicorn", "aiohttp")},
         "clients": args.clients,
@@ -178,13 +152,13 @@ def main(argv: list[str] | None = None) -> int:
         (workdir / "echo_node.py").write_text(ECHO)
         for keepalive in (int(k) for k in args.keepalives.split(",")):
             for block_ms in (float(b) for b in args.block_ms.split(",")):
-                proc, port = start_node(workdir, keepalive)
+                node = start_node(workdir, keepalive)
                 try:
                     load = round(os.getloadavg()[0], 2)
-                    row = asyncio.run(drive(port, args.clients, args.seconds, args.idle_lo, args.idle_hi,
+                    row = asyncio.run(drive(node.http_port, args.clients, args.seconds, args.idle_lo, args.idle_hi,
                                             block_ms / 1000))  # fmt: skip
                 finally:
-                    stop_node(proc)
+                    node.stop(grace_s=15.0)
                 row = {"keepalive_s": keepalive, "block_ms": block_ms, **row, "load_before": load,
                        "load_after": round(os.getloadavg()[0], 2)}  # fmt: skip
                 print(json.dumps({k: v for k, v in row.items() if k != "failed_idle_s"}), flush=True)

@@ -33,6 +33,7 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from smartreco.provenance import checkout_label  # noqa: E402 - after the path
 from smartreco.rehearse import docker_args as da  # noqa: E402 - after the path
 from smartreco.rehearse import kubelet, runner  # noqa: E402 - after the path
 from smartreco.testing.tiny_bundle import save_tiny_bundle  # noqa: E402 - after the path
@@ -265,14 +266,6 @@ def pods_of_failures(proxy: str, since: float, failed: list[dict]) -> dict[str, 
     return out
 
 
-def commit() -> str:
-    head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True)
-    dirty = subprocess.run(
-        ["git", "status", "--porcelain", "--", "smartreco"], cwd=ROOT, capture_output=True, text=True
-    )
-    return head.stdout.strip() + ("+uncommitted smartreco/ changes" if dirty.stdout.strip() else "")
-
-
 def write_md(path: Path, out: dict) -> None:
     lines = [
         "# Rehearsal rollout under a steady stream (issue #19)",
@@ -335,7 +328,7 @@ def main(argv: list[str] | None = None) -> int:
             "a rehearsal on 2 CPU cores (24 GiB) that also run the Docker engine and the stream's client "
             "(the load averages say what else ran)"
         ),
-        "commit": commit(),
+        "commit": checkout_label(ROOT),
         "started_utc": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime()),
         "rate": args.rate,
         "load_before": [round(x, 2) for x in os.getloadavg()],

@@ -62,6 +62,16 @@ def checkout_tags(checkout: Path) -> dict[str, str]:
     return {GIT_COMMIT_TAG: commit, GIT_DIRTY_TAG: "unknown" if status is None else str(bool(status.strip())).lower()}
 
 
+def checkout_label(checkout: Path) -> str:
+    """What a benchmark result names its code by: the short commit, ``+uncommitted changes`` when tracked files
+    differ from it (:func:`checkout_tags`), or ``unknown`` outside a checkout."""
+    tags = checkout_tags(checkout)
+    if not tags:
+        return "unknown"
+    dirty = {"true": "+uncommitted changes", "unknown": "+unknown changes"}.get(tags[GIT_DIRTY_TAG], "")
+    return tags[GIT_COMMIT_TAG][:7] + dirty
+
+
 def run_tags(package_dir: Path | None = None) -> dict[str, str]:
     """Tags naming the code of a run: the package version, and the wheel's source hash where installed
     from one (the images), else the source checkout's commit."""

@@ -162,8 +162,9 @@ def evaluate(data: CanonicalData, out_dir: Path | str, models: tuple[str, ...] |
 
     ``recipe``: the challenger's recipe, a bundle manifest's ``params`` (the pipeline passes train-hybrid's
     bundle): the ``hybrid`` row is that recipe refitted on the split, by the function that refits the
-    champion (:func:`hybrid_from_params` + the standalone CF its bundle served), so the gate judges the model
-    it registers; None: the default recipe (HybridConfig + the served CF), e.g. `smartreco evaluate`.
+    champion (:func:`smartreco.evaluation.run.hybrid_from_params` + the standalone CF its bundle served), so
+    the gate judges the model it registers; None: the default recipe (HybridConfig + the served CF), e.g.
+    `smartreco evaluate`.
     ``champion`` (``{"version", "params"}``, :func:`smartreco.tracking.mlflow_tracking.champion_params`):
     the current champion's recipe is refitted and scored on the SAME split, and the paired bootstrap of
     hybrid - champion lands in ``comparisons["champion"]`` (what the promotion gate tests).
@@ -199,21 +200,14 @@ def evaluate(data: CanonicalData, out_dir: Path | str, models: tuple[str, ...] |
     return payload
 
 
-def hybrid_from_params(params: dict, cache_dir: Path | str | None = None):
-    """A fresh :class:`HybridRanker` with the recipe recorded in a bundle manifest's ``params``
-    (:func:`smartreco.evaluation.run.hybrid_from_params`, here for the steps that import it from training)."""
-    from smartreco.evaluation.run import hybrid_from_params as from_params
-
-    return from_params(params, cache_dir)
-
-
 def _champion_comparison(data: CanonicalData, hybrid_result, champion: dict, progress: bool, *,
                          cache_dir: Path | str | None = None) -> dict:
     """The champion's recipe refitted and scored on the split ``run_evaluation`` used (the same
     deterministic temporal split), then the paired bootstrap of challenger - champion. Refitted as the
-    challenger's recipe is (:func:`hybrid_from_params`, given the standalone CF its bundle served)."""
+    challenger's recipe is (:func:`smartreco.evaluation.run.hybrid_from_params`, given the standalone CF
+    its bundle served)."""
     from smartreco.evaluation.evaluator import Evaluator, compare
-    from smartreco.evaluation.run import describe_recipe, recipe_cf, served_cf_for_hybrid
+    from smartreco.evaluation.run import describe_recipe, hybrid_from_params, recipe_cf, served_cf_for_hybrid
     from smartreco.evaluation.split import temporal_split
 
     params = champion.get("params") or {}

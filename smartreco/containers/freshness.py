@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from smartreco.containers.engine import image_label
+from smartreco.containers.engine import image_inspect, image_label
 from smartreco.containers.project import source_hash
 from smartreco.containers.spec import IMAGES, SOURCE_LABEL
 
@@ -30,13 +30,12 @@ class ImageSource:
 
 
 def image_source(tag: str, checkout_hash: str) -> ImageSource:
-    """``tag``'s code against the checkout whose source hash is ``checkout_hash``."""
-    from smartreco.containers.engine import image_inspect
-
-    if image_inspect(tag) is None:
-        return ImageSource(tag, "missing", f"not in the engine: {REBUILD}")
+    """``tag``'s code against the checkout whose source hash is ``checkout_hash`` (one ``docker image inspect``;
+    a second only to tell a missing image from one without the label)."""
     built = image_label(tag, SOURCE_LABEL)
     if built is None:
+        if image_inspect(tag) is None:
+            return ImageSource(tag, "missing", f"not in the engine: {REBUILD}")
         return ImageSource(tag, "unlabelled", f"built before images recorded their sources: {REBUILD}")
     if built != checkout_hash:
         return ImageSource(tag, "stale", f"holds other code than this checkout (sources {built[:12]}, checkout "

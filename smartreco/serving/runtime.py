@@ -99,6 +99,12 @@ def row_lookup(index: object) -> dict[str, int] | None:
 ROWS_MEMO = 4
 
 
+def _history_key(hist: np.ndarray) -> bytes:
+    """The key of the per-history memos (content scores, CB top list): one definition, so the list the CB part
+    writes is found by the ranker that reads it."""
+    return np.asarray(hist, dtype=np.int64).tobytes()
+
+
 def _sigmoid(x: np.ndarray) -> np.ndarray:
     return 1.0 / (1.0 + np.exp(-np.clip(x, -30, 30)))
 
@@ -340,7 +346,7 @@ class BundleRuntime:
             # the ranker's content retriever reads its top k_cb from this list when it can (F.TopList): one entry,
             # replaced as a whole, keyed like the content memo
             top = F.TopList(excluded=ex[0], ids=idx[0].copy(), scores=sc[0].copy())
-            self._cb_top_memo = (np.asarray(hist, dtype=np.int64).tobytes(), top)
+            self._cb_top_memo = (_history_key(hist), top)
         else:
             idx, sc = self.cb_index.search(prof[None, :], int(k), exclude=ex)
         return self._as_dict(idx[0], sc[0])
@@ -361,7 +367,7 @@ class BundleRuntime:
         The fused arm asks twice per request, for its CB candidates and for the ranker's content features:
         one pass over the vectors (9742 x 513 float32, ~1.1 ms) instead of two. One entry, replaced as a
         whole (a tuple), so a concurrent request with another history only misses."""
-        key = np.asarray(hist, dtype=np.int64).tobytes()
+        key = _history_key(hist)
         memo = getattr(self, "_content_memo", None)
         if memo is not None and memo[0] == key:
             return memo[1], memo[2]
@@ -426,7 +432,7 @@ class BundleRuntime:
                 pop_order=self.pop_order,
             )
         memo = getattr(self, "_cb_top_memo", None)  # this history's CB candidates (the fused arm's CB part)
-        cb_top = memo[1] if memo is not None and memo[0] == np.asarray(hist, dtype=np.int64).tobytes() else None
+        cb_top = memo[1] if memo is not None and memo[0] == _history_key(hist) else None
         return F.candidate_features(
             *args,
             extra_candidates=self.rows(extra),

@@ -122,10 +122,10 @@ def test_train_cb_and_evaluate_read_the_cache_build_features_fills(folder, tmp_p
     from components.build_features.component import build_features
     from components.evaluate.component import evaluate
     from components.train_cb.component import train_cb
+    from smartreco.evaluation.run import hybrid_from_params
     from smartreco.features import embeddings
     from smartreco.models import registry, served
     from smartreco.models.hybrid import HybridRanker
-    from smartreco.training import hybrid_from_params
 
     calls: list[int] = []
     monkeypatch.setattr(embeddings, "encode_texts", _counting_minilm(calls))

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from smartreco.containers import engine, freshness
+from smartreco.containers import freshness
 from smartreco.containers.spec import IMAGES, SOURCE_LABEL
 
 pytestmark = pytest.mark.unit
@@ -21,7 +21,7 @@ def engine_with(monkeypatch):
     """The engine's images as ``{tag: labels}`` (no engine needed)."""
 
     def install(images: dict[str, dict[str, str]]) -> None:
-        monkeypatch.setattr(engine, "image_inspect",
+        monkeypatch.setattr(freshness, "image_inspect",
                             lambda ref: {"Config": {"Labels": images[ref]}} if ref in images else None)
         monkeypatch.setattr(freshness, "image_label",
                             lambda ref, key: (images.get(ref) or {}).get(key))

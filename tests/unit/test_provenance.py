@@ -38,3 +38,17 @@ def test_checkout_commit_and_dirty_flag(tmp_path):
 
 def test_no_checkout_no_commit(tmp_path):
     assert provenance.checkout_tags(tmp_path) == {}
+
+
+def test_checkout_label_names_the_short_commit_and_uncommitted_changes(tmp_path):
+    assert provenance.checkout_label(tmp_path) == "unknown"
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    (repo / "a.py").write_text("x = 1\n")
+    _git(repo, "init", "-q")
+    _git(repo, "add", ".")
+    _git(repo, "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "one")
+    short = _git(repo, "rev-parse", "HEAD").strip()[:7]
+    assert provenance.checkout_label(repo) == short
+    (repo / "a.py").write_text("x = 2\n")
+    assert provenance.checkout_label(repo) == f"{short}+uncommitted changes"

@@ -104,8 +104,9 @@ def test_the_champion_recipe_refitted_on_the_same_split_gives_the_paired_ci(tmp_
     from hybrid_tiny import tiny_config, tiny_data
 
     from smartreco.evaluation.evaluator import Evaluator
+    from smartreco.evaluation.run import hybrid_from_params
     from smartreco.evaluation.split import temporal_split
-    from smartreco.training import _champion_comparison, hybrid_from_params
+    from smartreco.training import _champion_comparison
 
     data = tiny_data()
     recipe = {**asdict(tiny_config(cf_backend="svd", content="hashed")), "content": "hashed"}
